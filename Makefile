@@ -1,0 +1,82 @@
+# qcow2-to-stdout: `make deps` installs what the build and the tests need on
+# Debian, `make` builds, `make check` runs every test.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+BUILD ?= build
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WERROR ?= -Werror
+Q2S_CFLAGS = -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Ilib
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+LIB_SOURCES = $(wildcard lib/*.c)
+LIB_OBJECTS = $(LIB_SOURCES:%.c=$(BUILD)/%.o)
+LIBRARY = $(BUILD)/libqcow2-to-stdout.a
+PROGRAM = $(BUILD)/qcow2-to-stdout
+UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
+UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
+
+# Debian packages: the build, the unit tests and the QEMU oracles.
+DEPS = gcc make pkg-config libcmocka-dev qemu-utils python3 util-linux
+
+.PHONY: all deps check check-asan unit-tests bench install uninstall clean
+
+all: qcow2-to-stdout
+
+qcow2-to-stdout: $(PROGRAM)
+	cp $(PROGRAM) $@
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+
+$(LIBRARY): $(LIB_OBJECTS)
+	$(AR) rcs $@ $^
+
+$(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(Q2S_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
+		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS)
+
+unit-tests: $(UNIT_TESTS)
+
+# Every test, unit and integration; the last line counts them.
+check: $(PROGRAM) unit-tests
+	@Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
+		tests/run-tests.sh
+
+# The same suite, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+check-asan:
+	$(MAKE) BUILD=build-asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" check
+
+bench: $(PROGRAM)
+	Q2S_PROGRAM=$(abspath $(PROGRAM)) bench/bench.sh
+
+install: $(PROGRAM)
+	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout
+	install -D -m 644 man/qcow2-to-stdout.1 \
+		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/qcow2-to-stdout \
+		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
+
+clean:
+	rm -rf build build-asan qcow2-to-stdout
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,195 @@
+#include "metadata.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "qcow2_format.h"
+
+uint64_t q2s_metadata_clusters(const struct q2s_plan *plan)
+{
+    return plan->data_offset >> plan->geometry.cluster_bits;
+}
+
+/* "Feature name table" header extension: the names QEMU 9.0 knows. */
+static const struct {
+    uint8_t type;  /* 0 incompatible, 1 compatible, 2 autoclear */
+    uint8_t bit;
+    const char *name;
+} feature_names[QCOW2_FEATURE_NAME_ENTRIES] = {
+    { 0, 0, "dirty bit" },
+    { 0, 1, "corrupt bit" },
+    { 0, 2, "external data file" },
+    { 0, 3, "compression type" },
+    { 0, 4, "extended L2 entries" },
+    { 1, 0, "lazy refcounts" },
+    { 2, 0, "bitmaps" },
+    { 2, 1, "raw external data" },
+};
+
+/* "Header" and "Header extensions". */
+static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
+{
+    const struct q2s_geometry *g = &plan->geometry;
+    uint64_t incompatible = 0, autoclear = 0;
+    uint8_t *p;
+
+    if (plan->data_file_name)
+        incompatible |= UINT64_C(1) << QCOW2_INCOMPAT_DATA_FILE_BIT;
+    if (plan->data_file_raw)
+        autoclear |= UINT64_C(1) << QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT;
+
+    q2s_put_be32(buf + 0, QCOW2_MAGIC);
+    q2s_put_be32(buf + 4, QCOW2_VERSION);
+    /* backing_file_offset and backing_file_size stay 0 */
+    q2s_put_be32(buf + 20, g->cluster_bits);
+    q2s_put_be64(buf + 24, g->virtual_size);
+    /* crypt_method stays 0 */
+    q2s_put_be32(buf + 36, (uint32_t)g->l1_entries);
+    q2s_put_be64(buf + 40, g->l1_clusters ? plan->l1_offset : 0);
+    q2s_put_be64(buf + 48, plan->refcount_table_offset);
+    q2s_put_be32(buf + 56, (uint32_t)plan->refcount_table_clusters);
+    /* nb_snapshots and snapshots_offset stay 0 */
+    q2s_put_be64(buf + 72, incompatible);
+    /* compatible_features stay 0 */
+    q2s_put_be64(buf + 88, autoclear);
+    q2s_put_be32(buf + 96, g->refcount_order);
+    q2s_put_be32(buf + 100, QCOW2_V3_HEADER_LENGTH);
+    /* compression_type (byte 104) stays 0, zlib */
+
+    p = buf + QCOW2_V3_HEADER_LENGTH;
+    if (plan->data_file_name) {
+        size_t length = strlen(plan->data_file_name);
+
+        q2s_put_be32(p, QCOW2_EXT_DATA_FILE_NAME);
+        q2s_put_be32(p + 4, (uint32_t)length);
+        memcpy(p + 8, plan->data_file_name, length);
+        p += QCOW2_EXTENSION_HEADER_BYTES + ((length + 7) & ~(size_t)7);
+    }
+    q2s_put_be32(p, QCOW2_EXT_FEATURE_NAME_TABLE);
+    q2s_put_be32(p + 4, QCOW2_FEATURE_NAME_TABLE_BYTES);
+    p += QCOW2_EXTENSION_HEADER_BYTES;
+    for (size_t i = 0; i < QCOW2_FEATURE_NAME_ENTRIES; i++) {
+        p[0] = feature_names[i].type;
+        p[1] = feature_names[i].bit;
+        memcpy(p + 2, feature_names[i].name, strlen(feature_names[i].name));
+        p += QCOW2_FEATURE_NAME_ENTRY_BYTES;
+    }
+    /* The zeros that follow end the extensions. */
+}
+
+/* Entries [first, first + count) of a table, one for each member x of set
+ * in that range: with identity, x's own offset (x clusters); otherwise the
+ * members' clusters follow each other from first_target on. */
+static void pointer_entries(const struct q2s_runs *set, uint64_t first,
+                            uint64_t count, uint64_t first_target,
+                            bool identity, uint32_t cluster_bits, uint8_t *buf)
+{
+    uint64_t end = first + count;
+
+    for (size_t i = q2s_runs_search(set, first);
+         i < set->count && set->runs[i].start < end; i++) {
+        const struct q2s_run *run = &set->runs[i];
+        uint64_t from = run->start > first ? run->start : first;
+        uint64_t to = run->start + run->length < end ? run->start + run->length
+                                                     : end;
+        uint64_t target =
+            identity ? from << cluster_bits
+                     : first_target +
+                           ((run->rank + (from - run->start)) << cluster_bits);
+
+        for (uint64_t x = from; x < to; x++) {
+            q2s_put_be64(buf + (x - first) * 8, target | QCOW2_OFLAG_COPIED);
+            target += UINT64_C(1) << cluster_bits;
+        }
+    }
+}
+
+/* "Refcount table": one entry per refcount block, which follow it. */
+static void refcount_table_cluster(const struct q2s_plan *plan, uint64_t index,
+                                   uint8_t *buf)
+{
+    uint32_t entries_per_cluster = plan->geometry.cluster_size / 8;
+    uint64_t first = index * entries_per_cluster;
+    uint64_t block_offset = plan->refcount_blocks_offset +
+                            (first << plan->geometry.cluster_bits);
+
+    for (uint64_t i = first;
+         i < plan->refcount_blocks && i < first + entries_per_cluster; i++) {
+        q2s_put_be64(buf + (i - first) * 8, block_offset);
+        block_offset += plan->geometry.cluster_size;
+    }
+}
+
+/* "Refcount blocks": every host cluster of the image is used exactly once.
+ * Entries narrower than a byte fill it from the least significant bit. */
+static void refcount_block(const struct q2s_plan *plan, uint64_t index,
+                           uint8_t *buf)
+{
+    uint32_t bits = plan->geometry.refcount_bits;
+    uint64_t per_block = (uint64_t)plan->geometry.cluster_size * 8 / bits;
+    uint64_t first = index * per_block;
+    uint64_t count = plan->total_clusters - first;
+
+    if (count > per_block)
+        count = per_block;
+    if (bits < 8) {
+        uint64_t per_byte = 8 / bits;
+        uint8_t pattern = 0;
+
+        for (uint32_t i = 0; i < per_byte; i++)
+            pattern |= (uint8_t)(1u << (i * bits));
+        memset(buf, pattern, count / per_byte);
+        for (uint64_t i = count - count % per_byte; i < count; i++)
+            buf[i / per_byte] |= (uint8_t)(1u << ((i % per_byte) * bits));
+    } else {
+        uint32_t bytes = bits / 8;
+
+        for (uint64_t i = 0; i < count; i++)
+            buf[i * bytes + bytes - 1] = 1;
+    }
+}
+
+void q2s_metadata_cluster(const struct q2s_plan *plan, uint64_t host_cluster,
+                          uint8_t *buf)
+{
+    const struct q2s_geometry *g = &plan->geometry;
+    uint64_t offset = host_cluster << g->cluster_bits;
+    uint32_t entries_per_cluster = g->cluster_size / 8;
+
+    memset(buf, 0, g->cluster_size);
+    if (host_cluster == 0) {
+        header_cluster(plan, buf);
+    } else if (offset < plan->refcount_blocks_offset) {
+        refcount_table_cluster(
+            plan, (offset - plan->refcount_table_offset) >> g->cluster_bits,
+            buf);
+    } else if (offset < plan->l1_offset) {
+        refcount_block(
+            plan, (offset - plan->refcount_blocks_offset) >> g->cluster_bits,
+            buf);
+    } else if (offset < plan->l2_offset) {
+        uint64_t first = ((offset - plan->l1_offset) >> g->cluster_bits) *
+                         entries_per_cluster;
+        uint64_t count = g->l1_entries - first;
+
+        if (count > entries_per_cluster)
+            count = entries_per_cluster;
+        pointer_entries(&plan->l2_tables, first, count, plan->l2_offset,
+                        false, g->cluster_bits, buf);
+    } else {
+        /* The table_rank-th L2 table covers the guest clusters of one L1
+         * index: the table_rank-th member of plan->l2_tables. */
+        uint64_t table_rank = (offset - plan->l2_offset) >> g->cluster_bits;
+        const struct q2s_run *run =
+            &plan->l2_tables.runs[q2s_runs_select(&plan->l2_tables,
+                                                  table_rank)];
+        uint64_t l1_index = run->start + (table_rank - run->rank);
+        uint64_t first = l1_index * entries_per_cluster;
+
+        /* With a data file, guest cluster x lives at the same offset in it;
+         * otherwise data clusters follow each other from data_offset. */
+        pointer_entries(&plan->data_clusters, first, entries_per_cluster,
+                        plan->data_file_name ? 0 : plan->data_offset,
+                        plan->data_file_name != NULL, g->cluster_bits, buf);
+    }
+}

@@ -1,0 +1,84 @@
+/* The plan: where every piece of the output image goes.
+ *
+ * Pure arithmetic, no I/O.  The layout is the reference script's:
+ *
+ *   header cluster | refcount table | refcount blocks | L1 table |
+ *   L2 tables | data clusters
+ *
+ * Given the options, the input size and the set of guest clusters that hold
+ * data, every offset of the output follows.
+ */
+#ifndef Q2S_PLAN_H
+#define Q2S_PLAN_H
+
+#include "qcow2_to_stdout.h"
+#include "runs.h"
+
+/* QCOW_MAX_L1_SIZE in QEMU's block/qcow2.h. */
+#define Q2S_MAX_L1_BYTES (32u * 1024 * 1024)
+
+/* What follows from the options and the input size alone. */
+struct q2s_geometry {
+    uint32_t cluster_size;
+    uint32_t cluster_bits;
+    uint32_t refcount_bits;
+    uint32_t refcount_order;
+    uint64_t input_size;
+    uint64_t virtual_size;      /* input size rounded up to 512 bytes */
+    uint64_t guest_clusters;    /* clusters of the virtual disk */
+    uint32_t l2_entries_per_table;
+    uint64_t l1_entries;
+    uint64_t l1_clusters;
+};
+
+struct q2s_plan {
+    struct q2s_geometry geometry;
+    char *data_file_name;       /* NULL without an external data file */
+    bool data_file_raw;
+
+    struct q2s_runs data_clusters;  /* guest clusters that are allocated */
+    struct q2s_runs l2_tables;      /* L1 indices whose L2 table exists */
+
+    uint64_t refcount_table_clusters;
+    uint64_t refcount_blocks;
+    uint64_t total_clusters;        /* every host cluster of the image */
+
+    uint64_t refcount_table_offset;
+    uint64_t refcount_blocks_offset;
+    uint64_t l1_offset;
+    uint64_t l2_offset;
+    uint64_t data_offset;
+    uint64_t image_size;
+};
+
+/* Checks the options and the input size (cluster size, refcount width, the
+ * header space the data file name needs, the L1 size limit). */
+int q2s_geometry_init(struct q2s_geometry *geometry,
+                      const struct q2s_options *options, uint64_t input_size,
+                      struct q2s_error *err);
+
+/* Bytes of the header cluster that the header and its extensions use. */
+uint64_t q2s_header_bytes(const char *data_file_name);
+
+/* Refcount blocks and refcount table clusters for an image whose other
+ * clusters number other_clusters: a fixed point, since the refcount
+ * structures need refcounts of their own.  Computed as the reference does,
+ * so that the same input gives the same bytes. */
+void q2s_refcount_clusters(uint64_t other_clusters, uint32_t cluster_size,
+                           uint32_t refcount_bits, uint64_t *refcount_blocks,
+                           uint64_t *refcount_table_clusters);
+
+/* Computes the plan.  Takes ownership of *data_clusters (left empty), whose
+ * members must lie below geometry->guest_clusters; with data_file_raw, it
+ * must be empty, as every cluster is allocated. */
+int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
+                  const struct q2s_options *options,
+                  struct q2s_runs *data_clusters, struct q2s_error *err);
+void q2s_plan_fini(struct q2s_plan *plan);
+
+static inline uint64_t q2s_div_round_up(uint64_t n, uint64_t d)
+{
+    return n / d + (n % d != 0);
+}
+
+#endif

@@ -1,0 +1,93 @@
+/* qcow2-to-stdout: turn a disk image into a qcow2 image written as a stream.
+ *
+ * The public interface of the library.  A conversion has two passes:
+ *
+ *   1. q2s_plan_build() scans the input and computes an immutable plan:
+ *      which guest clusters hold data and, from that, every offset of the
+ *      output image.
+ *   2. q2s_render() writes any byte range of the output image, as a pure
+ *      function of (plan, input, range), strictly sequentially.
+ *
+ * Functions return 0 on success and -1 on failure, with a one-line message
+ * in the caller's struct q2s_error.  Nothing here prints or exits.
+ */
+#ifndef QCOW2_TO_STDOUT_H
+#define QCOW2_TO_STDOUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define Q2S_VERSION "0.1.0"
+
+#define Q2S_DEFAULT_CLUSTER_SIZE 65536
+#define Q2S_MIN_CLUSTER_SIZE 512
+#define Q2S_MAX_CLUSTER_SIZE (2 * 1024 * 1024)
+#define Q2S_DEFAULT_REFCOUNT_BITS 16
+
+struct q2s_error {
+    char message[512];
+};
+
+struct q2s_options {
+    uint32_t cluster_size;   /* power of two, 512 to 2 MiB */
+    uint32_t refcount_bits;  /* power of two, 1 to 64 */
+    /* Make the input the image's external data file, recorded under this
+     * name in the header; NULL for a self-contained image. */
+    const char *data_file_name;
+    bool data_file_raw;      /* set data_file_raw; needs data_file_name */
+};
+
+void q2s_options_init(struct q2s_options *options);
+/* Checks what can be checked of the options alone. */
+int q2s_options_check(const struct q2s_options *options, struct q2s_error *err);
+
+/* An input: where the guest-visible bytes of the disk come from. */
+struct q2s_source;
+
+/* A regular file or a block device, read as a raw image. */
+int q2s_source_open_file(const char *path, struct q2s_source **source,
+                         struct q2s_error *err);
+void q2s_source_close(struct q2s_source *source);
+
+enum q2s_phase {
+    Q2S_PHASE_SCAN,   /* pass 1: reading the input to find the data */
+    Q2S_PHASE_WRITE,  /* pass 2: writing the image */
+};
+
+/* Called now and then with the bytes done out of the phase's total. */
+typedef void q2s_progress_fn(void *opaque, enum q2s_phase phase,
+                             uint64_t done, uint64_t total);
+
+struct q2s_plan;
+
+int q2s_plan_build(struct q2s_source *source,
+                   const struct q2s_options *options,
+                   q2s_progress_fn *progress, void *progress_opaque,
+                   struct q2s_plan **plan, struct q2s_error *err);
+void q2s_plan_free(struct q2s_plan *plan);
+
+struct q2s_plan_summary {
+    uint64_t image_size;          /* bytes of the whole qcow2 stream */
+    uint64_t virtual_size;        /* guest disk size */
+    uint64_t input_size;
+    uint32_t cluster_size;
+    uint32_t refcount_bits;
+    uint64_t data_clusters;       /* guest clusters that are allocated */
+    uint64_t l1_entries;
+    uint64_t l2_tables;
+    uint64_t refcount_blocks;
+    uint64_t refcount_table_clusters;
+    uint64_t total_clusters;      /* host clusters of the image */
+};
+
+void q2s_plan_summarize(const struct q2s_plan *plan,
+                        struct q2s_plan_summary *summary);
+
+/* Write bytes [offset, offset + length) of the image to out_fd, which is
+ * never seeked.  The range must lie within the image. */
+int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
+               int out_fd, uint64_t offset, uint64_t length,
+               q2s_progress_fn *progress, void *progress_opaque,
+               struct q2s_error *err);
+
+#endif

@@ -1,0 +1,192 @@
+#define _GNU_SOURCE
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+#define SINK_BUFFER_BYTES (1024 * 1024)
+/* A bigger pipe means fewer wake-ups of the reader and of us. */
+#define SINK_PIPE_BYTES (1024 * 1024)
+/* One fast-path call moves at most this much (sendfile and splice take a
+ * size_t but stop at about 2 GiB anyway). */
+#define SINK_COPY_CHUNK (1024 * 1024 * 1024)
+
+int q2s_sink_init(struct q2s_sink *sink, int fd, struct q2s_error *err)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return q2s_error_set_errno(err, errno, "cannot inspect the output");
+    sink->fd = fd;
+    sink->used = 0;
+    sink->capacity = SINK_BUFFER_BYTES;
+    sink->buffer = malloc(sink->capacity);
+    if (!sink->buffer)
+        return q2s_error_set_errno(err, ENOMEM, "cannot allocate the output "
+                                   "buffer");
+    if (S_ISFIFO(st.st_mode)) {
+        sink->copy_method = Q2S_COPY_SPLICE;
+        if (fcntl(fd, F_GETPIPE_SZ) < SINK_PIPE_BYTES)
+            (void)fcntl(fd, F_SETPIPE_SZ, SINK_PIPE_BYTES);  /* best effort */
+    } else if (S_ISREG(st.st_mode)) {
+        sink->copy_method = Q2S_COPY_FILE_RANGE;
+    } else {
+        sink->copy_method = Q2S_COPY_SENDFILE;
+    }
+    return 0;
+}
+
+void q2s_sink_fini(struct q2s_sink *sink)
+{
+    free(sink->buffer);
+    sink->buffer = NULL;
+}
+
+/* Waits until a non-blocking output can take more. */
+static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
+{
+    struct pollfd pfd = { .fd = sink->fd, .events = POLLOUT };
+
+    while (poll(&pfd, 1, -1) < 0) {
+        if (errno != EINTR)
+            return q2s_error_set_errno(err, errno, "cannot wait for the "
+                                       "output");
+    }
+    return 0;
+}
+
+static int write_all(struct q2s_sink *sink, const uint8_t *data, size_t length,
+                     struct q2s_error *err)
+{
+    while (length > 0) {
+        ssize_t n = write(sink->fd, data, length);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                if (wait_writable(sink, err) < 0)
+                    return -1;
+                continue;
+            }
+            return q2s_error_set_errno(err, errno, "write error");
+        }
+        data += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+int q2s_sink_flush(struct q2s_sink *sink, struct q2s_error *err)
+{
+    size_t used = sink->used;
+
+    sink->used = 0;
+    return write_all(sink, sink->buffer, used, err);
+}
+
+int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
+                   struct q2s_error *err)
+{
+    const uint8_t *p = data;
+
+    if (sink->used + length > sink->capacity) {
+        if (q2s_sink_flush(sink, err) < 0)
+            return -1;
+        if (length >= sink->capacity)
+            return write_all(sink, p, length, err);
+    }
+    memcpy(sink->buffer + sink->used, p, length);
+    sink->used += length;
+    return 0;
+}
+
+int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
+                         struct q2s_error *err)
+{
+    while (length > 0) {
+        size_t room = sink->capacity - sink->used;
+        size_t n = length < room ? (size_t)length : room;
+
+        memset(sink->buffer + sink->used, 0, n);
+        sink->used += n;
+        length -= n;
+        if (sink->used == sink->capacity && q2s_sink_flush(sink, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Errors that mean "this call cannot do this pair", not "the data is bad". */
+static bool fast_path_unsupported(int errnum)
+{
+    return errnum == EINVAL || errnum == ENOSYS || errnum == EOPNOTSUPP ||
+           errnum == EXDEV || errnum == EBADF || errnum == ETXTBSY;
+}
+
+int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
+                     uint64_t length, uint64_t *copied, struct q2s_error *err)
+{
+    uint64_t done = 0;
+
+    *copied = 0;
+    if (sink->copy_method == Q2S_COPY_NONE || length == 0)
+        return 0;
+    if (q2s_sink_flush(sink, err) < 0)
+        return -1;
+    while (done < length) {
+        size_t chunk = length - done < SINK_COPY_CHUNK
+                           ? (size_t)(length - done) : SINK_COPY_CHUNK;
+        loff_t in_offset = (loff_t)(offset + done);
+        ssize_t n;
+
+        switch (sink->copy_method) {
+        case Q2S_COPY_SPLICE:
+            n = splice(in_fd, &in_offset, sink->fd, NULL, chunk,
+                       SPLICE_F_MORE);
+            break;
+        case Q2S_COPY_FILE_RANGE:
+            n = copy_file_range(in_fd, &in_offset, sink->fd, NULL, chunk, 0);
+            break;
+        default:
+            n = sendfile(sink->fd, in_fd, &in_offset, chunk);
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                if (wait_writable(sink, err) < 0)
+                    return -1;
+                continue;
+            }
+            /* The caller writes the rest, from *copied on, itself; a
+             * real fault of the output shows up again there. */
+            if (fast_path_unsupported(errno)) {
+                sink->copy_method = Q2S_COPY_NONE;
+                return 0;
+            }
+            if (errno == EPIPE)
+                return q2s_error_set_errno(err, errno, "write error");
+            return q2s_error_set_errno(err, errno, "cannot copy input bytes "
+                                       "%llu to %llu to the output",
+                                       (unsigned long long)(offset + done),
+                                       (unsigned long long)(offset + length));
+        }
+        if (n == 0)
+            return q2s_error_set(err, "unexpected end of input at offset %llu "
+                                 "(did it shrink while being read?)",
+                                 (unsigned long long)(offset + done));
+        done += (uint64_t)n;
+        *copied = done;
+    }
+    return 0;
+}

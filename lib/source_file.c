@@ -1,0 +1,173 @@
+/* The raw input: a regular file or a block device. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "source.h"
+
+struct file_source {
+    struct q2s_source source;  /* first, so that the two convert */
+    bool is_block_device;
+    char path[];
+};
+
+static struct file_source *file_source_of(struct q2s_source *source)
+{
+    return (struct file_source *)source;
+}
+
+static int file_next_data(struct q2s_source *source, uint64_t offset,
+                          uint64_t *start, uint64_t *end,
+                          struct q2s_error *err)
+{
+    struct file_source *file = file_source_of(source);
+    off_t data, hole;
+
+    if (offset >= source->size)
+        return 0;
+    /* Block devices report no holes; scan them whole. */
+    if (file->is_block_device)
+        goto all_data;
+    data = lseek(source->fd, (off_t)offset, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO)
+            return 0;
+        if (errno == EINVAL || errno == EOPNOTSUPP)
+            goto all_data;
+        return q2s_error_set_errno(err, errno, "%s: cannot find data at "
+                                   "offset %llu", file->path,
+                                   (unsigned long long)offset);
+    }
+    if ((uint64_t)data >= source->size)
+        return 0;
+    hole = lseek(source->fd, data, SEEK_HOLE);
+    if (hole < 0)
+        return q2s_error_set_errno(err, errno, "%s: cannot find a hole at "
+                                   "offset %llu", file->path,
+                                   (unsigned long long)data);
+    *start = (uint64_t)data;
+    *end = (uint64_t)hole < source->size ? (uint64_t)hole : source->size;
+    return 1;
+
+all_data:
+    *start = offset;
+    *end = source->size;
+    return 1;
+}
+
+static int file_read(struct q2s_source *source, void *buf, size_t length,
+                     uint64_t offset, struct q2s_error *err)
+{
+    struct file_source *file = file_source_of(source);
+    uint8_t *p = buf;
+
+    while (length > 0) {
+        ssize_t n = pread(source->fd, p, length, (off_t)offset);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return q2s_error_set_errno(err, errno, "%s: read error at offset "
+                                       "%llu", file->path,
+                                       (unsigned long long)offset);
+        }
+        if (n == 0)
+            return q2s_error_set(err, "%s: unexpected end of input at offset "
+                                 "%llu (did it shrink while being read?)",
+                                 file->path, (unsigned long long)offset);
+        p += n;
+        length -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int file_size(int fd, bool is_block_device, uint64_t *size)
+{
+    struct stat st;
+
+    if (is_block_device)
+        return ioctl(fd, BLKGETSIZE64, size);
+    if (fstat(fd, &st) < 0)
+        return -1;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+static int file_check_size(struct q2s_source *source, struct q2s_error *err)
+{
+    struct file_source *file = file_source_of(source);
+    uint64_t size;
+
+    if (file_size(source->fd, file->is_block_device, &size) < 0)
+        return q2s_error_set_errno(err, errno, "%s: cannot get its size",
+                                   file->path);
+    if (size != source->size)
+        return q2s_error_set(err, "%s: its size changed from %llu to %llu "
+                             "bytes during the conversion", file->path,
+                             (unsigned long long)source->size,
+                             (unsigned long long)size);
+    return 0;
+}
+
+static void file_close(struct q2s_source *source)
+{
+    close(source->fd);
+    free(source);
+}
+
+static const struct q2s_source_ops file_ops = {
+    .next_data = file_next_data,
+    .read = file_read,
+    .check_size = file_check_size,
+    .close = file_close,
+};
+
+int q2s_source_open_file(const char *path, struct q2s_source **result,
+                         struct q2s_error *err)
+{
+    struct file_source *file;
+    struct stat st;
+    int fd;
+
+    /* stat before open: opening a FIFO or a device may block or act. */
+    if (stat(path, &st) < 0)
+        return q2s_error_set_errno(err, errno, "%s", path);
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return q2s_error_set(err, "%s: %s", path,
+                             S_ISDIR(st.st_mode)
+                                 ? "is a directory"
+                                 : "is not a regular file or a block device");
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return q2s_error_set_errno(err, errno, "%s", path);
+    if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+        close(fd);
+        return q2s_error_set(err, "%s: changed while being opened", path);
+    }
+    file = malloc(sizeof *file + strlen(path) + 1);
+    if (!file) {
+        close(fd);
+        return q2s_error_set_errno(err, ENOMEM, "%s", path);
+    }
+    file->source.ops = &file_ops;
+    file->source.fd = fd;
+    file->is_block_device = S_ISBLK(st.st_mode);
+    strcpy(file->path, path);
+    if (file_size(fd, file->is_block_device, &file->source.size) < 0) {
+        q2s_error_set_errno(err, errno, "%s: cannot get its size", path);
+        file_close(&file->source);
+        return -1;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    *result = &file->source;
+    return 0;
+}

@@ -1,0 +1,346 @@
+/* qcow2-to-stdout: the command line, a thin layer over the library. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qcow2_to_stdout.h"
+
+#define PROGRAM "qcow2-to-stdout"
+#define EXIT_USAGE 2
+
+struct cli {
+    struct q2s_options options;
+    const char *input;
+    const char *format;
+    bool data_file;
+    bool measure;
+    bool json;
+    bool progress;
+    uint64_t offset;
+    uint64_t length;
+    bool length_given;
+};
+
+/* What the progress display last showed. */
+struct progress_display {
+    int phase;     /* -1 before the first report */
+    int percent;   /* in hundredths */
+};
+
+static void usage_line(FILE *out)
+{
+    fprintf(out, "Usage: %s [-f FORMAT] [-c CLUSTER_SIZE] [-r REFCOUNT_BITS] "
+            "[-d] [-R] [OPTION]... INPUT\n", PROGRAM);
+}
+
+static void help(void)
+{
+    usage_line(stdout);
+    printf("Convert a disk image to qcow2 and write it to standard output.\n"
+           "\n"
+           "  -f FORMAT          format of the input (default and only one "
+           "for now: raw)\n"
+           "  -c CLUSTER_SIZE    qcow2 cluster size, a power of two from 512 "
+           "to 2M\n"
+           "                     (default: %d)\n"
+           "  -r REFCOUNT_BITS   width of the reference counts: 1, 2, 4, 8, "
+           "16, 32 or 64\n"
+           "                     (default: %d)\n"
+           "  -d                 make INPUT the image's external data file\n"
+           "  -R                 also set data_file_raw (implies -d)\n"
+           "      --measure      print the exact size of the image in bytes "
+           "and exit\n"
+           "      --json         with --measure: print a JSON object\n"
+           "      --offset=N     write the image from byte N on (default: 0)\n"
+           "      --length=N     write at most N bytes of the image\n"
+           "  -p, --progress     show progress on standard error\n"
+           "  -h, --help         show this help and exit\n"
+           "      --version      show the version and exit\n"
+           "\n"
+           "INPUT is a regular file or a block device.  Sizes take a suffix "
+           "K, M, G or T\n"
+           "(powers of 1024).  The output is never seeked: it can be a pipe.\n",
+           Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS);
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", PROGRAM);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage_line(stderr);
+    fprintf(stderr, "Try '%s --help' for more information.\n", PROGRAM);
+    return EXIT_USAGE;
+}
+
+static int fail(const char *message)
+{
+    fprintf(stderr, "%s: %s\n", PROGRAM, message);
+    return EXIT_FAILURE;
+}
+
+/* A decimal number with an optional binary suffix K, M, G, T, P or E. */
+static bool parse_size(const char *text, uint64_t *value)
+{
+    static const char suffixes[] = "KMGTPE";
+    unsigned long long n;
+    const char *suffix;
+    char *end;
+
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    n = strtoull(text, &end, 10);
+    if (errno != 0)
+        return false;
+    if (*end != '\0') {
+        suffix = strchr(suffixes, end[0] & ~0x20);
+        if (!suffix || end[1] != '\0')
+            return false;
+        for (long i = 0; i <= suffix - suffixes; i++) {
+            if (n > UINT64_MAX / 1024)
+                return false;
+            n *= 1024;
+        }
+    }
+    *value = n;
+    return true;
+}
+
+static bool is_power_of_two_in(uint64_t n, uint64_t low, uint64_t high)
+{
+    return n >= low && n <= high && (n & (n - 1)) == 0;
+}
+
+enum { OPT_MEASURE = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_VERSION };
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_arguments(struct cli *cli, int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { "measure", no_argument, NULL, OPT_MEASURE },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "offset", required_argument, NULL, OPT_OFFSET },
+        { "length", required_argument, NULL, OPT_LENGTH },
+        { "progress", no_argument, NULL, 'p' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t n;
+    int c;
+
+    q2s_options_init(&cli->options);
+    cli->format = "raw";
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":f:c:r:dRph", long_options,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            cli->format = optarg;
+            break;
+        case 'c':
+            if (!parse_size(optarg, &n) ||
+                !is_power_of_two_in(n, Q2S_MIN_CLUSTER_SIZE,
+                                    Q2S_MAX_CLUSTER_SIZE))
+                return usage_error("invalid cluster size '%s': must be a "
+                                   "power of two from 512 to 2097152", optarg);
+            cli->options.cluster_size = (uint32_t)n;
+            break;
+        case 'r':
+            if (!parse_size(optarg, &n) || !is_power_of_two_in(n, 1, 64))
+                return usage_error("invalid refcount width '%s': must be 1, "
+                                   "2, 4, 8, 16, 32 or 64", optarg);
+            cli->options.refcount_bits = (uint32_t)n;
+            break;
+        case 'd':
+            cli->data_file = true;
+            break;
+        case 'R':
+            cli->data_file = true;
+            cli->options.data_file_raw = true;
+            break;
+        case 'p':
+            cli->progress = true;
+            break;
+        case 'h':
+            help();
+            return EXIT_SUCCESS;
+        case OPT_VERSION:
+            printf("%s %s\n", PROGRAM, Q2S_VERSION);
+            return EXIT_SUCCESS;
+        case OPT_MEASURE:
+            cli->measure = true;
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case OPT_OFFSET:
+            if (!parse_size(optarg, &cli->offset))
+                return usage_error("invalid offset '%s'", optarg);
+            break;
+        case OPT_LENGTH:
+            if (!parse_size(optarg, &cli->length))
+                return usage_error("invalid length '%s'", optarg);
+            cli->length_given = true;
+            break;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind == argc)
+        return usage_error("no input given");
+    if (optind + 1 < argc)
+        return usage_error("more than one input given");
+    cli->input = argv[optind];
+    if (cli->json && !cli->measure)
+        return usage_error("--json goes with --measure");
+    if (cli->measure && (cli->offset != 0 || cli->length_given))
+        return usage_error("--measure measures the whole image; it takes no "
+                           "--offset or --length");
+    if (cli->data_file)
+        cli->options.data_file_name = cli->input;
+    return -1;
+}
+
+static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
+                          uint64_t total)
+{
+    struct progress_display *display = opaque;
+    int percent = total ? (int)((double)done * 10000 / (double)total) : 10000;
+
+    if (display->phase != (int)phase) {
+        if (display->phase >= 0)
+            fputc('\n', stderr);
+        display->phase = (int)phase;
+        display->percent = -10000;
+    }
+    /* Like qemu-img -p: a new line of output for each whole percent. */
+    if (percent - display->percent < 100 && percent != 10000)
+        return;
+    if (percent == display->percent)
+        return;
+    display->percent = percent;
+    fprintf(stderr, "    %s (%d.%02d/100%%)\r",
+            phase == Q2S_PHASE_SCAN ? "scanning" : "writing", percent / 100,
+            percent % 100);
+    fflush(stderr);
+}
+
+static void print_measure(const struct cli *cli,
+                          const struct q2s_plan_summary *s)
+{
+    if (!cli->json) {
+        printf("%" PRIu64 "\n", s->image_size);
+        return;
+    }
+    printf("{\n"
+           "    \"size\": %" PRIu64 ",\n"
+           "    \"virtual-size\": %" PRIu64 ",\n"
+           "    \"input-size\": %" PRIu64 ",\n"
+           "    \"cluster-size\": %" PRIu32 ",\n"
+           "    \"refcount-bits\": %" PRIu32 ",\n"
+           "    \"data-clusters\": %" PRIu64 ",\n"
+           "    \"l1-entries\": %" PRIu64 ",\n"
+           "    \"l2-tables\": %" PRIu64 ",\n"
+           "    \"refcount-blocks\": %" PRIu64 ",\n"
+           "    \"refcount-table-clusters\": %" PRIu64 ",\n"
+           "    \"total-clusters\": %" PRIu64 "\n"
+           "}\n",
+           s->image_size, s->virtual_size, s->input_size, s->cluster_size,
+           s->refcount_bits, s->data_clusters, s->l1_entries, s->l2_tables,
+           s->refcount_blocks, s->refcount_table_clusters, s->total_clusters);
+}
+
+static int run(const struct cli *cli, struct q2s_source *source,
+               struct q2s_error *err)
+{
+    struct progress_display display = { .phase = -1 };
+    q2s_progress_fn *progress = cli->progress ? show_progress : NULL;
+    struct q2s_plan_summary summary;
+    struct q2s_plan *plan = NULL;
+    uint64_t length;
+    int ret = -1;
+
+    if (q2s_plan_build(source, &cli->options, progress, &display, &plan,
+                       err) < 0)
+        goto out;
+    q2s_plan_summarize(plan, &summary);
+    if (cli->measure) {
+        print_measure(cli, &summary);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            snprintf(err->message, sizeof err->message, "write error: %s",
+                     strerror(errno));
+            goto out;
+        }
+        ret = 0;
+        goto out;
+    }
+    if (cli->offset > summary.image_size) {
+        snprintf(err->message, sizeof err->message,
+                 "offset %" PRIu64 " lies beyond the end of the image "
+                 "(%" PRIu64 " bytes)", cli->offset, summary.image_size);
+        goto out;
+    }
+    length = summary.image_size - cli->offset;
+    if (cli->length_given && cli->length < length)
+        length = cli->length;
+    ret = q2s_render(plan, source, STDOUT_FILENO, cli->offset, length,
+                     progress, &display, err);
+out:
+    if (display.phase >= 0)
+        fputc('\n', stderr);
+    q2s_plan_free(plan);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct q2s_source *source;
+    struct q2s_error err;
+    struct cli cli = { 0 };
+    int status;
+
+    status = parse_arguments(&cli, argc, argv);
+    if (status >= 0)
+        return status;
+    if (strcmp(cli.format, "raw") != 0) {
+        if (cli.data_file)
+            return fail("external data files can only be used with raw "
+                        "input images");
+        fprintf(stderr, "%s: input format '%s' is not supported; this "
+                "version reads raw images only\n", PROGRAM, cli.format);
+        return EXIT_FAILURE;
+    }
+    if (q2s_options_check(&cli.options, &err) < 0)
+        return fail(err.message);
+    if (q2s_source_open_file(cli.input, &source, &err) < 0)
+        return fail(err.message);
+    if (!cli.measure && isatty(STDOUT_FILENO)) {
+        q2s_source_close(source);
+        return fail("refusing to write to a terminal; redirect standard "
+                    "output");
+    }
+    /* A reader that goes away is an error to report, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+    status = run(&cli, source, &err) < 0 ? fail(err.message) : EXIT_SUCCESS;
+    q2s_source_close(source);
+    return status;
+}
