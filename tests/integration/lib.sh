@@ -1,0 +1,67 @@
+# Sourced by every integration test: TAP output, a scratch directory that
+# goes away whatever happens, and checks by QEMU's own tools.
+set -u
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+Q2S=${Q2S_PROGRAM:-$top/build/qcow2-to-stdout}
+REFERENCE=${Q2S_REFERENCE:-$top/../shared/reference/qcow2-to-stdout.py}
+test_count=0
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/q2s-test.XXXXXX")
+cleanup_hooks=()
+cleanup() {
+    local hook
+    for hook in "${cleanup_hooks[@]}"; do eval "$hook"; done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$scratch" || exit 1
+
+ok()      { test_count=$((test_count + 1)); echo "ok $test_count - $*"; }
+not_ok()  { test_count=$((test_count + 1)); echo "not ok $test_count - $*"; }
+skip()    { test_count=$((test_count + 1)); echo "ok $test_count - $1 # SKIP $2"; }
+finish()  { echo "1..$test_count"; }
+
+# check NAME COMMAND...: one test that passes when the command succeeds;
+# on failure, the command's output is shown as TAP comments.
+check() {
+    local name=$1; shift
+    local out
+    if out=$("$@" 2>&1); then
+        ok "$name"
+    else
+        not_ok "$name"
+        sed 's/^/# /' <<<"$out" | head -20
+    fi
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# valid_image QCOW2 RAW: qemu-img check finds no errors, and the guest sees
+# exactly the bytes of RAW (padded with zeros to the virtual size).
+valid_image() {
+    qemu-img check -f qcow2 "$1" >/dev/null || { echo "qemu-img check failed:"; qemu-img check -f qcow2 "$1"; return 1; }
+    qemu-img compare -f raw -F qcow2 "$2" "$1" >/dev/null || { echo "qemu-img compare:"; qemu-img compare -f raw -F qcow2 "$2" "$1"; return 1; }
+}
+
+# write_at FILE OFFSET: writes standard input into FILE at byte OFFSET.
+write_at() {
+    dd of="$1" bs=64K seek="$2" oflag=seek_bytes iflag=fullblock \
+        conv=notrunc status=none
+}
+
+# make_image FILE SIZE: a sparse image of SIZE bytes with data in several
+# places: runs that cross cluster, L2-table and refcount-block boundaries
+# at every cluster size, allocated zeros, and data in the last bytes.
+make_image() {
+    local file=$1 size=$2
+    rm -f "$file"
+    truncate -s "$size" "$file"
+    printf 'first bytes' | write_at "$file" 0
+    head -c 300000 /dev/urandom | write_at "$file" 70000
+    head -c 262144 /dev/zero | write_at "$file" 819200
+    head -c 1000 /dev/urandom | write_at "$file" 1000000
+    if [ "$size" -gt 3000000 ]; then
+        head -c 1200000 /dev/urandom | write_at "$file" 1800000
+    fi
+    printf 'last bytes' | write_at "$file" $((size - 10))
+}

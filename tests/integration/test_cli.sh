@@ -1,0 +1,29 @@
+# The command line: help, version, progress, drop-in option forms.
+. "$(dirname "$0")/lib.sh"
+
+check "--help exits 0 and shows usage" bash -c "'$Q2S' --help | grep -q '^Usage: qcow2-to-stdout'"
+check "-h is --help" bash -c "'$Q2S' -h | grep -q -- '--measure'"
+check "--version" bash -c "'$Q2S' --version | grep -Eq '^qcow2-to-stdout [0-9]+\.[0-9]+'"
+
+make_image disk.raw $((2 * 1024 * 1024 + 100))
+"$Q2S" -c 4096 disk.raw > plain.qcow2
+"$Q2S" -c 4096 -p disk.raw > progress.qcow2 2> progress.err
+check "-p: same stream" cmp plain.qcow2 progress.qcow2
+check "-p: scanning reaches 100%" grep -q "scanning (100.00/100%)" progress.err
+check "-p: writing reaches 100%" grep -q "writing (100.00/100%)" progress.err
+"$Q2S" -c 4096 --progress --offset=1000 --length=5000 disk.raw > part.bin 2> part.err
+check "--progress with a range: counts the range" grep -q "writing (100.00/100%)" part.err
+check "--progress with a range: the range" cmp part.bin <(tail -c +1001 plain.qcow2 | head -c 5000)
+"$Q2S" -c 4096 disk.raw > quiet.qcow2 2> quiet.err
+check "no progress unless asked" test ! -s quiet.err
+
+# The reference's option forms: attached values, options after the input.
+"$Q2S" -c4096 disk.raw > attached.qcow2
+check "attached option values (-c4096)" cmp plain.qcow2 attached.qcow2
+"$Q2S" disk.raw -c 4096 > after.qcow2
+check "options after the input" cmp plain.qcow2 after.qcow2
+"$Q2S" -f raw -c 4K disk.raw > suffix.qcow2
+check "-f raw and -c 4K" cmp plain.qcow2 suffix.qcow2
+"$Q2S" -c 4096 -- disk.raw > dashdash.qcow2
+check "-- ends the options" cmp plain.qcow2 dashdash.qcow2
+finish

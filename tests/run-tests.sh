@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test program and script; each speaks TAP.  Prints what each
+# test says, then one closing line: "N passed, N failed, N skipped".
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${Q2S_BUILD:-$top/build}
+export Q2S_PROGRAM=${Q2S_PROGRAM:-$build/qcow2-to-stdout}
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+passed=0 failed=0 skipped=0
+
+run_one() {
+    local name=$1; shift
+    local output status line
+    output=$("$@" 2>&1)
+    status=$?
+    local tests_seen=0
+    while IFS= read -r line; do
+        case $line in
+            "ok "*"# SKIP"*|"ok "*"# skip"*)
+                skipped=$((skipped + 1)); tests_seen=1
+                echo "SKIP $name: ${line#ok }" ;;
+            "ok "*)
+                passed=$((passed + 1)); tests_seen=1
+                echo "PASS $name: ${line#ok }" ;;
+            "not ok "*)
+                failed=$((failed + 1)); tests_seen=1
+                echo "FAIL $name: ${line#not ok }" ;;
+            "#"*|"1.."*|"") ;;
+            *) echo "     $name: $line" ;;
+        esac
+    done <<<"$output"
+    # A program that dies, or exits non-zero with every test passed, or
+    # says nothing, is a failure of its own.
+    if [ "$tests_seen" = 0 ] || { [ "$status" != 0 ] && ! grep -q '^not ok' <<<"$output"; }; then
+        failed=$((failed + 1))
+        echo "FAIL $name: exited with status $status"
+    fi
+}
+
+for test in "$build"/tests/unit/test_*; do
+    [ -x "$test" ] || continue
+    run_one "unit/$(basename "$test")" "$test"
+done
+for test in "$top"/tests/integration/test_*.sh; do
+    run_one "integration/$(basename "$test" .sh)" bash "$test"
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,221 @@
+/* The bytes of the metadata clusters. */
+#include <endian.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metadata.h"
+
+static uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+    return be64toh(v);
+}
+
+static uint32_t be32_at(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof v);
+    return be32toh(v);
+}
+
+static void make_plan(struct q2s_plan *plan, uint32_t cluster_size,
+                      uint32_t refcount_bits, const char *data_file_name,
+                      uint64_t input_size, const uint64_t *runs,
+                      size_t run_count)
+{
+    struct q2s_options options;
+    struct q2s_geometry geometry;
+    struct q2s_runs data;
+    struct q2s_error err;
+
+    q2s_options_init(&options);
+    options.cluster_size = cluster_size;
+    options.refcount_bits = refcount_bits;
+    options.data_file_name = data_file_name;
+    assert_int_equal(q2s_geometry_init(&geometry, &options, input_size, &err),
+                     0);
+    q2s_runs_init(&data);
+    for (size_t i = 0; i < run_count; i++)
+        assert_int_equal(q2s_runs_add(&data, runs[2 * i], runs[2 * i + 1]), 0);
+    assert_int_equal(q2s_plan_init(plan, &geometry, &options, &data, &err), 0);
+}
+
+static void test_header(void **state)
+{
+    const uint64_t runs[] = { 15, 1, 300, 20 };
+    struct q2s_plan plan;
+    uint8_t *buf = malloc(65536);
+
+    (void)state;
+    make_plan(&plan, 65536, 16, NULL, 100 * 1024 * 1024 - 100, runs, 2);
+    q2s_metadata_cluster(&plan, 0, buf);
+    assert_memory_equal(buf, "QFI\xfb", 4);
+    assert_int_equal(be32_at(buf + 4), 3);
+    assert_int_equal(be64_at(buf + 8), 0);
+    assert_int_equal(be32_at(buf + 20), 16);
+    assert_int_equal(be64_at(buf + 24), 100 * 1024 * 1024);  /* rounded */
+    assert_int_equal(be32_at(buf + 36), 1);
+    assert_int_equal(be64_at(buf + 40), 196608);
+    assert_int_equal(be64_at(buf + 48), 65536);
+    assert_int_equal(be32_at(buf + 56), 1);
+    assert_int_equal(be64_at(buf + 72), 0);  /* incompatible features */
+    assert_int_equal(be64_at(buf + 88), 0);  /* autoclear features */
+    assert_int_equal(be32_at(buf + 96), 4);  /* refcount order */
+    assert_int_equal(be32_at(buf + 100), 112);
+    /* The feature name table follows the header. */
+    assert_int_equal(be32_at(buf + 112), 0x6803f857);
+    assert_int_equal(be32_at(buf + 116), 384);
+    assert_int_equal(buf[120], 0);
+    assert_int_equal(buf[121], 0);
+    assert_string_equal((const char *)buf + 122, "dirty bit");
+    assert_int_equal(buf[120 + 7 * 48], 2);
+    assert_int_equal(buf[121 + 7 * 48], 1);
+    assert_string_equal((const char *)buf + 122 + 7 * 48, "raw external data");
+    for (size_t i = 120 + 384; i < 65536; i++)
+        assert_int_equal(buf[i], 0);
+    q2s_plan_fini(&plan);
+    free(buf);
+}
+
+static void test_header_with_data_file(void **state)
+{
+    struct q2s_plan plan;
+    uint8_t *buf = malloc(4096);
+
+    (void)state;
+    make_plan(&plan, 4096, 16, "dir/disk.raw", 1024 * 1024, NULL, 0);
+    plan.data_file_raw = true;
+    q2s_metadata_cluster(&plan, 0, buf);
+    assert_int_equal(be64_at(buf + 72), 4);  /* external data file */
+    assert_int_equal(be64_at(buf + 88), 2);  /* data_file_raw */
+    assert_int_equal(be32_at(buf + 112), 0x44415441);
+    assert_int_equal(be32_at(buf + 116), 12);
+    assert_memory_equal(buf + 120, "dir/disk.raw\0\0\0\0", 16);
+    assert_int_equal(be32_at(buf + 136), 0x6803f857);
+    q2s_plan_fini(&plan);
+    free(buf);
+}
+
+/* A refcount block of n entries of value 1 at every width: the last block
+ * is partial, and entries narrower than a byte start at its low bits. */
+static void test_refcount_blocks_every_width(void **state)
+{
+    (void)state;
+    for (uint32_t bits = 1; bits <= 64; bits *= 2) {
+        uint64_t per_block = 512 * 8 / bits;
+        /* Enough data for two blocks, the second partial. */
+        uint64_t data = per_block + 5;
+        const uint64_t runs[] = { 0, data };
+        struct q2s_plan plan;
+        uint8_t buf[512];
+        uint64_t first_block;
+
+        make_plan(&plan, 512, bits, NULL, data * 512, runs, 1);
+        first_block = plan.refcount_blocks_offset / 512;
+        assert_int_equal(plan.refcount_blocks, 2);
+        q2s_metadata_cluster(&plan, first_block, buf);
+        for (uint64_t i = 0; i < per_block; i++) {
+            uint64_t bit = i * bits;
+            uint64_t value = 0;
+
+            for (uint32_t b = 0; b < bits; b++) {
+                uint64_t at = bit + b;
+                /* Wider entries are big-endian: value bit b sits at byte
+                 * (i+1)*bytes - 1 - b/8; narrower ones LSB first. */
+                if (bits >= 8) {
+                    uint64_t byte = (i + 1) * (bits / 8) - 1 - b / 8;
+                    value |= (uint64_t)((buf[byte] >> (b % 8)) & 1) << b;
+                } else {
+                    value |= (uint64_t)((buf[at / 8] >> (at % 8)) & 1) << b;
+                }
+            }
+            assert_int_equal(value, 1);
+        }
+        q2s_metadata_cluster(&plan, first_block + 1, buf);
+        {
+            uint64_t used = plan.total_clusters - per_block;
+            uint64_t used_bytes = (used * bits + 7) / 8;
+
+            assert_true(used > 0 && used < per_block);
+            for (uint64_t i = used_bytes; i < 512; i++)
+                assert_int_equal(buf[i], 0);
+            if (bits >= 8)
+                assert_int_equal(buf[used * (bits / 8) - 1], 1);
+            else
+                assert_int_equal(
+                    (buf[(used - 1) * bits / 8] >> ((used - 1) * bits % 8)) &
+                        ((1u << bits) - 1),
+                    1);
+        }
+        /* The refcount table points at both blocks. */
+        q2s_metadata_cluster(&plan, 1, buf);
+        assert_int_equal(be64_at(buf), plan.refcount_blocks_offset);
+        assert_int_equal(be64_at(buf + 8), plan.refcount_blocks_offset + 512);
+        assert_int_equal(be64_at(buf + 16), 0);
+        q2s_plan_fini(&plan);
+    }
+}
+
+/* L1 entries point at the L2 tables in order; L2 entries at the data
+ * clusters in order, or at the guest offset with a data file. */
+static void test_l1_and_l2_entries(void **state)
+{
+    /* 4096-byte clusters: 512 entries per L2 table. */
+    const uint64_t runs[] = { 3, 2, 1030, 1 };
+    const uint64_t copied = UINT64_C(1) << 63;
+    struct q2s_plan plan;
+    uint8_t buf[4096];
+    uint64_t l1 = 0, l2 = 0;
+
+    (void)state;
+    for (int with_file = 0; with_file < 2; with_file++) {
+        make_plan(&plan, 4096, 16, with_file ? "d" : NULL, 8 * 1024 * 1024,
+                  runs, 2);
+        l1 = plan.l1_offset / 4096;
+        l2 = plan.l2_offset / 4096;
+        q2s_metadata_cluster(&plan, l1, buf);
+        assert_int_equal(be64_at(buf), plan.l2_offset | copied);
+        assert_int_equal(be64_at(buf + 8), 0);
+        assert_int_equal(be64_at(buf + 16), (plan.l2_offset + 4096) | copied);
+        assert_int_equal(be64_at(buf + 24), 0);
+
+        q2s_metadata_cluster(&plan, l2, buf);
+        assert_int_equal(be64_at(buf + 16), 0);
+        assert_int_equal(be64_at(buf + 24),
+                         (with_file ? 3 * 4096 : plan.data_offset) | copied);
+        assert_int_equal(be64_at(buf + 32),
+                         (with_file ? 4 * 4096 : plan.data_offset + 4096) |
+                             copied);
+        assert_int_equal(be64_at(buf + 40), 0);
+        q2s_metadata_cluster(&plan, l2 + 1, buf);
+        assert_int_equal(be64_at(buf + 6 * 8),
+                         (with_file ? 1030 * 4096 : plan.data_offset + 8192) |
+                             copied);
+        for (size_t i = 0; i < 512; i++) {
+            if (i != 6)
+                assert_int_equal(be64_at(buf + i * 8), 0);
+        }
+        q2s_plan_fini(&plan);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header),
+        cmocka_unit_test(test_header_with_data_file),
+        cmocka_unit_test(test_refcount_blocks_every_width),
+        cmocka_unit_test(test_l1_and_l2_entries),
+    };
+
+    return cmocka_run_group_tests_name("metadata", tests, NULL, NULL);
+}

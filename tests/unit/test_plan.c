@@ -1,0 +1,313 @@
+/* The plan arithmetic, against values checked by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "plan.h"
+
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+#define TiB (UINT64_C(1) << 40)
+#define PiB (UINT64_C(1) << 50)
+
+static struct q2s_options options_of(uint32_t cluster_size,
+                                     uint32_t refcount_bits)
+{
+    struct q2s_options options;
+
+    q2s_options_init(&options);
+    options.cluster_size = cluster_size;
+    options.refcount_bits = refcount_bits;
+    return options;
+}
+
+/* Builds a plan for an input of input_size bytes whose data clusters are
+ * the runs given as (start, length) pairs. */
+static void make_plan(struct q2s_plan *plan, const struct q2s_options *options,
+                      uint64_t input_size, const uint64_t *runs,
+                      size_t run_count)
+{
+    struct q2s_geometry geometry;
+    struct q2s_runs data;
+    struct q2s_error err;
+
+    assert_int_equal(q2s_geometry_init(&geometry, options, input_size, &err),
+                     0);
+    q2s_runs_init(&data);
+    for (size_t i = 0; i < run_count; i++)
+        assert_int_equal(q2s_runs_add(&data, runs[2 * i], runs[2 * i + 1]), 0);
+    assert_int_equal(q2s_plan_init(plan, &geometry, options, &data, &err), 0);
+    assert_int_equal(data.count, 0);  /* ownership went to the plan */
+}
+
+static void test_defaults(void **state)
+{
+    struct q2s_options options;
+
+    (void)state;
+    q2s_options_init(&options);
+    assert_int_equal(options.cluster_size, 65536);
+    assert_int_equal(options.refcount_bits, 16);
+    assert_null(options.data_file_name);
+    assert_false(options.data_file_raw);
+}
+
+/* 100 MiB at 64 KiB clusters with 21 data clusters in one L2 table:
+ * 1 header + 1 L1 + 1 L2 + 21 data = 24; one refcount block (32768
+ * refcounts) and one table cluster make 26 clusters. */
+static void test_small_image_64k(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    const uint64_t runs[] = { 15, 1, 300, 20 };
+    struct q2s_plan plan;
+
+    (void)state;
+    make_plan(&plan, &options, 100 * MiB, runs, 2);
+    assert_int_equal(plan.geometry.virtual_size, 100 * MiB);
+    assert_int_equal(plan.geometry.guest_clusters, 1600);
+    assert_int_equal(plan.geometry.l1_entries, 1);
+    assert_int_equal(plan.geometry.l1_clusters, 1);
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 1);
+    assert_int_equal(plan.refcount_blocks, 1);
+    assert_int_equal(plan.refcount_table_clusters, 1);
+    assert_int_equal(plan.total_clusters, 26);
+    assert_int_equal(plan.refcount_table_offset, 65536);
+    assert_int_equal(plan.refcount_blocks_offset, 131072);
+    assert_int_equal(plan.l1_offset, 196608);
+    assert_int_equal(plan.l2_offset, 262144);
+    assert_int_equal(plan.data_offset, 327680);
+    assert_int_equal(plan.image_size, 1703936);
+    q2s_plan_fini(&plan);
+}
+
+/* Sizes that are not multiples of 512 or of the cluster. */
+static void test_unaligned_sizes(void **state)
+{
+    struct q2s_options options = options_of(4096, 16);
+    struct q2s_geometry g;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(q2s_geometry_init(&g, &options, 1, &err), 0);
+    assert_int_equal(g.virtual_size, 512);
+    assert_int_equal(g.guest_clusters, 1);
+    assert_int_equal(q2s_geometry_init(&g, &options, 4097, &err), 0);
+    assert_int_equal(g.virtual_size, 4608);
+    assert_int_equal(g.guest_clusters, 2);
+    /* 512 entries per L2 table: 513 clusters need two L1 entries. */
+    assert_int_equal(q2s_geometry_init(&g, &options, 512 * 4096 + 1, &err), 0);
+    assert_int_equal(g.l1_entries, 2);
+    assert_int_equal(g.l1_clusters, 1);
+    assert_int_equal(q2s_geometry_init(&g, &options, 0, &err), 0);
+    assert_int_equal(g.virtual_size, 0);
+    assert_int_equal(g.l1_entries, 0);
+    assert_int_equal(g.l1_clusters, 0);
+}
+
+/* The fixed point of refcount blocks and table clusters, for the smallest
+ * and largest clusters and several widths. */
+static void test_refcount_fixed_point(void **state)
+{
+    static const struct {
+        uint64_t other_clusters;
+        uint32_t cluster_size, refcount_bits;
+        uint64_t blocks, tables;
+    } cases[] = {
+        /* 512-byte clusters, 64-bit refcounts: 64 per block, 64 per table.
+         * 64 others + 1 block + 1 table = 66 > 64: a second block. */
+        { 64, 512, 64, 2, 1 },
+        { 62, 512, 64, 1, 1 },
+        { 63, 512, 64, 2, 1 },
+        /* 4096 others: 64 blocks, 1 table; 4161 needs 66 blocks, so 2
+         * table clusters; 4164 still fits 66. */
+        { 4096, 512, 64, 66, 2 },
+        /* 1-bit refcounts: 4096 per 512-byte block. */
+        { 4094, 512, 1, 1, 1 },
+        { 4095, 512, 1, 2, 1 },
+        /* 2 MiB clusters, 1 bit: 16 Mi refcounts per block. */
+        { 1, 2097152, 1, 1, 1 },
+        { 16777214, 2097152, 1, 1, 1 },
+        { 16777215, 2097152, 1, 2, 1 },
+        /* 2 MiB clusters, 64 bits: 262144 per block and per table. */
+        { 262142, 2097152, 64, 1, 1 },
+        { 262143, 2097152, 64, 2, 1 },
+        /* Every width at 64 KiB: 524288 / bits refcounts per block. */
+        { 524286, 65536, 1, 1, 1 },
+        { 262142, 65536, 2, 1, 1 },
+        { 262143, 65536, 2, 2, 1 },
+        { 131070, 65536, 4, 1, 1 },
+        { 65534, 65536, 8, 1, 1 },
+        { 32766, 65536, 16, 1, 1 },
+        { 32767, 65536, 16, 2, 1 },
+        { 16384, 65536, 32, 2, 1 },
+        { 8192, 65536, 64, 2, 1 },
+        /* Many blocks: 8192 others at 512/64 need 128 blocks, 2 tables;
+         * 8322 needs 131 blocks, 3 tables; 8326 needs 131. */
+        { 8192, 512, 64, 131, 3 },
+        { 0, 65536, 16, 0, 0 },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t blocks, tables;
+
+        q2s_refcount_clusters(cases[i].other_clusters, cases[i].cluster_size,
+                              cases[i].refcount_bits, &blocks, &tables);
+        assert_int_equal(blocks, cases[i].blocks);
+        assert_int_equal(tables, cases[i].tables);
+    }
+}
+
+/* QEMU's L1 limit: 32 MiB of entries, 4 Mi entries.  At 512-byte clusters
+ * an L2 table maps 64 clusters: 2^22 * 64 * 512 = 128 GiB at most.  At
+ * 64 KiB clusters: 2^22 * 8192 * 65536 = 2 PiB. */
+static void test_l1_limit(void **state)
+{
+    struct q2s_options small = options_of(512, 16);
+    struct q2s_options large = options_of(65536, 16);
+    struct q2s_geometry g;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(q2s_geometry_init(&g, &small, 128 * GiB, &err), 0);
+    assert_int_equal(g.l1_entries, 4194304);
+    assert_int_equal(g.l1_clusters, 65536);
+    assert_int_equal(q2s_geometry_init(&g, &small, 128 * GiB + 1, &err), -1);
+    assert_non_null(strstr(err.message, "too large"));
+    assert_int_equal(q2s_geometry_init(&g, &large, 2 * PiB, &err), 0);
+    assert_int_equal(g.l1_entries, 4194304);
+    assert_int_equal(g.l1_clusters, 512);
+    assert_int_equal(q2s_geometry_init(&g, &large, 2 * PiB + 512, &err), -1);
+    assert_int_equal(q2s_geometry_init(&g, &large, UINT64_MAX, &err), -1);
+}
+
+/* A 1 PiB disk with data in three far-apart places: the plan holds three
+ * runs, whatever the virtual size. */
+static void test_sparse_petabyte(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    const uint64_t runs[] = { 0, 16, 1 << 20, 1, (PiB >> 16) - 1, 1 };
+    struct q2s_plan plan;
+
+    (void)state;
+    make_plan(&plan, &options, PiB, runs, 3);
+    assert_int_equal(plan.geometry.l1_entries, 2097152);
+    assert_int_equal(plan.geometry.l1_clusters, 256);
+    assert_int_equal(plan.data_clusters.count, 3);
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 3);
+    /* 1 + 256 + 3 + 18 = 278 others, one block, one table cluster. */
+    assert_int_equal(plan.total_clusters, 280);
+    assert_int_equal(plan.l1_offset, 3 * 65536);
+    assert_int_equal(plan.l2_offset, (3 + 256) * 65536);
+    assert_int_equal(plan.data_offset, (3 + 256 + 3) * 65536);
+    assert_int_equal(plan.image_size, 280 * 65536);
+    q2s_plan_fini(&plan);
+}
+
+/* With -d the data clusters stay in the data file; with -R every cluster
+ * is mapped there. */
+static void test_external_data_file(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    const uint64_t runs[] = { 15, 1, 300, 20 };
+    struct q2s_plan plan;
+
+    (void)state;
+    options.data_file_name = "disk.raw";
+    make_plan(&plan, &options, 100 * MiB, runs, 2);
+    assert_string_equal(plan.data_file_name, "disk.raw");
+    assert_int_equal(q2s_runs_total(&plan.data_clusters), 21);
+    /* 1 + 1 + 1 = 3 others, 1 block, 1 table: 5 clusters. */
+    assert_int_equal(plan.total_clusters, 5);
+    assert_int_equal(plan.image_size, plan.data_offset);
+    q2s_plan_fini(&plan);
+
+    options.data_file_raw = true;
+    /* 2 GiB + 1 byte at 64 KiB: 32769 clusters, 5 L2 tables. */
+    make_plan(&plan, &options, 2 * GiB + 1, NULL, 0);
+    assert_int_equal(q2s_runs_total(&plan.data_clusters), 32769);
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 5);
+    assert_int_equal(plan.total_clusters, 1 + 1 + 5 + 2);
+    q2s_plan_fini(&plan);
+}
+
+static void test_options_checked(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    char long_name[65536];
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(q2s_options_check(&options, &err), 0);
+    options.cluster_size = 256;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.cluster_size = 4 * 1024 * 1024;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.cluster_size = 3 * 65536;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.cluster_size = 65536;
+    options.refcount_bits = 128;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.refcount_bits = 3;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.refcount_bits = 16;
+    options.data_file_raw = true;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.data_file_name = "x";
+    assert_int_equal(q2s_options_check(&options, &err), 0);
+    options.cluster_size = 512;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_non_null(strstr(err.message, "larger cluster size"));
+
+    /* The name, the feature table and the header share one cluster:
+     * 112 + 8 + name + 8 + 384 bytes. */
+    options.cluster_size = 1024;
+    memset(long_name, 'a', sizeof long_name);
+    long_name[1024 - 112 - 8 - 8 - 384] = '\0';
+    options.data_file_name = long_name;
+    assert_int_equal(q2s_header_bytes(long_name), 1024);
+    assert_int_equal(q2s_options_check(&options, &err), 0);
+    long_name[1024 - 112 - 8 - 8 - 384] = 'a';
+    long_name[1024 - 112 - 8 - 8 - 384 + 1] = '\0';
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_non_null(strstr(err.message, "too long"));
+}
+
+/* L2 tables are shared by neighbouring runs and counted once. */
+static void test_l2_tables_shared(void **state)
+{
+    struct q2s_options options = options_of(512, 16);
+    /* 64 entries per table: clusters 0..63 table 0, 64..127 table 1. */
+    const uint64_t runs[] = { 0, 1, 63, 2, 100, 1, 128, 64, 1000, 1 };
+    struct q2s_plan plan;
+
+    (void)state;
+    make_plan(&plan, &options, 1 * MiB, runs, 5);
+    /* Tables 0, 1, 2 and 15. */
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 4);
+    assert_int_equal(plan.l2_tables.count, 2);
+    assert_int_equal(q2s_runs_total(&plan.data_clusters), 69);
+    q2s_plan_fini(&plan);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_small_image_64k),
+        cmocka_unit_test(test_unaligned_sizes),
+        cmocka_unit_test(test_refcount_fixed_point),
+        cmocka_unit_test(test_l1_limit),
+        cmocka_unit_test(test_sparse_petabyte),
+        cmocka_unit_test(test_external_data_file),
+        cmocka_unit_test(test_options_checked),
+        cmocka_unit_test(test_l2_tables_shared),
+    };
+
+    return cmocka_run_group_tests_name("plan", tests, NULL, NULL);
+}
