@@ -23,9 +23,10 @@ UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
-DEPS = gcc make pkg-config libcmocka-dev qemu-utils python3 util-linux
+DEPS = gcc make pkg-config libcmocka-dev qemu-utils python3 util-linux mount \
+	bsdutils time valgrind hyperfine
 
-.PHONY: all deps check check-asan unit-tests bench install uninstall clean
+.PHONY: all deps check check-asan check-valgrind unit-tests bench install uninstall clean
 
 all: qcow2-to-stdout
 
@@ -63,6 +64,12 @@ check-asan:
 	$(MAKE) BUILD=build-asan \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" check
+
+# The integration tests with the program under valgrind.
+check-valgrind: $(PROGRAM) unit-tests
+	@Q2S_VALGRIND_PROGRAM=$(abspath $(PROGRAM)) \
+		Q2S_PROGRAM=$(abspath tests/valgrind-wrapper.sh) \
+		Q2S_BUILD=$(abspath $(BUILD)) tests/run-tests.sh
 
 bench: $(PROGRAM)
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) bench/bench.sh
