@@ -26,7 +26,7 @@ UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 DEPS = gcc make pkg-config libcmocka-dev qemu-utils python3 util-linux mount \
 	bsdutils time valgrind hyperfine
 
-.PHONY: all deps check check-asan check-valgrind unit-tests bench install uninstall clean
+.PHONY: all deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
 
 all: qcow2-to-stdout
 
@@ -54,6 +54,10 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
 
 unit-tests: $(UNIT_TESTS)
 
+# A conversion of a small generated image, checked by qemu-img.
+demo: qcow2-to-stdout
+	scripts/demo.sh
+
 # Every test, unit and integration; the last line counts them.
 check: $(PROGRAM) unit-tests
 	@Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
@@ -72,7 +76,7 @@ check-valgrind: $(PROGRAM) unit-tests
 		Q2S_BUILD=$(abspath $(BUILD)) tests/run-tests.sh
 
 bench: $(PROGRAM)
-	Q2S_PROGRAM=$(abspath $(PROGRAM)) bench/bench.sh
+	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) bench/bench.sh
 
 install: $(PROGRAM)
 	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout

@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# Benchmark of qcow2-to-stdout, run by `make bench`.
+#
+# It builds, in a temporary directory, a 4 GiB sparse raw image with 2 GiB
+# allocated (1 GiB of random data, 1 GiB of allocated zeros, in 64 MiB
+# pieces) and a 1 TiB sparse file with 1 MiB of data, checks once per
+# cluster size that the tool's output is a valid qcow2 image with the same
+# contents (and the same bytes as the reference script's), then times:
+#
+#   a) 64 KiB clusters: the tool, the reference, splice-extents (the lower
+#      bound: the data extents spliced once into the pipe), qemu-img convert
+#   b) 4 KiB clusters:  the tool, the reference, qemu-img convert
+#   c) 512 B clusters:  the tool, the reference, qemu-img convert
+#   d) the 1 TiB sparse file, 64 KiB clusters: the tool, the reference
+#
+# and prints a table with the ratios and the targets.  Every streaming
+# command runs as `bash -c 'set -o pipefail; X | cat > /dev/null'`;
+# qemu-img cannot write to a pipe, so it converts into a file in the
+# temporary directory, deleted before each run.  A missed target does not
+# make the benchmark fail; a failed correctness check or command does.
+#
+# Environment:
+#   Q2S_PROGRAM      the tool (default: <repo>/build/qcow2-to-stdout)
+#   Q2S_BUILD        build directory; splice-extents is compiled into
+#                    $Q2S_BUILD/bench/ (default: build; relative to <repo>)
+#   Q2S_REFERENCE    the reference script
+#                    (default: <repo>/../shared/reference/qcow2-to-stdout.py)
+#   BENCH_RUNS       timed runs of the fast commands: tool, splice (default 5)
+#   BENCH_REF_RUNS   timed runs of the reference and of qemu-img (default 3)
+#   BENCH_SLOW_RUNS  timed runs of the reference and of qemu-img at 512 B
+#                    clusters, tens of seconds each here (default 1)
+#   BENCH_WARMUP     warm-up runs before each timing, except for the slow
+#                    ones above, which have none (default 1)
+#   CC               C compiler for splice-extents (default: cc)
+#   TMPDIR           where the temporary directory goes (default: /tmp)
+
+set -euo pipefail
+
+bench_start=$SECONDS
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PROGRAM=${Q2S_PROGRAM:-$REPO/build/qcow2-to-stdout}
+BUILD_DIR=${Q2S_BUILD:-build}
+case $BUILD_DIR in
+    /*) ;;
+    *) BUILD_DIR=$REPO/$BUILD_DIR ;;
+esac
+REFERENCE=${Q2S_REFERENCE:-$REPO/../shared/reference/qcow2-to-stdout.py}
+RUNS=${BENCH_RUNS:-5}
+REF_RUNS=${BENCH_REF_RUNS:-3}
+SLOW_RUNS=${BENCH_SLOW_RUNS:-1}
+WARMUP=${BENCH_WARMUP:-1}
+
+NEEDED_KIB=$((5 * 1024 * 1024))     # image 2 GiB + outputs up to ~2 GiB + slack
+
+say() { printf '%s\n' "$*"; }
+note() { printf 'note: %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for var in RUNS REF_RUNS SLOW_RUNS; do
+    [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$var must be a positive integer, not '${!var}'"
+done
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a non-negative integer, not '$WARMUP'"
+
+[[ -x $PROGRAM ]] || die "the tool '$PROGRAM' is missing or not executable (run make first)"
+
+# --- Contenders that may be absent -------------------------------------------
+
+HAVE_PYTHON=0
+command -v python3 > /dev/null 2>&1 && HAVE_PYTHON=1
+HAVE_REF=0
+if [[ ! -f $REFERENCE ]]; then
+    note "reference script '$REFERENCE' not found: skipping the comparisons with it"
+elif ((!HAVE_PYTHON)); then
+    note "python3 not found: skipping the reference script"
+else
+    HAVE_REF=1
+    REFERENCE=$(cd "$(dirname "$REFERENCE")" && pwd)/$(basename "$REFERENCE")
+fi
+HAVE_QEMU=0
+if command -v qemu-img > /dev/null 2>&1; then
+    HAVE_QEMU=1
+else
+    note "qemu-img not found: skipping the qemu-img column and the qemu-img checks"
+fi
+HAVE_HYPERFINE=0
+if command -v hyperfine > /dev/null 2>&1; then
+    HAVE_HYPERFINE=1
+else
+    note "hyperfine not found: timing with a bash loop and date +%s.%N instead"
+fi
+
+# --- splice-extents -----------------------------------------------------------
+
+SPLICE_SRC=$REPO/bench/splice-extents.c
+SPLICE=$BUILD_DIR/bench/splice-extents
+HAVE_SPLICE=0
+if [[ -x $SPLICE && ! $SPLICE_SRC -nt $SPLICE ]]; then
+    HAVE_SPLICE=1
+elif command -v "${CC:-cc}" > /dev/null 2>&1; then
+    mkdir -p -- "$BUILD_DIR/bench"
+    "${CC:-cc}" -std=c11 -O2 -Wall -Wextra -Werror -o "$SPLICE" "$SPLICE_SRC" ||
+        die "cannot compile $SPLICE_SRC"
+    HAVE_SPLICE=1
+else
+    note "no C compiler '${CC:-cc}': skipping splice-extents, the lower bound"
+fi
+
+# --- Temporary directory --------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/q2s-bench.XXXXXX")
+cleanup() { rm -rf -- "$WORK"; }
+trap cleanup EXIT
+WORK=$(cd -- "$WORK" && pwd)       # absolute, even with a relative TMPDIR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+avail_kib=$(df -Pk -- "$WORK" | awk 'NR == 2 { print $4 }')
+if ((avail_kib < NEEDED_KIB)); then
+    die "not enough free space in '$WORK': $((avail_kib / 1024)) MiB free," \
+        "$((NEEDED_KIB / 1024)) MiB needed (2 GiB image + outputs); set TMPDIR elsewhere"
+fi
+
+# Names with spaces, on purpose.
+IMG="$WORK/image 4G.raw"
+SPARSE="$WORK/sparse 1T.raw"
+OUT="$WORK/qemu-img out.qcow2"
+CHECK="$WORK/check out.qcow2"
+printf -v qPROGRAM '%q' "$PROGRAM"
+printf -v qREFERENCE '%q' "$REFERENCE"
+printf -v qSPLICE '%q' "$SPLICE"
+printf -v qIMG '%q' "$IMG"
+printf -v qSPARSE '%q' "$SPARSE"
+printf -v qOUT '%q' "$OUT"
+
+# --- Machine ----------------------------------------------------------------------
+
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2> /dev/null || true)
+if [[ -z $cpu ]] && command -v lscpu > /dev/null 2>&1; then
+    cpu=$(lscpu | awk -F': *' '/^Model name/ { print $2; exit }')
+fi
+mem=$(free -h 2> /dev/null | awk '/^Mem:/ { print $2 }' || true)
+fstype=$(stat -f -c %T -- "$WORK" 2> /dev/null || echo '?')
+say "== Machine"
+say "CPUs:        $(nproc)"
+say "CPU model:   ${cpu:-unknown}"
+say "Memory:      ${mem:-unknown}"
+say "Kernel:      $(uname -r)"
+say "Temp dir:    $WORK ($fstype, $((avail_kib / 1024 / 1024)) GiB free)"
+say "Tool:        $PROGRAM ($("$PROGRAM" --version 2> /dev/null | head -n 1 || echo '?'))"
+if ((HAVE_REF)); then say "Reference:   $REFERENCE ($(python3 --version 2>&1))"; fi
+if ((HAVE_QEMU)); then say "qemu-img:    $(qemu-img --version | head -n 1)"; fi
+if ((HAVE_HYPERFINE)); then say "Timer:       $(hyperfine --version)"; else say "Timer:       bash loop (times include starting bash, a few ms)"; fi
+say "Runs:        $RUNS (tool, splice), $REF_RUNS (reference, qemu-img)," \
+    "$SLOW_RUNS (reference, qemu-img at 512 B); warm-up $WARMUP"
+say
+
+# --- Images -----------------------------------------------------------------------
+
+# 64 pieces of 64 MiB; per group of 8: data, zeros, hole, hole, zeros, hole,
+# data, hole.  So data next to zeros in one extent, zeros alone and data
+# alone, and 16 pieces of each: 1 GiB of data, 1 GiB of zeros, 2 GiB holes.
+say "== Building the images"
+t0=$SECONDS
+truncate -s 4G -- "$IMG"
+for ((i = 0; i < 64; i++)); do
+    case $((i % 8)) in
+        0 | 6) src=/dev/urandom ;;
+        1 | 4) src=/dev/zero ;;
+        *) continue ;;
+    esac
+    dd if="$src" of="$IMG" bs=1M count=64 seek=$((i * 64)) conv=notrunc \
+        iflag=fullblock status=none
+done
+# Write it back now rather than while the timings run, then cache it all.
+sync -- "$IMG"
+cat -- "$IMG" > /dev/null
+alloc_kib=$(du -k -- "$IMG" | awk '{ print $1 }')
+say "$IMG: 4 GiB virtual, $((alloc_kib / 1024)) MiB allocated" \
+    "(1 GiB random data + 1 GiB zeros expected), in the page cache"
+if ((alloc_kib > 3 * 1024 * 1024)); then
+    note "the filesystem does not seem to keep holes: the numbers will not mean much"
+fi
+if ((HAVE_SPLICE)); then
+    SPLICE_EXTENTS_VERBOSE=1 "$SPLICE" "$IMG" 2> "$WORK/moved.log" | cat > /dev/null ||
+        { cat -- "$WORK/moved.log" >&2; die "splice-extents failed"; }
+    moved=$(awk '/moved/ { print $3 }' "$WORK/moved.log")
+    rm -f -- "$WORK/moved.log"
+    say "splice-extents moves $((moved / 1024 / 1024)) MiB of data extents"
+fi
+
+HAVE_SPARSE=1
+if truncate -s 1T -- "$SPARSE" 2> /dev/null; then
+    # 4 x 256 KiB: at the start, near 256 GiB, near 640 GiB and at the end.
+    for blk in 0 1048577 2621443 4194303; do
+        dd if=/dev/urandom of="$SPARSE" bs=256K count=1 seek=$blk conv=notrunc \
+            iflag=fullblock status=none
+    done
+    sync -- "$SPARSE"
+    # Cache the data only: reading the holes would mean reading 1 TiB of zeros.
+    for blk in 0 1048577 2621443 4194303; do
+        dd if="$SPARSE" of=/dev/null bs=256K count=1 skip=$blk status=none
+    done
+    say "$SPARSE: 1 TiB virtual, $(du -k -- "$SPARSE" | awk '{ print $1 }') KiB allocated"
+else
+    HAVE_SPARSE=0
+    rm -f -- "$SPARSE"
+    note "cannot create a 1 TiB sparse file in '$WORK': skipping case d"
+fi
+say "(built in $((SECONDS - t0)) s)"
+say
+
+# --- Correctness --------------------------------------------------------------------
+
+# check_output LABEL CLUSTER_SIZE INPUT: the tool's output through a pipe,
+# saved, must pass qemu-img check, be identical to INPUT for qemu-img
+# compare and be the same bytes as the reference's output.
+check_output() {
+    local label=$1 cs=$2 input=$3 log=$WORK/check.log
+    local -a verdicts=()
+
+    if ! "$PROGRAM" -c "$cs" "$input" | cat > "$CHECK"; then
+        die "$label: the tool failed"
+    fi
+    if ((HAVE_QEMU)); then
+        if ! qemu-img check -f qcow2 -- "$CHECK" > "$log" 2>&1; then
+            cat -- "$log" >&2
+            die "$label: qemu-img check failed on the tool's output"
+        fi
+        verdicts+=("qemu-img check ok")
+        if ! qemu-img compare -f raw -F qcow2 -- "$input" "$CHECK" > "$log" 2>&1; then
+            cat -- "$log" >&2
+            die "$label: qemu-img compare: the tool's output differs from the input"
+        fi
+        verdicts+=("qemu-img compare identical")
+    fi
+    if ((HAVE_REF)); then
+        if ! python3 "$REFERENCE" -c "$cs" "$input" | cmp -- - "$CHECK" > "$log" 2>&1; then
+            cat -- "$log" >&2
+            die "$label: the tool's output is not the same as the reference's"
+        fi
+        verdicts+=("same bytes as the reference")
+    fi
+    if ((${#verdicts[@]} == 0)); then
+        verdicts+=("no oracle available (neither qemu-img nor the reference)")
+    fi
+    say "$label: $(du -k -- "$CHECK" | awk '{ printf "%d MiB", $1 / 1024 }') output;" \
+        "$(IFS=,; printf '%s' "${verdicts[*]}" | sed 's/,/, /g')"
+    rm -f -- "$CHECK" "$log"
+}
+
+say "== Correctness"
+t0=$SECONDS
+check_output "64 KiB clusters" 65536 "$IMG"
+check_output "4 KiB clusters" 4096 "$IMG"
+check_output "512 B clusters" 512 "$IMG"
+if ((HAVE_SPARSE)); then check_output "1 TiB sparse, 64 KiB clusters" 65536 "$SPARSE"; fi
+say "(checked in $((SECONDS - t0)) s)"
+say
+
+# --- Timing -------------------------------------------------------------------------
+
+declare -A MEAN=() SD=() NRUNS=()
+
+# measure KEY LABEL RUNS WARMUP PREPARE COMMAND: times `bash -c COMMAND`
+# (with pipefail), running PREPARE (may be empty) before each run.
+measure() {
+    local key=$1 label=$2 runs=$3 warmup=$4 prepare=$5 cmd="set -o pipefail; $6"
+    local json=$WORK/$key.json log=$WORK/$key.log stats
+
+    printf '%-44s' "$label"
+    if ((HAVE_HYPERFINE)); then
+        local -a args=(--shell=bash --style none --warmup "$warmup" --runs "$runs"
+            --export-json "$json")
+        if [[ -n $prepare ]]; then args+=(--prepare "$prepare"); fi
+        if ! hyperfine "${args[@]}" -- "$cmd" > "$log" 2>&1; then
+            say
+            cat -- "$log" >&2
+            die "$label: the command failed: $cmd"
+        fi
+        if ((HAVE_PYTHON)); then
+            stats=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(r["mean"], r["stddev"] or 0, len(r["times"]))' "$json")
+        else
+            stats=$(tr -d ' \n' < "$json" | sed -E \
+                's/.*"mean":([^,]*),"stddev":([^,]*),.*/\1 \2/; s/null/0/')
+            stats="$stats $runs"
+        fi
+    else
+        local i t_start t_end
+        local -a times=()
+        for ((i = 0; i < warmup + runs; i++)); do
+            if [[ -n $prepare ]]; then bash -c "$prepare"; fi
+            t_start=$(date +%s.%N)
+            if ! bash -c "$cmd"; then
+                say
+                die "$label: the command failed: $cmd"
+            fi
+            t_end=$(date +%s.%N)
+            if ((i >= warmup)); then
+                times+=("$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.6f", b - a }')")
+            fi
+        done
+        stats=$(printf '%s\n' "${times[@]}" | awk '
+            { t[NR] = $1; s += $1 }
+            END {
+                m = s / NR
+                for (i = 1; i <= NR; i++) v += (t[i] - m) ^ 2
+                printf "%.6f %.6f %d\n", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0), NR
+            }')
+    fi
+    read -r "MEAN[$key]" "SD[$key]" "NRUNS[$key]" <<< "$stats"
+    awk -v m="${MEAN[$key]}" -v s="${SD[$key]}" -v n="${NRUNS[$key]}" \
+        'BEGIN { printf "%9.3f s ± %6.3f s  (%d run%s)\n", m, s, n, (n > 1 ? "s" : "") }'
+    rm -f -- "$json" "$log"
+}
+
+# time_case PREFIX CLUSTER_SIZE QUOTED_INPUT SLOW WITH_SPLICE WITH_QEMU: SLOW=1
+# gives the reference and qemu-img BENCH_SLOW_RUNS runs and no warm-up.
+time_case() {
+    local p=$1 cs=$2 qinput=$3 slow=$4 with_splice=$5 with_qemu=$6
+    local slow_runs=$REF_RUNS slow_warmup=$WARMUP
+
+    if ((slow)); then
+        slow_runs=$SLOW_RUNS
+        slow_warmup=0
+    fi
+
+    measure "${p}_tool" "  qcow2-to-stdout -c $cs" "$RUNS" "$WARMUP" "" \
+        "$qPROGRAM -c $cs $qinput | cat > /dev/null"
+    if ((with_splice && HAVE_SPLICE)); then
+        measure "${p}_splice" "  splice-extents (lower bound)" "$RUNS" "$WARMUP" "" \
+            "$qSPLICE $qinput | cat > /dev/null"
+    fi
+    if ((HAVE_REF)); then
+        measure "${p}_ref" "  reference -c $cs" "$slow_runs" "$slow_warmup" "" \
+            "python3 $qREFERENCE -c $cs $qinput | cat > /dev/null"
+    fi
+    if ((with_qemu && HAVE_QEMU)); then
+        measure "${p}_qemu" "  qemu-img convert (to a file)" "$slow_runs" "$slow_warmup" \
+            "rm -f -- $qOUT" \
+            "qemu-img convert -f raw -O qcow2 -o cluster_size=$cs $qinput $qOUT"
+        rm -f -- "$OUT"
+    fi
+}
+
+say "== Timing (mean ± standard deviation)"
+t0=$SECONDS
+say "a) 4 GiB image, 64 KiB clusters"
+time_case c64k 65536 "$qIMG" 0 1 1
+say "b) 4 GiB image, 4 KiB clusters"
+time_case c4k 4096 "$qIMG" 0 0 1
+say "c) 4 GiB image, 512 B clusters"
+time_case c512 512 "$qIMG" 1 0 1
+if ((HAVE_SPARSE)); then
+    say "d) 1 TiB sparse file with 1 MiB of data, 64 KiB clusters"
+    time_case sparse 65536 "$qSPARSE" 0 0 0
+fi
+say "(timed in $((SECONDS - t0)) s)"
+say
+
+# --- Results ------------------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# verdict VALUE OP TARGET: "met" or "MISSED"
+verdict() {
+    awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
+        ok = (op == ">=") ? (v >= t) : (v <= t)
+        print (ok ? "met" : "MISSED")
+    }'
+}
+fmt() { awk -v v="$1" 'BEGIN { printf "%.3f s", v }'; }
+have() { [[ -n ${MEAN[$1]:-} ]]; }
+
+# ref_line PREFIX TARGET: the reference/tool ratio and its target.
+ref_line() {
+    local p=$1 target=$2 r
+    if have "${p}_ref"; then
+        r=$(ratio "${MEAN[${p}_ref]}" "${MEAN[${p}_tool]}")
+        printf '    %-56s target >= %-5s %s\n' "reference/tool: ${r}x faster than the reference" \
+            "${target}x" "$(verdict "$r" '>=' "$target")"
+    else
+        printf '    %-56s target >= %-5s %s\n' "reference/tool: not measured (no reference)" \
+            "${target}x" "n/a"
+    fi
+}
+qemu_line() {
+    local p=$1 r
+    if have "${p}_qemu"; then
+        r=$(ratio "${MEAN[${p}_qemu]}" "${MEAN[${p}_tool]}")
+        printf '    %-56s (no target)\n' "qemu-img/tool: ${r}x faster than qemu-img convert"
+    else
+        printf '    %s\n' "qemu-img/tool: not measured (no qemu-img)"
+    fi
+}
+row() {
+    local p=$1 label=$2 key=$3
+    if have "${p}_$key"; then
+        printf '    %-32s %10s\n' "$label" "$(fmt "${MEAN[${p}_$key]}")"
+    fi
+}
+
+say "== Results"
+printf '%s\n' "Mean times; ratios > 1 mean the tool is faster."
+say
+say "a) 64 KiB clusters (4 GiB image, 2 GiB allocated)"
+row c64k "qcow2-to-stdout" tool
+row c64k "splice-extents (lower bound)" splice
+row c64k "reference" ref
+row c64k "qemu-img convert (to a file)" qemu
+ref_line c64k 1.25
+qemu_line c64k
+if have c64k_splice; then
+    r=$(ratio "${MEAN[c64k_tool]}" "${MEAN[c64k_splice]}")
+    printf '    %-56s target <= %-5s %s\n' "tool/splice: tool time is ${r}x the splice-only time" \
+        "1.4x" "$(verdict "$r" '<=' 1.4)"
+else
+    printf '    %-56s target <= %-5s %s\n' "tool/splice: not measured (no splice-extents)" "1.4x" "n/a"
+fi
+say
+say "b) 4 KiB clusters"
+row c4k "qcow2-to-stdout" tool
+row c4k "reference" ref
+row c4k "qemu-img convert (to a file)" qemu
+ref_line c4k 3
+qemu_line c4k
+say
+say "c) 512 B clusters"
+row c512 "qcow2-to-stdout" tool
+row c512 "reference" ref
+row c512 "qemu-img convert (to a file)" qemu
+ref_line c512 10
+qemu_line c512
+say
+if ((HAVE_SPARSE)); then
+    say "d) 1 TiB sparse file with 1 MiB of data, 64 KiB clusters"
+    row sparse "qcow2-to-stdout" tool
+    row sparse "reference" ref
+    if have sparse_ref; then
+        r=$(ratio "${MEAN[sparse_ref]}" "${MEAN[sparse_tool]}")
+        printf '    %s\n' "reference/tool: ${r}x faster than the reference"
+    fi
+    ms=$(awk -v v="${MEAN[sparse_tool]}" 'BEGIN { printf "%.1f", v * 1000 }')
+    printf '    %-56s target <  %-5s %s\n' "tool: ${ms} ms" "100ms" \
+        "$(awk -v v="${MEAN[sparse_tool]}" 'BEGIN { print ((v < 0.1) ? "met" : "MISSED") }')"
+else
+    say "d) 1 TiB sparse file: skipped (cannot create it here)"
+fi
+say
+if ((HAVE_QEMU)); then
+    say "qemu-img writes a file (it cannot write to a pipe), the others a pipe read by cat."
+fi
+say "Total bench time: $((SECONDS - bench_start)) s"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make demo`: the tool at work on a small sparse image, checked by QEMU.
+set -euo pipefail
+q2s=${Q2S_PROGRAM:-$(cd "$(dirname "$0")/.." && pwd)/qcow2-to-stdout}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/q2s-demo.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+
+run() { printf '$ %s\n' "$*"; bash -c "$*"; }
+
+truncate -s 1G disk.raw
+head -c 8M /dev/urandom | dd of=disk.raw bs=1M seek=100 conv=notrunc status=none
+echo "A 1 GiB sparse raw disk with 8 MiB of data:"
+run "du -h --apparent-size disk.raw; du -h disk.raw"
+run "'$q2s' --measure disk.raw"
+run "'$q2s' -p disk.raw | cat > disk.qcow2"
+run "ls -l disk.qcow2"
+run "qemu-img check disk.qcow2"
+run "qemu-img compare disk.raw disk.qcow2"
