@@ -1,0 +1,241 @@
+/* The scan, through an in-memory source that records every read. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "scan.h"
+
+#define MAX_EXTENTS 8
+#define MAX_READS 64
+
+struct fake_source {
+    struct q2s_source source;  /* first */
+    const uint8_t *bytes;
+    uint64_t extents[MAX_EXTENTS][2];  /* [start, end) that may hold data */
+    size_t extent_count;
+    uint64_t reads[MAX_READS][2];      /* offset, length */
+    size_t read_count;
+    uint64_t fail_at;                  /* a read covering it fails */
+};
+
+static int fake_next_data(struct q2s_source *source, uint64_t offset,
+                          uint64_t *start, uint64_t *end,
+                          struct q2s_error *err)
+{
+    struct fake_source *fake = (struct fake_source *)source;
+
+    (void)err;
+    for (size_t i = 0; i < fake->extent_count; i++) {
+        if (fake->extents[i][1] > offset) {
+            *start = fake->extents[i][0] > offset ? fake->extents[i][0]
+                                                  : offset;
+            *end = fake->extents[i][1];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int fake_read(struct q2s_source *source, void *buf, size_t length,
+                     uint64_t offset, struct q2s_error *err)
+{
+    struct fake_source *fake = (struct fake_source *)source;
+
+    assert_true(fake->read_count < MAX_READS);
+    assert_true(offset + length <= source->size);
+    fake->reads[fake->read_count][0] = offset;
+    fake->reads[fake->read_count][1] = length;
+    fake->read_count++;
+    if (fake->fail_at >= offset && fake->fail_at < offset + length)
+        return q2s_error_set(err, "read error at offset %llu",
+                             (unsigned long long)fake->fail_at);
+    memcpy(buf, fake->bytes + offset, length);
+    return 0;
+}
+
+static int fake_check_size(struct q2s_source *source, struct q2s_error *err)
+{
+    (void)source;
+    (void)err;
+    return 0;
+}
+
+static void fake_close(struct q2s_source *source)
+{
+    (void)source;
+}
+
+static const struct q2s_source_ops fake_ops = {
+    .next_data = fake_next_data,
+    .read = fake_read,
+    .check_size = fake_check_size,
+    .close = fake_close,
+};
+
+static void fake_init(struct fake_source *fake, const uint8_t *bytes,
+                      uint64_t size)
+{
+    memset(fake, 0, sizeof *fake);
+    fake->source.ops = &fake_ops;
+    fake->source.size = size;
+    fake->source.fd = -1;
+    fake->bytes = bytes;
+    fake->fail_at = UINT64_MAX;
+}
+
+static void geometry(struct q2s_geometry *g, uint32_t cluster_size,
+                     uint64_t size)
+{
+    struct q2s_options options;
+    struct q2s_error err;
+
+    q2s_options_init(&options);
+    options.cluster_size = cluster_size;
+    assert_int_equal(q2s_geometry_init(g, &options, size, &err), 0);
+}
+
+/* Two extents end and start inside one cluster: that cluster is read
+ * once, and the hole between far-apart extents is never read. */
+static void test_reads_each_cluster_once(void **state)
+{
+    const uint64_t size = 64 * 4096 + 100;  /* last cluster partial */
+    uint8_t *bytes = calloc(1, size);
+    struct fake_source fake;
+    struct q2s_geometry g;
+    struct q2s_runs data;
+    struct q2s_error err;
+
+    (void)state;
+    bytes[4096 + 10] = 1;   /* cluster 1 */
+    bytes[4096 + 3000] = 2; /* cluster 1 again */
+    bytes[40 * 4096] = 3;   /* cluster 40 */
+    bytes[size - 1] = 4;    /* cluster 64, the partial one */
+    fake_init(&fake, bytes, size);
+    fake.extents[0][0] = 4096 + 10;
+    fake.extents[0][1] = 4096 + 20;
+    fake.extents[1][0] = 4096 + 3000;
+    fake.extents[1][1] = 3 * 4096 + 5;  /* cluster 3 holds only zeros */
+    fake.extents[2][0] = 40 * 4096;
+    fake.extents[2][1] = 40 * 4096 + 1;
+    fake.extents[3][0] = size - 50;
+    fake.extents[3][1] = size;
+    fake.extent_count = 4;
+    geometry(&g, 4096, size);
+    q2s_runs_init(&data);
+    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), 0);
+
+    /* Cluster 1 once (its second extent starts after the first one's
+     * cluster-aligned end), clusters 2-3, cluster 40, the partial tail. */
+    assert_int_equal(fake.read_count, 4);
+    assert_int_equal(fake.reads[0][0], 4096);
+    assert_int_equal(fake.reads[0][1], 4096);
+    assert_int_equal(fake.reads[1][0], 2 * 4096);
+    assert_int_equal(fake.reads[1][1], 2 * 4096);
+    assert_int_equal(fake.reads[2][0], 40 * 4096);
+    assert_int_equal(fake.reads[2][1], 4096);
+    assert_int_equal(fake.reads[3][0], 64 * 4096);
+    assert_int_equal(fake.reads[3][1], 100);  /* never past the end */
+
+    /* Clusters 2 and 3 were read but hold zeros: not allocated. */
+    assert_int_equal(data.count, 3);
+    assert_int_equal(data.runs[0].start, 1);
+    assert_int_equal(data.runs[0].length, 1);
+    assert_int_equal(data.runs[1].start, 40);
+    assert_int_equal(data.runs[2].start, 64);
+    q2s_runs_free(&data);
+    free(bytes);
+}
+
+/* A long extent is read in bounded chunks, and every byte counts. */
+static void test_long_extent(void **state)
+{
+    const uint64_t size = 5 * 1024 * 1024 + 512;
+    uint8_t *bytes = calloc(1, size);
+    struct fake_source fake;
+    struct q2s_geometry g;
+    struct q2s_runs data;
+    struct q2s_error err;
+    uint64_t covered = 0;
+
+    (void)state;
+    for (uint64_t i = 0; i < size; i += 512 * 3)
+        bytes[i + 511] = 0xff;  /* the last byte of every third sector */
+    fake_init(&fake, bytes, size);
+    fake.extents[0][1] = size;
+    fake.extent_count = 1;
+    geometry(&g, 512, size);
+    q2s_runs_init(&data);
+    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), 0);
+    for (size_t i = 0; i < fake.read_count; i++) {
+        assert_int_equal(fake.reads[i][0], covered);
+        assert_true(fake.reads[i][1] <= 1024 * 1024);
+        covered += fake.reads[i][1];
+    }
+    assert_int_equal(covered, size);
+    assert_int_equal(q2s_runs_total(&data), (size / 512 + 2) / 3);
+    q2s_runs_free(&data);
+    free(bytes);
+}
+
+/* A failed read ends the scan with the source's message. */
+static void test_read_error(void **state)
+{
+    const uint64_t size = 1024 * 1024;
+    uint8_t *bytes = calloc(1, size);
+    struct fake_source fake;
+    struct q2s_geometry g;
+    struct q2s_runs data;
+    struct q2s_error err;
+
+    (void)state;
+    fake_init(&fake, bytes, size);
+    fake.extents[0][1] = size;
+    fake.extent_count = 1;
+    fake.fail_at = 777777;
+    geometry(&g, 65536, size);
+    q2s_runs_init(&data);
+    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), -1);
+    assert_string_equal(err.message, "read error at offset 777777");
+    q2s_runs_free(&data);
+    free(bytes);
+}
+
+/* An extent the source gets wrong is refused, not trusted. */
+static void test_bad_extent(void **state)
+{
+    uint8_t bytes[4096] = { 0 };
+    struct fake_source fake;
+    struct q2s_geometry g;
+    struct q2s_runs data;
+    struct q2s_error err;
+
+    (void)state;
+    fake_init(&fake, bytes, sizeof bytes);
+    fake.extents[0][0] = 0;
+    fake.extents[0][1] = 8192;  /* past the end */
+    fake.extent_count = 1;
+    geometry(&g, 512, sizeof bytes);
+    q2s_runs_init(&data);
+    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), -1);
+    assert_non_null(strstr(err.message, "bad data extent"));
+    assert_int_equal(fake.read_count, 0);
+    q2s_runs_free(&data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reads_each_cluster_once),
+        cmocka_unit_test(test_long_extent),
+        cmocka_unit_test(test_read_error),
+        cmocka_unit_test(test_bad_extent),
+    };
+
+    return cmocka_run_group_tests_name("scan", tests, NULL, NULL);
+}
