@@ -63,6 +63,18 @@ static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
     return 0;
 }
 
+/* After a failed call: 1 to try it again (interrupted, or a non-blocking
+ * output that was full and now takes more), 0 if errno is the call's real
+ * error, -1 if waiting failed. */
+static int should_retry(struct q2s_sink *sink, struct q2s_error *err)
+{
+    if (errno == EINTR)
+        return 1;
+    if (errno == EAGAIN)
+        return wait_writable(sink, err) < 0 ? -1 : 1;
+    return 0;
+}
+
 static int write_all(struct q2s_sink *sink, const uint8_t *data, size_t length,
                      struct q2s_error *err)
 {
@@ -70,13 +82,12 @@ static int write_all(struct q2s_sink *sink, const uint8_t *data, size_t length,
         ssize_t n = write(sink->fd, data, length);
 
         if (n < 0) {
-            if (errno == EINTR)
+            int retry = should_retry(sink, err);
+
+            if (retry < 0)
+                return -1;
+            if (retry > 0)
                 continue;
-            if (errno == EAGAIN) {
-                if (wait_writable(sink, err) < 0)
-                    return -1;
-                continue;
-            }
             return q2s_error_set_errno(err, errno, "write error");
         }
         data += n;
@@ -161,13 +172,12 @@ int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
             break;
         }
         if (n < 0) {
-            if (errno == EINTR)
+            int retry = should_retry(sink, err);
+
+            if (retry < 0)
+                return -1;
+            if (retry > 0)
                 continue;
-            if (errno == EAGAIN) {
-                if (wait_writable(sink, err) < 0)
-                    return -1;
-                continue;
-            }
             /* The caller writes the rest, from *copied on, itself; a
              * real fault of the output shows up again there. */
             if (fast_path_unsupported(errno)) {

@@ -89,15 +89,19 @@ static void fake_init(struct fake_source *fake, const uint8_t *bytes,
     fake->fail_at = UINT64_MAX;
 }
 
-static void geometry(struct q2s_geometry *g, uint32_t cluster_size,
-                     uint64_t size)
+/* Scans the fake source at the given cluster size into *data. */
+static int scan_fake(struct fake_source *fake, uint32_t cluster_size,
+                     struct q2s_runs *data, struct q2s_error *err)
 {
     struct q2s_options options;
-    struct q2s_error err;
+    struct q2s_geometry g;
 
     q2s_options_init(&options);
     options.cluster_size = cluster_size;
-    assert_int_equal(q2s_geometry_init(g, &options, size, &err), 0);
+    assert_int_equal(
+        q2s_geometry_init(&g, &options, fake->source.size, err), 0);
+    q2s_runs_init(data);
+    return q2s_scan(&fake->source, &g, data, NULL, NULL, err);
 }
 
 /* Two extents end and start inside one cluster: that cluster is read
@@ -107,7 +111,6 @@ static void test_reads_each_cluster_once(void **state)
     const uint64_t size = 64 * 4096 + 100;  /* last cluster partial */
     uint8_t *bytes = calloc(1, size);
     struct fake_source fake;
-    struct q2s_geometry g;
     struct q2s_runs data;
     struct q2s_error err;
 
@@ -126,9 +129,7 @@ static void test_reads_each_cluster_once(void **state)
     fake.extents[3][0] = size - 50;
     fake.extents[3][1] = size;
     fake.extent_count = 4;
-    geometry(&g, 4096, size);
-    q2s_runs_init(&data);
-    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), 0);
+    assert_int_equal(scan_fake(&fake, 4096, &data, &err), 0);
 
     /* Cluster 1 once (its second extent starts after the first one's
      * cluster-aligned end), clusters 2-3, cluster 40, the partial tail. */
@@ -158,7 +159,6 @@ static void test_long_extent(void **state)
     const uint64_t size = 5 * 1024 * 1024 + 512;
     uint8_t *bytes = calloc(1, size);
     struct fake_source fake;
-    struct q2s_geometry g;
     struct q2s_runs data;
     struct q2s_error err;
     uint64_t covered = 0;
@@ -169,9 +169,7 @@ static void test_long_extent(void **state)
     fake_init(&fake, bytes, size);
     fake.extents[0][1] = size;
     fake.extent_count = 1;
-    geometry(&g, 512, size);
-    q2s_runs_init(&data);
-    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), 0);
+    assert_int_equal(scan_fake(&fake, 512, &data, &err), 0);
     for (size_t i = 0; i < fake.read_count; i++) {
         assert_int_equal(fake.reads[i][0], covered);
         assert_true(fake.reads[i][1] <= 1024 * 1024);
@@ -189,7 +187,6 @@ static void test_read_error(void **state)
     const uint64_t size = 1024 * 1024;
     uint8_t *bytes = calloc(1, size);
     struct fake_source fake;
-    struct q2s_geometry g;
     struct q2s_runs data;
     struct q2s_error err;
 
@@ -198,9 +195,7 @@ static void test_read_error(void **state)
     fake.extents[0][1] = size;
     fake.extent_count = 1;
     fake.fail_at = 777777;
-    geometry(&g, 65536, size);
-    q2s_runs_init(&data);
-    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), -1);
+    assert_int_equal(scan_fake(&fake, 65536, &data, &err), -1);
     assert_string_equal(err.message, "read error at offset 777777");
     q2s_runs_free(&data);
     free(bytes);
@@ -211,7 +206,6 @@ static void test_bad_extent(void **state)
 {
     uint8_t bytes[4096] = { 0 };
     struct fake_source fake;
-    struct q2s_geometry g;
     struct q2s_runs data;
     struct q2s_error err;
 
@@ -220,9 +214,7 @@ static void test_bad_extent(void **state)
     fake.extents[0][0] = 0;
     fake.extents[0][1] = 8192;  /* past the end */
     fake.extent_count = 1;
-    geometry(&g, 512, sizeof bytes);
-    q2s_runs_init(&data);
-    assert_int_equal(q2s_scan(&fake.source, &g, &data, NULL, NULL, &err), -1);
+    assert_int_equal(scan_fake(&fake, 512, &data, &err), -1);
     assert_non_null(strstr(err.message, "bad data extent"));
     assert_int_equal(fake.read_count, 0);
     q2s_runs_free(&data);
