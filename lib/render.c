@@ -9,6 +9,7 @@
 #include "source.h"
 
 #define BOUNCE_BUFFER_BYTES (1024 * 1024)
+#define ZERO_COPY_MIN_BYTES (64 * 1024)
 /* How much data goes between two progress reports. */
 #define PROGRESS_STEP_BYTES (64 * 1024 * 1024)
 
@@ -61,7 +62,9 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
     if (offset < source->size)
         readable = source->size - offset < length ? source->size - offset
                                                   : length;
-    if (source->fd >= 0) {
+    /* Zero-copy pays off for long runs; short ones are cheaper read into
+     * the output buffer than with a flush and a splice each. */
+    if (source->fd >= 0 && readable >= ZERO_COPY_MIN_BYTES) {
         uint64_t copied;
 
         if (q2s_sink_copy_fd(&r->sink, source->fd, offset, readable, &copied,
