@@ -12,6 +12,8 @@ CFLAGS ?= -O2 -g
 WERROR ?= -Werror
 Q2S_CFLAGS = -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Ilib
+LIBNBD_CFLAGS = $(shell pkg-config --cflags libnbd 2>/dev/null)
+LIBNBD_LIBS = $(shell pkg-config --libs libnbd 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -23,7 +25,7 @@ UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
-DEPS = gcc make pkg-config libcmocka-dev qemu-utils python3 util-linux mount \
+DEPS = gcc make pkg-config libcmocka-dev libnbd-dev nbdkit qemu-utils python3 util-linux mount \
 	bsdutils time valgrind hyperfine
 
 .PHONY: all deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
@@ -39,18 +41,18 @@ deps:
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+	$(CC) $(Q2S_CFLAGS) $(LIBNBD_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
 
 $(LIBRARY): $(LIB_OBJECTS)
 	$(AR) rcs $@ $^
 
 $(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBNBD_LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
-		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS)
+		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS) $(LIBNBD_LIBS)
 
 unit-tests: $(UNIT_TESTS)
 

@@ -66,9 +66,3 @@ void q2s_plan_summarize(const struct q2s_plan *plan,
         .total_clusters = plan->total_clusters,
     };
 }
-
-void q2s_source_close(struct q2s_source *source)
-{
-    if (source)
-        source->ops->close(source);
-}

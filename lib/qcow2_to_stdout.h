@@ -14,6 +14,7 @@
 #ifndef QCOW2_TO_STDOUT_H
 #define QCOW2_TO_STDOUT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -44,9 +45,18 @@ int q2s_options_check(const struct q2s_options *options, struct q2s_error *err);
 /* An input: where the guest-visible bytes of the disk come from. */
 struct q2s_source;
 
-/* A regular file or a block device, read as a raw image. */
-int q2s_source_open_file(const char *path, struct q2s_source **source,
-                         struct q2s_error *err);
+/* Opens an input:
+ *   "-"               standard input, a raw image (a pipe is read once and
+ *                     its data kept in an unlinked file in $TMPDIR);
+ *   an NBD URI        (nbd://, nbds://, nbd+unix://, ...), read as raw;
+ *   anything else     a regular file or a block device, read directly when
+ *                     format is NULL or "raw", else through qemu-nbd.
+ * When *interrupted becomes non-zero (a signal handler sets it; it may be
+ * NULL), long operations stop with the error "interrupted". */
+int q2s_source_open(const char *input, const char *format,
+                    const volatile sig_atomic_t *interrupted,
+                    struct q2s_source **source, struct q2s_error *err);
+/* Also ends any server process the source started. */
 void q2s_source_close(struct q2s_source *source);
 
 enum q2s_phase {

@@ -8,7 +8,6 @@
 #include "sink.h"
 #include "source.h"
 
-#define BOUNCE_BUFFER_BYTES (1024 * 1024)
 #define ZERO_COPY_MIN_BYTES (64 * 1024)
 /* How much data goes between two progress reports. */
 #define PROGRESS_STEP_BYTES (64 * 1024 * 1024)
@@ -17,7 +16,7 @@ struct render {
     const struct q2s_plan *plan;
     struct q2s_source *source;
     struct q2s_sink sink;
-    uint8_t *buffer;  /* a cluster, or BOUNCE_BUFFER_BYTES if larger */
+    uint8_t *buffer;  /* a cluster, or a good read of the source if larger */
     size_t buffer_bytes;
     uint64_t start, end;  /* the range being rendered */
     q2s_progress_fn *progress;
@@ -62,28 +61,31 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
     if (offset < source->size)
         readable = source->size - offset < length ? source->size - offset
                                                   : length;
-    /* Zero-copy pays off for long runs; short ones are cheaper read into
-     * the output buffer than with a flush and a splice each. */
-    if (source->fd >= 0 && readable >= ZERO_COPY_MIN_BYTES) {
-        uint64_t copied;
+    while (readable > 0) {
+        uint64_t located = 0, done = 0, fd_offset = 0;
+        int fd = -1;
 
-        if (q2s_sink_copy_fd(&r->sink, source->fd, offset, readable, &copied,
+        if (q2s_source_interrupted(source))
+            return q2s_error_set(err, "interrupted");
+        /* Zero-copy pays off for long runs; short ones are cheaper read
+         * into the output buffer than with a flush and a splice each. */
+        if (source->ops->locate && readable >= ZERO_COPY_MIN_BYTES)
+            located = source->ops->locate(source, offset, readable, &fd,
+                                          &fd_offset);
+        if (located >= ZERO_COPY_MIN_BYTES &&
+            q2s_sink_copy_fd(&r->sink, fd, fd_offset, located, &done,
                              err) < 0)
             return -1;
-        offset += copied;
-        readable -= copied;
-        length -= copied;
-    }
-    while (readable > 0) {
-        size_t n = readable < r->buffer_bytes ? (size_t)readable
-                                              : r->buffer_bytes;
-
-        if (source->ops->read(source, r->buffer, n, offset, err) < 0 ||
-            q2s_sink_write(&r->sink, r->buffer, n, err) < 0)
-            return -1;
-        offset += n;
-        readable -= n;
-        length -= n;
+        if (done == 0) {
+            done = readable < r->buffer_bytes ? readable : r->buffer_bytes;
+            if (source->ops->read(source, r->buffer, (size_t)done, offset,
+                                  err) < 0 ||
+                q2s_sink_write(&r->sink, r->buffer, (size_t)done, err) < 0)
+                return -1;
+        }
+        offset += done;
+        readable -= done;
+        length -= done;
     }
     return q2s_sink_write_zeros(&r->sink, length, err);
 }
@@ -148,12 +150,13 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
         return q2s_error_set(err, "the input is not the one that was scanned");
     if (source->ops->check_size(source, err) < 0)
         return -1;
-    r.buffer_bytes = plan->geometry.cluster_size > BOUNCE_BUFFER_BYTES
-                         ? plan->geometry.cluster_size : BOUNCE_BUFFER_BYTES;
+    r.buffer_bytes = source->read_bytes;
+    if (r.buffer_bytes < plan->geometry.cluster_size)
+        r.buffer_bytes = plan->geometry.cluster_size;
     r.buffer = malloc(r.buffer_bytes);
     if (!r.buffer)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate a buffer");
-    if (q2s_sink_init(&r.sink, out_fd, err) < 0) {
+    if (q2s_sink_init(&r.sink, out_fd, source->interrupted, err) < 0) {
         free(r.buffer);
         return -1;
     }

@@ -6,23 +6,7 @@
 #include <string.h>
 
 #include "error.h"
-
-/* Large enough to make few system calls, small enough to stay in cache
- * between the read and the zero check. */
-#define SCAN_CHUNK_BYTES (1024 * 1024)
-
-/* length is a multiple of 64 and p is 8-byte aligned. */
-static bool is_zero(const uint8_t *p, size_t length)
-{
-    const uint64_t *word = (const uint64_t *)(const void *)p;
-
-    for (size_t i = 0; i < length / 8; i += 8) {
-        if (word[i] | word[i + 1] | word[i + 2] | word[i + 3] | word[i + 4] |
-            word[i + 5] | word[i + 6] | word[i + 7])
-            return false;
-    }
-    return true;
-}
+#include "zero.h"
 
 static uint64_t align_down(uint64_t n, uint64_t alignment)
 {
@@ -53,13 +37,15 @@ static int scan_extent(struct scan *scan, uint64_t start, uint64_t end,
         uint64_t readable = source->size - pos < length ? source->size - pos
                                                         : length;
 
+        if (q2s_source_interrupted(source))
+            return q2s_error_set(err, "interrupted");
         if (source->ops->read(source, scan->buffer, (size_t)readable, pos,
                               err) < 0)
             return -1;
         /* The last cluster may extend past the end of the input. */
         memset(scan->buffer + readable, 0, (size_t)(length - readable));
         for (uint64_t off = 0; off < length; off += cluster_size) {
-            if (!is_zero(scan->buffer + off, cluster_size) &&
+            if (!q2s_is_zero(scan->buffer + off, cluster_size) &&
                 q2s_runs_add(scan->data_clusters,
                              (pos + off) >> scan->geometry->cluster_bits,
                              1) < 0)
@@ -83,8 +69,10 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
     struct scan scan = {
         .source = source,
         .geometry = geometry,
-        .buffer_bytes = SCAN_CHUNK_BYTES > cluster_size ? SCAN_CHUNK_BYTES
-                                                        : cluster_size,
+        /* Whole clusters, as many as make a good read for the source. */
+        .buffer_bytes = source->read_bytes > cluster_size
+                            ? source->read_bytes & ~((size_t)cluster_size - 1)
+                            : cluster_size,
         .data_clusters = data_clusters,
         .progress = progress,
         .progress_opaque = progress_opaque,

@@ -19,13 +19,16 @@
  * size_t but stop at about 2 GiB anyway). */
 #define SINK_COPY_CHUNK (1024 * 1024 * 1024)
 
-int q2s_sink_init(struct q2s_sink *sink, int fd, struct q2s_error *err)
+int q2s_sink_init(struct q2s_sink *sink, int fd,
+                  const volatile sig_atomic_t *interrupted,
+                  struct q2s_error *err)
 {
     struct stat st;
 
     if (fstat(fd, &st) < 0)
         return q2s_error_set_errno(err, errno, "cannot inspect the output");
     sink->fd = fd;
+    sink->interrupted = interrupted;
     sink->used = 0;
     sink->capacity = SINK_BUFFER_BYTES;
     sink->buffer = malloc(sink->capacity);
@@ -59,6 +62,8 @@ static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
         if (errno != EINTR)
             return q2s_error_set_errno(err, errno, "cannot wait for the "
                                        "output");
+        if (sink->interrupted && *sink->interrupted)
+            return q2s_error_set(err, "interrupted");
     }
     return 0;
 }
@@ -68,8 +73,13 @@ static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
  * error, -1 if waiting failed. */
 static int should_retry(struct q2s_sink *sink, struct q2s_error *err)
 {
-    if (errno == EINTR)
+    if (errno == EINTR) {
+        if (sink->interrupted && *sink->interrupted) {
+            q2s_error_set(err, "interrupted");
+            return -1;
+        }
         return 1;
+    }
     if (errno == EAGAIN)
         return wait_writable(sink, err) < 0 ? -1 : 1;
     return 0;

@@ -7,6 +7,7 @@
 #ifndef Q2S_SINK_H
 #define Q2S_SINK_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,9 +27,14 @@ struct q2s_sink {
     uint8_t *buffer;
     size_t used;
     size_t capacity;
+    const volatile sig_atomic_t *interrupted;  /* may be NULL */
 };
 
-int q2s_sink_init(struct q2s_sink *sink, int fd, struct q2s_error *err);
+/* A blocked write that a signal interrupts fails if *interrupted is set
+ * (interrupted may be NULL), and is tried again otherwise. */
+int q2s_sink_init(struct q2s_sink *sink, int fd,
+                  const volatile sig_atomic_t *interrupted,
+                  struct q2s_error *err);
 /* Frees the buffer; does not flush it or close the descriptor. */
 void q2s_sink_fini(struct q2s_sink *sink);
 

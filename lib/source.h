@@ -3,6 +3,7 @@
 #ifndef Q2S_SOURCE_H
 #define Q2S_SOURCE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,14 +11,20 @@
 
 struct q2s_source_ops {
     /* Finds the first extent at or after offset that may hold data (holes
-     * read as zeros and are never read).  Returns 1 with [*start, *end),
-     * 0 if the rest of the input is a hole, -1 on error.  Reporting a hole
-     * as data is allowed; the other way round is not. */
+     * and zeros are never read).  Returns 1 with [*start, *end), 0 if the
+     * rest of the input is a hole, -1 on error.  Reporting a hole as data
+     * is allowed; the other way round is not. */
     int (*next_data)(struct q2s_source *source, uint64_t offset,
                      uint64_t *start, uint64_t *end, struct q2s_error *err);
     /* Reads exactly length bytes at offset, all below source->size. */
     int (*read)(struct q2s_source *source, void *buf, size_t length,
                 uint64_t offset, struct q2s_error *err);
+    /* Optional: where bytes from offset on lie contiguously in a file
+     * descriptor, so that the output can splice or copy them without
+     * reading them.  Returns how many (at most length) with *fd and
+     * *fd_offset, or 0. */
+    uint64_t (*locate)(struct q2s_source *source, uint64_t offset,
+                       uint64_t length, int *fd, uint64_t *fd_offset);
     /* Fails if the input no longer has the size it had when opened. */
     int (*check_size)(struct q2s_source *source, struct q2s_error *err);
     void (*close)(struct q2s_source *source);
@@ -26,9 +33,26 @@ struct q2s_source_ops {
 struct q2s_source {
     const struct q2s_source_ops *ops;
     uint64_t size;
-    /* A descriptor whose bytes are the input's, at the same offsets, that
-     * the output may splice or copy from; -1 if there is none. */
-    int fd;
+    /* A good size for one read; sources that split a read into requests
+     * in flight at once want large ones. */
+    size_t read_bytes;
+    /* Set (by a signal handler) when the caller wants to stop; may be
+     * NULL.  Long loops check it. */
+    const volatile sig_atomic_t *interrupted;
 };
+
+static inline int q2s_source_interrupted(const struct q2s_source *source)
+{
+    return source->interrupted && *source->interrupted;
+}
+
+/* Internal constructors, chosen by q2s_source_open(). */
+int q2s_source_open_file(const char *path, struct q2s_source **source,
+                         struct q2s_error *err);
+int q2s_source_open_fd(int fd, const char *name, struct q2s_source **source,
+                       struct q2s_error *err);
+int q2s_source_open_stream(int fd, const char *name,
+                           const volatile sig_atomic_t *interrupted,
+                           struct q2s_source **source, struct q2s_error *err);
 
 #endif

@@ -13,8 +13,13 @@
 #include "error.h"
 #include "source.h"
 
+/* Large enough to make few system calls, small enough to stay in cache
+ * between the read and the zero check. */
+#define FILE_READ_BYTES (1024 * 1024)
+
 struct file_source {
     struct q2s_source source;  /* first, so that the two convert */
+    int fd;
     bool is_block_device;
     char path[];
 };
@@ -36,7 +41,7 @@ static int file_next_data(struct q2s_source *source, uint64_t offset,
     /* Block devices report no holes; scan them whole. */
     if (file->is_block_device)
         goto all_data;
-    data = lseek(source->fd, (off_t)offset, SEEK_DATA);
+    data = lseek(file->fd, (off_t)offset, SEEK_DATA);
     if (data < 0) {
         if (errno == ENXIO)
             return 0;
@@ -48,7 +53,7 @@ static int file_next_data(struct q2s_source *source, uint64_t offset,
     }
     if ((uint64_t)data >= source->size)
         return 0;
-    hole = lseek(source->fd, data, SEEK_HOLE);
+    hole = lseek(file->fd, data, SEEK_HOLE);
     if (hole < 0)
         return q2s_error_set_errno(err, errno, "%s: cannot find a hole at "
                                    "offset %llu", file->path,
@@ -70,7 +75,7 @@ static int file_read(struct q2s_source *source, void *buf, size_t length,
     uint8_t *p = buf;
 
     while (length > 0) {
-        ssize_t n = pread(source->fd, p, length, (off_t)offset);
+        ssize_t n = pread(file->fd, p, length, (off_t)offset);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -107,7 +112,7 @@ static int file_check_size(struct q2s_source *source, struct q2s_error *err)
     struct file_source *file = file_source_of(source);
     uint64_t size;
 
-    if (file_size(source->fd, file->is_block_device, &size) < 0)
+    if (file_size(file->fd, file->is_block_device, &size) < 0)
         return q2s_error_set_errno(err, errno, "%s: cannot get its size",
                                    file->path);
     if (size != source->size)
@@ -118,23 +123,64 @@ static int file_check_size(struct q2s_source *source, struct q2s_error *err)
     return 0;
 }
 
+/* The input's bytes are the file's, at the same offsets. */
+static uint64_t file_locate(struct q2s_source *source, uint64_t offset,
+                            uint64_t length, int *fd, uint64_t *fd_offset)
+{
+    *fd = file_source_of(source)->fd;
+    *fd_offset = offset;
+    return length;
+}
+
 static void file_close(struct q2s_source *source)
 {
-    close(source->fd);
+    close(file_source_of(source)->fd);
     free(source);
 }
 
 static const struct q2s_source_ops file_ops = {
     .next_data = file_next_data,
     .read = file_read,
+    .locate = file_locate,
     .check_size = file_check_size,
     .close = file_close,
 };
 
+/* Takes fd, open on a regular file or a block device, and closes it on
+ * failure too. */
+int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
+                       struct q2s_error *err)
+{
+    struct file_source *file;
+    struct stat st;
+
+    if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+        close(fd);
+        return q2s_error_set(err, "%s: changed while being opened", name);
+    }
+    file = calloc(1, sizeof *file + strlen(name) + 1);
+    if (!file) {
+        close(fd);
+        return q2s_error_set_errno(err, ENOMEM, "%s", name);
+    }
+    file->source.ops = &file_ops;
+    file->source.read_bytes = FILE_READ_BYTES;
+    file->fd = fd;
+    file->is_block_device = S_ISBLK(st.st_mode);
+    strcpy(file->path, name);
+    if (file_size(fd, file->is_block_device, &file->source.size) < 0) {
+        q2s_error_set_errno(err, errno, "%s: cannot get its size", name);
+        file_close(&file->source);
+        return -1;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    *result = &file->source;
+    return 0;
+}
+
 int q2s_source_open_file(const char *path, struct q2s_source **result,
                          struct q2s_error *err)
 {
-    struct file_source *file;
     struct stat st;
     int fd;
 
@@ -149,25 +195,5 @@ int q2s_source_open_file(const char *path, struct q2s_source **result,
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return q2s_error_set_errno(err, errno, "%s", path);
-    if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
-        close(fd);
-        return q2s_error_set(err, "%s: changed while being opened", path);
-    }
-    file = malloc(sizeof *file + strlen(path) + 1);
-    if (!file) {
-        close(fd);
-        return q2s_error_set_errno(err, ENOMEM, "%s", path);
-    }
-    file->source.ops = &file_ops;
-    file->source.fd = fd;
-    file->is_block_device = S_ISBLK(st.st_mode);
-    strcpy(file->path, path);
-    if (file_size(fd, file->is_block_device, &file->source.size) < 0) {
-        q2s_error_set_errno(err, errno, "%s: cannot get its size", path);
-        file_close(&file->source);
-        return -1;
-    }
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    *result = &file->source;
-    return 0;
+    return q2s_source_open_fd(fd, path, result, err);
 }

@@ -46,8 +46,10 @@ static void help(void)
     usage_line(stdout);
     printf("Convert a disk image to qcow2 and write it to standard output.\n"
            "\n"
-           "  -f FORMAT          format of the input (default and only one "
-           "for now: raw)\n"
+           "  -f FORMAT          format of the input (default: raw); other "
+           "formats QEMU\n"
+           "                     reads (qcow2, vmdk, vhdx, vpc, vdi, ...) go "
+           "through qemu-nbd\n"
            "  -c CLUSTER_SIZE    qcow2 cluster size, a power of two from 512 "
            "to 2M\n"
            "                     (default: %d)\n"
@@ -65,9 +67,15 @@ static void help(void)
            "  -h, --help         show this help and exit\n"
            "      --version      show the version and exit\n"
            "\n"
-           "INPUT is a regular file or a block device.  Sizes take a suffix "
-           "K, M, G or T\n"
-           "(powers of 1024).  The output is never seeked: it can be a pipe.\n",
+           "INPUT is a regular file or a block device; an NBD URI "
+           "(nbd://host/export,\n"
+           "nbd+unix:///export?socket=PATH, ...), read as raw; or - for a raw "
+           "image on\n"
+           "standard input (a pipe's data is kept in an unlinked file in "
+           "$TMPDIR).\n"
+           "Sizes take a suffix K, M, G or T (powers of 1024).  The output is "
+           "never\n"
+           "seeked: it can be a pipe.\n",
            Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS);
 }
 
@@ -311,6 +319,30 @@ out:
     return ret;
 }
 
+/* The signal that asked us to stop, for the handler to set and main to
+ * read: the only state outside main, as a handler needs it. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int signum)
+{
+    stop_signal = signum;
+}
+
+/* Stop signals interrupt blocking calls (no SA_RESTART), so that the
+ * library sees them, cleans up (a qemu-nbd it started, its socket) and
+ * returns; main then dies of the same signal. */
+static void catch_stop_signals(void)
+{
+    struct sigaction action = { .sa_handler = on_stop_signal };
+    static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+        sigaction(signals[i], &action, NULL);
+    /* A reader that goes away is an error to report, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
 int main(int argc, char **argv)
 {
     struct q2s_source *source;
@@ -321,26 +353,30 @@ int main(int argc, char **argv)
     status = parse_arguments(&cli, argc, argv);
     if (status >= 0)
         return status;
-    if (strcmp(cli.format, "raw") != 0) {
-        if (cli.data_file)
-            return fail("external data files can only be used with raw "
-                        "input images");
-        fprintf(stderr, "%s: input format '%s' is not supported; this "
-                "version reads raw images only\n", PROGRAM, cli.format);
-        return EXIT_FAILURE;
-    }
+    if (cli.data_file && strcmp(cli.format, "raw") != 0)
+        return fail("external data files can only be used with raw input "
+                    "images");
+    if (cli.data_file && (strcmp(cli.input, "-") == 0 ||
+                          strstr(cli.input, "://") != NULL))
+        return fail("an external data file must be a file that the image "
+                    "can name, not standard input or an NBD export");
     if (q2s_options_check(&cli.options, &err) < 0)
         return fail(err.message);
-    if (q2s_source_open_file(cli.input, &source, &err) < 0)
-        return fail(err.message);
-    if (!cli.measure && isatty(STDOUT_FILENO)) {
-        q2s_source_close(source);
+    if (!cli.measure && isatty(STDOUT_FILENO))
         return fail("refusing to write to a terminal; redirect standard "
                     "output");
+    catch_stop_signals();
+    if (q2s_source_open(cli.input, cli.format, &stop_signal, &source,
+                        &err) < 0) {
+        status = fail(err.message);
+    } else {
+        status = run(&cli, source, &err) < 0 ? fail(err.message)
+                                             : EXIT_SUCCESS;
+        q2s_source_close(source);
     }
-    /* A reader that goes away is an error to report, not a silent death. */
-    signal(SIGPIPE, SIG_IGN);
-    status = run(&cli, source, &err) < 0 ? fail(err.message) : EXIT_SUCCESS;
-    q2s_source_close(source);
+    if (stop_signal) {
+        signal(stop_signal, SIG_DFL);
+        raise(stop_signal);
+    }
     return status;
 }

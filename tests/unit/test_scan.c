@@ -84,7 +84,7 @@ static void fake_init(struct fake_source *fake, const uint8_t *bytes,
     memset(fake, 0, sizeof *fake);
     fake->source.ops = &fake_ops;
     fake->source.size = size;
-    fake->source.fd = -1;
+    fake->source.read_bytes = 1024 * 1024;
     fake->bytes = bytes;
     fake->fail_at = UINT64_MAX;
 }

@@ -1,0 +1,90 @@
+/* Choosing the source for an input name and a format. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "source.h"
+#include "source_nbd.h"
+
+/* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
+static bool is_nbd_uri(const char *input)
+{
+    static const char *const schemes[] = {
+        "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
+        "nbds+vsock://",
+    };
+
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        if (strncmp(input, schemes[i], strlen(schemes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool is_raw(const char *format)
+{
+    return !format || strcmp(format, "raw") == 0;
+}
+
+/* Standard input: read in place when it is a file or a block device,
+ * kept in a temporary file when it is a pipe or a socket. */
+static int open_stdin(const volatile sig_atomic_t *interrupted,
+                      struct q2s_source **source, struct q2s_error *err)
+{
+    struct stat st;
+    int fd;
+
+    if (fstat(STDIN_FILENO, &st) < 0)
+        return q2s_error_set_errno(err, errno, "standard input");
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+            return q2s_error_set_errno(err, errno, "standard input");
+        return q2s_source_open_fd(fd, "standard input", source, err);
+    }
+    if (S_ISDIR(st.st_mode))
+        return q2s_error_set(err, "standard input: is a directory");
+    if (isatty(STDIN_FILENO))
+        return q2s_error_set(err, "standard input is a terminal; give an "
+                             "image on a pipe or a file");
+    return q2s_source_open_stream(STDIN_FILENO, "standard input", interrupted,
+                                  source, err);
+}
+
+int q2s_source_open(const char *input, const char *format,
+                    const volatile sig_atomic_t *interrupted,
+                    struct q2s_source **source, struct q2s_error *err)
+{
+    int ret;
+
+    if (strcmp(input, "-") == 0) {
+        if (!is_raw(format))
+            return q2s_error_set(err, "standard input can only be read as a "
+                                 "raw image");
+        ret = open_stdin(interrupted, source, err);
+    } else if (is_nbd_uri(input)) {
+        if (!is_raw(format))
+            return q2s_error_set(err, "an NBD export is read as raw; -f %s "
+                                 "does not apply to it", format);
+        ret = q2s_source_open_nbd_uri(input, interrupted, source, err);
+    } else if (is_raw(format)) {
+        ret = q2s_source_open_file(input, source, err);
+    } else {
+        ret = q2s_source_open_qemu_nbd(input, format, interrupted, source,
+                                       err);
+    }
+    if (ret == 0)
+        (*source)->interrupted = interrupted;
+    return ret;
+}
+
+void q2s_source_close(struct q2s_source *source)
+{
+    if (source)
+        source->ops->close(source);
+}
