@@ -53,6 +53,15 @@ void q2s_sink_fini(struct q2s_sink *sink)
     sink->buffer = NULL;
 }
 
+/* A signal that stops a write part way makes it return what it wrote,
+ * not EINTR: so look before every call. */
+static int check_interrupted(struct q2s_sink *sink, struct q2s_error *err)
+{
+    if (sink->interrupted && *sink->interrupted)
+        return q2s_error_set(err, "interrupted");
+    return 0;
+}
+
 /* Waits until a non-blocking output can take more. */
 static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
 {
@@ -62,8 +71,8 @@ static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
         if (errno != EINTR)
             return q2s_error_set_errno(err, errno, "cannot wait for the "
                                        "output");
-        if (sink->interrupted && *sink->interrupted)
-            return q2s_error_set(err, "interrupted");
+        if (check_interrupted(sink, err) < 0)
+            return -1;
     }
     return 0;
 }
@@ -73,13 +82,8 @@ static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
  * error, -1 if waiting failed. */
 static int should_retry(struct q2s_sink *sink, struct q2s_error *err)
 {
-    if (errno == EINTR) {
-        if (sink->interrupted && *sink->interrupted) {
-            q2s_error_set(err, "interrupted");
-            return -1;
-        }
-        return 1;
-    }
+    if (errno == EINTR)
+        return check_interrupted(sink, err) < 0 ? -1 : 1;
     if (errno == EAGAIN)
         return wait_writable(sink, err) < 0 ? -1 : 1;
     return 0;
@@ -89,7 +93,11 @@ static int write_all(struct q2s_sink *sink, const uint8_t *data, size_t length,
                      struct q2s_error *err)
 {
     while (length > 0) {
-        ssize_t n = write(sink->fd, data, length);
+        ssize_t n;
+
+        if (check_interrupted(sink, err) < 0)
+            return -1;
+        n = write(sink->fd, data, length);
 
         if (n < 0) {
             int retry = should_retry(sink, err);
@@ -168,6 +176,9 @@ int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
                            ? (size_t)(length - done) : SINK_COPY_CHUNK;
         loff_t in_offset = (loff_t)(offset + done);
         ssize_t n;
+
+        if (check_interrupted(sink, err) < 0)
+            return -1;
 
         switch (sink->copy_method) {
         case Q2S_COPY_SPLICE:

@@ -325,6 +325,12 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int signum)
 {
+    /* A second signal does not wait for the clean-up: a call that began
+     * just before the first one may block until the reader reads. */
+    if (stop_signal) {
+        signal(signum, SIG_DFL);
+        raise(signum);
+    }
     stop_signal = signum;
 }
 
