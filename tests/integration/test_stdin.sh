@@ -1,0 +1,69 @@
+# "-": a raw image on standard input, read once.
+. "$(dirname "$0")/lib.sh"
+
+mkdir tmp
+export TMPDIR=$PWD/tmp
+
+# piped_same NAME FILE OPTIONS...: through a pipe, the same bytes as from
+# the file.
+piped_same() {
+    local file=$1; shift
+    "$Q2S" "$@" "$file" > want.qcow2 || return 1
+    cat "$file" | "$Q2S" "$@" - > got.qcow2 || return 1
+    cmp want.qcow2 got.qcow2
+}
+
+make_image disk.raw $((5 * 1024 * 1024 + 1234))
+for options in "" "-c 512 -r 1" "-c 4096" "-c 2M -r 64"; do
+    check "pipe ${options:-(defaults)}: same bytes as the file" piped_same disk.raw $options
+done
+for size in 1 511 512 513 65535 65537 1000001; do
+    head -c "$size" /dev/urandom > odd.raw
+    check "pipe of $size bytes: same bytes as the file" piped_same odd.raw -c 4096
+done
+# Zeros in the middle of a sector's worth of data, zero sectors between.
+{ head -c 700 /dev/urandom; head -c 100000 /dev/zero; head -c 3 /dev/urandom; } > mixed.raw
+check "pipe with zero sectors: same bytes as the file" piped_same mixed.raw -c 1024
+: > empty.raw
+check "empty stdin: same bytes as an empty file" piped_same empty.raw
+if have qemu-img; then
+    cat disk.raw | "$Q2S" - > piped.qcow2
+    check "pipe: valid, same content" valid_image piped.qcow2 disk.raw
+fi
+
+# A file on stdin is read in place.
+"$Q2S" - < disk.raw > redirected.qcow2
+"$Q2S" disk.raw > want.qcow2
+check "a file redirected to stdin: same bytes" cmp redirected.qcow2 want.qcow2
+
+check "--measure on a pipe" \
+    test "$(cat disk.raw | "$Q2S" --measure -)" = "$(stat -c %s want.qcow2)"
+ranges_from_pipe() {
+    { cat disk.raw | "$Q2S" --length=70000 - &&
+        cat disk.raw | "$Q2S" --offset=70000 -; } > joined.qcow2 &&
+        cmp joined.qcow2 want.qcow2
+}
+check "ranges from a pipe" ranges_from_pipe
+check "nothing left in TMPDIR" test -z "$(ls -A "$TMPDIR")"
+
+# Only non-zero sectors are kept: a 4 GiB stream with 1 MiB of data.
+check "a sparse 4 GiB stream" bash -c \
+    "{ head -c 1M /dev/urandom; head -c 4G /dev/zero; } | '$Q2S' --measure - > /dev/null"
+
+stdin_fails() {
+    local pattern=$1; shift
+    "$@" > out.bin 2> err.txt
+    local status=$?
+    [ "$status" = 1 ] && [ "$(wc -l < err.txt)" = 1 ] &&
+        grep -q "^qcow2-to-stdout: .*$pattern" err.txt ||
+        { echo "status $status"; cat err.txt; return 1; }
+}
+check "stdin with -f qcow2 is refused" stdin_fails "standard input can only be read as a raw image" \
+    bash -c "'$Q2S' -f qcow2 - < disk.raw"
+check "stdin with -d is refused" stdin_fails "external data file" \
+    bash -c "'$Q2S' -d - < disk.raw"
+check "an unusable TMPDIR" stdin_fails "temporary file" \
+    bash -c "cat disk.raw | TMPDIR=$PWD/missing '$Q2S' -"
+check "a directory on stdin" stdin_fails "is a directory" \
+    bash -c "'$Q2S' - < ."
+finish
