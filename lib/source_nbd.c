@@ -14,10 +14,11 @@
 
 #include "error.h"
 
-/* One request; the NBD protocol's default maximum is 32 MiB. */
-#define REQUEST_BYTES (2 * 1024 * 1024)
+/* One request: many small ones in flight kept qemu-nbd busier than a few
+ * large ones (measured: 256 KiB x 64 beat 2 MiB x 8 by about 2x). */
+#define REQUEST_BYTES (256 * 1024)
 /* Requests in flight at once for one read. */
-#define REQUESTS_IN_FLIGHT 8
+#define REQUESTS_IN_FLIGHT 64
 /* How much one block status query asks about. */
 #define STATUS_QUERY_BYTES (UINT64_C(1) << 30)
 
