@@ -78,8 +78,8 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
             return -1;
         if (done == 0) {
             done = readable < r->buffer_bytes ? readable : r->buffer_bytes;
-            if (source->ops->read(source, r->buffer, (size_t)done, offset,
-                                  err) < 0 ||
+            if (q2s_source_read_data(source, r->buffer, (size_t)done, offset,
+                                     err) < 0 ||
                 q2s_sink_write(&r->sink, r->buffer, (size_t)done, err) < 0)
                 return -1;
         }

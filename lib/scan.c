@@ -39,8 +39,10 @@ static int scan_extent(struct scan *scan, uint64_t start, uint64_t end,
 
         if (q2s_source_interrupted(source))
             return q2s_error_set(err, "interrupted");
-        if (source->ops->read(source, scan->buffer, (size_t)readable, pos,
-                              err) < 0)
+        /* Only the data in the window: a cluster that an extent only
+         * partly covers has its holes filled with zeros, not read. */
+        if (q2s_source_read_data(source, scan->buffer, (size_t)readable,
+                                 pos, err) < 0)
             return -1;
         /* The last cluster may extend past the end of the input. */
         memset(scan->buffer + readable, 0, (size_t)(length - readable));

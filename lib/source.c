@@ -83,6 +83,34 @@ int q2s_source_open(const char *input, const char *format,
     return ret;
 }
 
+int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
+                         size_t length, uint64_t offset,
+                         struct q2s_error *err)
+{
+    uint64_t end = offset + length;
+
+    while (offset < end) {
+        uint64_t start = end, stop = end;
+        int found = source->ops->next_data(source, offset, &start, &stop, err);
+
+        if (found < 0)
+            return -1;
+        if (found == 0 || start > end)
+            start = end;
+        if (stop > end)
+            stop = end;
+        memset(buf, 0, (size_t)(start - offset));
+        buf += start - offset;
+        if (start < stop &&
+            source->ops->read(source, buf, (size_t)(stop - start), start,
+                              err) < 0)
+            return -1;
+        buf += stop > start ? stop - start : 0;
+        offset = stop > start ? stop : start;
+    }
+    return 0;
+}
+
 void q2s_source_close(struct q2s_source *source)
 {
     if (source)

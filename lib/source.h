@@ -46,6 +46,12 @@ static inline int q2s_source_interrupted(const struct q2s_source *source)
     return source->interrupted && *source->interrupted;
 }
 
+/* Reads [offset, offset + length) like ops->read, but only the extents
+ * that may hold data: the rest is filled with zeros, never read. */
+int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
+                         size_t length, uint64_t offset,
+                         struct q2s_error *err);
+
 /* Internal constructors, chosen by q2s_source_open(). */
 int q2s_source_open_file(const char *path, struct q2s_source **source,
                          struct q2s_error *err);
