@@ -83,6 +83,32 @@ int q2s_source_open(const char *input, const char *format,
     return ret;
 }
 
+int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
+                   const char *name, struct q2s_error *err)
+{
+    uint8_t *p = buf;
+
+    while (length > 0) {
+        ssize_t n = pread(fd, p, length, (off_t)offset);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return q2s_error_set_errno(err, errno, "%s: read error at offset "
+                                       "%llu", name,
+                                       (unsigned long long)offset);
+        }
+        if (n == 0)
+            return q2s_error_set(err, "%s: unexpected end of input at offset "
+                                 "%llu (did it shrink while being read?)",
+                                 name, (unsigned long long)offset);
+        p += n;
+        length -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
 int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err)

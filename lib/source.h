@@ -52,6 +52,10 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err);
 
+/* pread(2) of exactly length bytes; name and offset go in the message. */
+int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
+                   const char *name, struct q2s_error *err);
+
 /* Internal constructors, chosen by q2s_source_open(). */
 int q2s_source_open_file(const char *path, struct q2s_source **source,
                          struct q2s_error *err);

@@ -72,27 +72,8 @@ static int file_read(struct q2s_source *source, void *buf, size_t length,
                      uint64_t offset, struct q2s_error *err)
 {
     struct file_source *file = file_source_of(source);
-    uint8_t *p = buf;
 
-    while (length > 0) {
-        ssize_t n = pread(file->fd, p, length, (off_t)offset);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return q2s_error_set_errno(err, errno, "%s: read error at offset "
-                                       "%llu", file->path,
-                                       (unsigned long long)offset);
-        }
-        if (n == 0)
-            return q2s_error_set(err, "%s: unexpected end of input at offset "
-                                 "%llu (did it shrink while being read?)",
-                                 file->path, (unsigned long long)offset);
-        p += n;
-        length -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    return q2s_pread_full(file->fd, buf, length, offset, file->path, err);
 }
 
 static int file_size(int fd, bool is_block_device, uint64_t *size)

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "qemu_img_map.h"
 
 /* One request: many small ones in flight kept qemu-nbd busier than a few
  * large ones (measured: 256 KiB x 64 beat 2 MiB x 8 by about 2x). */
@@ -37,6 +40,11 @@ struct nbd_source {
     struct extent *extents;
     size_t extent_count, extent_capacity;
     int server_stderr;         /* what qemu-nbd said, or -1 */
+    /* For a local image: the extents whose bytes lie in the image file
+     * as they are, read (and spliced) from it directly. */
+    int image_fd;
+    struct q2s_mapping *map;
+    size_t map_count;
     char name[];
 };
 
@@ -215,12 +223,9 @@ static int wait_for_requests(struct nbd_source *nbd, struct q2s_error *err)
 }
 
 /* Splits the read into requests that are all in flight at once. */
-static int nbd_read(struct q2s_source *source, void *buf, size_t length,
-                    uint64_t offset, struct q2s_error *err)
+static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
+                         uint64_t offset, struct q2s_error *err)
 {
-    struct nbd_source *nbd = nbd_of(source);
-    uint8_t *p = buf;
-
     while (length > 0) {
         int64_t cookies[REQUESTS_IN_FLIGHT];
         uint64_t offsets[REQUESTS_IN_FLIGHT];
@@ -262,6 +267,70 @@ static int nbd_read(struct q2s_source *source, void *buf, size_t length,
     return 0;
 }
 
+/* Index of the first mapping that ends after offset. */
+static size_t map_search(const struct nbd_source *nbd, uint64_t offset)
+{
+    size_t low = 0, high = nbd->map_count;
+
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+
+        if (nbd->map[mid].start + nbd->map[mid].length <= offset)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return low;
+}
+
+static int nbd_read(struct q2s_source *source, void *buf, size_t length,
+                    uint64_t offset, struct q2s_error *err)
+{
+    struct nbd_source *nbd = nbd_of(source);
+    uint8_t *p = buf;
+
+    while (length > 0) {
+        size_t i = map_search(nbd, offset);
+        size_t n = length;
+
+        if (i < nbd->map_count && nbd->map[i].start <= offset) {
+            const struct q2s_mapping *m = &nbd->map[i];
+
+            if (m->start + m->length - offset < n)
+                n = (size_t)(m->start + m->length - offset);
+            if (q2s_pread_full(nbd->image_fd, p, n,
+                               m->file_offset + (offset - m->start),
+                               nbd->name, err) < 0)
+                return -1;
+        } else {
+            if (i < nbd->map_count && nbd->map[i].start - offset < n)
+                n = (size_t)(nbd->map[i].start - offset);
+            if (read_requests(nbd, p, n, offset, err) < 0)
+                return -1;
+        }
+        p += n;
+        offset += n;
+        length -= n;
+    }
+    return 0;
+}
+
+static uint64_t nbd_locate(struct q2s_source *source, uint64_t offset,
+                           uint64_t length, int *fd, uint64_t *fd_offset)
+{
+    struct nbd_source *nbd = nbd_of(source);
+    size_t i = map_search(nbd, offset);
+    const struct q2s_mapping *m;
+
+    if (i == nbd->map_count || nbd->map[i].start > offset)
+        return 0;
+    m = &nbd->map[i];
+    *fd = nbd->image_fd;
+    *fd_offset = m->file_offset + (offset - m->start);
+    return m->start + m->length - offset < length
+               ? m->start + m->length - offset : length;
+}
+
 static int nbd_check_size(struct q2s_source *source, struct q2s_error *err)
 {
     (void)source;
@@ -281,6 +350,9 @@ static void nbd_source_close(struct q2s_source *source)
     }
     if (nbd->server_stderr >= 0)
         close(nbd->server_stderr);
+    if (nbd->image_fd >= 0)
+        close(nbd->image_fd);
+    free(nbd->map);
     free(nbd->extents);
     free(nbd);
 }
@@ -288,6 +360,7 @@ static void nbd_source_close(struct q2s_source *source)
 static const struct q2s_source_ops nbd_ops = {
     .next_data = nbd_next_data,
     .read = nbd_read,
+    .locate = nbd_locate,
     .check_size = nbd_check_size,
     .close = nbd_source_close,
 };
@@ -305,6 +378,7 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->source.read_bytes = REQUEST_BYTES * REQUESTS_IN_FLIGHT;
     nbd->request_bytes = REQUEST_BYTES;
     nbd->server_stderr = -1;
+    nbd->image_fd = -1;
     strcpy(nbd->name, name);
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
@@ -411,6 +485,43 @@ static char *image_options(const char *path, const char *format,
     return options;
 }
 
+/* Reads and checks the map of a local image.  A map that does not fit
+ * the image or its file is dropped: everything then goes through NBD. */
+static int use_map(struct nbd_source *nbd, const char *options,
+                   const char *path)
+{
+    uint64_t file_size;
+    struct stat st;
+
+    if (q2s_qemu_img_map(options, path, &nbd->map, &nbd->map_count) < 0)
+        return -1;
+    if (nbd->map_count == 0)
+        return 0;
+    nbd->image_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (nbd->image_fd < 0 || fstat(nbd->image_fd, &st) < 0)
+        goto drop;
+    file_size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode) &&
+        ioctl(nbd->image_fd, BLKGETSIZE64, &file_size) < 0)
+        goto drop;
+    for (size_t i = 0; i < nbd->map_count; i++) {
+        const struct q2s_mapping *m = &nbd->map[i];
+
+        if (m->start > nbd->source.size ||
+            m->length > nbd->source.size - m->start ||
+            m->file_offset > file_size ||
+            m->length > file_size - m->file_offset)
+            goto drop;
+    }
+    return 0;
+
+drop:
+    free(nbd->map);
+    nbd->map = NULL;
+    nbd->map_count = 0;
+    return 0;
+}
+
 int q2s_source_open_qemu_nbd(const char *path, const char *format,
                              const volatile sig_atomic_t *interrupted,
                              struct q2s_source **source,
@@ -474,6 +585,12 @@ int q2s_source_open_qemu_nbd(const char *path, const char *format,
             nbd_source_close(&nbd->source);
             return -1;
         }
+    }
+    if (use_map(nbd, options, path) < 0) {
+        free(options);
+        free(script);
+        nbd_source_close(&nbd->source);
+        return q2s_error_set_errno(err, ENOMEM, "%s", path);
     }
     free(options);
     free(script);

@@ -1,0 +1,23 @@
+/* Where an image's data lies in its own file, as `qemu-img map` says. */
+#ifndef Q2S_QEMU_IMG_MAP_H
+#define Q2S_QEMU_IMG_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct q2s_mapping {
+    uint64_t start;        /* guest offset */
+    uint64_t length;
+    uint64_t file_offset;  /* where those bytes are in the image file */
+};
+
+/* Runs `qemu-img map --image-opts IMAGE_OPTIONS` and keeps the extents
+ * mapped into the file named path itself: not a backing file, an external
+ * data file or another extent file.  Returns them sorted and disjoint, or
+ * none (*count == 0) when qemu-img is missing, fails (as it does for
+ * compressed or encrypted clusters), or says anything unexpected: the
+ * map is only ever a shortcut.  Returns -1 only when out of memory. */
+int q2s_qemu_img_map(const char *image_options, const char *path,
+                     struct q2s_mapping **mappings, size_t *count);
+
+#endif
