@@ -34,6 +34,7 @@ struct nbd_source {
     struct nbd_handle *nbd;
     bool has_allocation;       /* base:allocation was negotiated */
     uint64_t request_bytes;
+    uint64_t minimum_bytes;    /* requests are multiples of this, aligned */
     /* The data extents of the last block status answer, which covered
      * [status_start, status_end). */
     uint64_t status_start, status_end;
@@ -150,8 +151,12 @@ static int status_callback(void *opaque, const char *context, uint64_t offset,
 static int query_status(struct nbd_source *nbd, uint64_t offset,
                         struct q2s_error *err)
 {
-    uint64_t count = nbd->source.size - offset;
-    struct status_answer answer = { .nbd = nbd, .offset = offset };
+    uint64_t count;
+    struct status_answer answer;
+
+    offset -= offset % nbd->minimum_bytes;
+    count = nbd->source.size - offset;
+    answer = (struct status_answer){ .nbd = nbd, .offset = offset };
 
     if (count > STATUS_QUERY_BYTES)
         count = STATUS_QUERY_BYTES;
@@ -267,6 +272,37 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
     return 0;
 }
 
+/* Reads up to *length bytes at offset (all, or fewer for an unaligned
+ * head, leaving *length at what was read), keeping to the server's
+ * minimum block size: an unaligned head or tail is read as a whole block
+ * into a bounce buffer. */
+static int read_aligned(struct nbd_source *nbd, uint8_t *p, size_t *length,
+                        uint64_t offset, struct q2s_error *err)
+{
+    uint64_t block = nbd->minimum_bytes;
+    uint64_t head = offset % block;
+    uint8_t bounce[65536];
+
+    if (head == 0 && *length >= block) {
+        *length -= *length % block;  /* the tail comes next time */
+        return read_requests(nbd, p, *length, offset, err);
+    }
+    /* One block around offset; past the end of the export only if its
+     * size is not a multiple of the block, which the server allows. */
+    {
+        uint64_t start = offset - head;
+        uint64_t size = nbd->source.size - start < block
+                            ? nbd->source.size - start : block;
+
+        if (*length > size - head)
+            *length = (size_t)(size - head);
+        if (read_requests(nbd, bounce, (size_t)size, start, err) < 0)
+            return -1;
+        memcpy(p, bounce + head, *length);
+    }
+    return 0;
+}
+
 /* Index of the first mapping that ends after offset. */
 static size_t map_search(const struct nbd_source *nbd, uint64_t offset)
 {
@@ -305,7 +341,7 @@ static int nbd_read(struct q2s_source *source, void *buf, size_t length,
         } else {
             if (i < nbd->map_count && nbd->map[i].start - offset < n)
                 n = (size_t)(nbd->map[i].start - offset);
-            if (read_requests(nbd, p, n, offset, err) < 0)
+            if (read_aligned(nbd, p, &n, offset, err) < 0)
                 return -1;
         }
         p += n;
@@ -377,6 +413,7 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->source.ops = &nbd_ops;
     nbd->source.read_bytes = REQUEST_BYTES * REQUESTS_IN_FLIGHT;
     nbd->request_bytes = REQUEST_BYTES;
+    nbd->minimum_bytes = 1;
     nbd->server_stderr = -1;
     nbd->image_fd = -1;
     strcpy(nbd->name, name);
@@ -401,8 +438,15 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
     nbd->source.size = (uint64_t)size;
     nbd->has_allocation =
         nbd_can_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
+    int64_t minimum = nbd_get_block_size(nbd->nbd, LIBNBD_SIZE_MINIMUM);
+
     if (maximum > 0 && (uint64_t)maximum < nbd->request_bytes)
         nbd->request_bytes = (uint64_t)maximum;
+    /* A power of two up to 64 KiB (NBD protocol, "Block size
+     * constraints"); anything else is not honoured. */
+    if (minimum > 1 && minimum <= 65536 && (minimum & (minimum - 1)) == 0 &&
+        (uint64_t)minimum <= nbd->request_bytes)
+        nbd->minimum_bytes = (uint64_t)minimum;
     return 0;
 }
 
@@ -415,10 +459,12 @@ int q2s_source_open_nbd_uri(const char *uri,
     if (!nbd)
         return -1;
     nbd->source.interrupted = interrupted;
-    if (nbd_connect_uri(nbd->nbd, uri) < 0 ||
-        nbd_source_ready(nbd, err) < 0) {
-        if (!err->message[0] || strstr(err->message, "cannot get") == NULL)
-            nbd_failure(nbd, err, "cannot connect");
+    if (nbd_connect_uri(nbd->nbd, uri) < 0) {
+        nbd_failure(nbd, err, "cannot connect");
+        nbd_source_close(&nbd->source);
+        return -1;
+    }
+    if (nbd_source_ready(nbd, err) < 0) {
         nbd_source_close(&nbd->source);
         return -1;
     }
@@ -574,11 +620,11 @@ int q2s_source_open_qemu_nbd(const char *path, const char *format,
                                 NULL };
         char **argv = script ? with_stderr : with_stderr + 3;
 
+        char what[256];
+
+        snprintf(what, sizeof what, "cannot open it as %s", format);
         if (nbd_connect_systemd_socket_activation(nbd->nbd, argv) < 0 ||
             nbd_source_ready(nbd, err) < 0) {
-            char what[256];
-
-            snprintf(what, sizeof what, "cannot open it as %s", format);
             nbd_failure(nbd, err, what);
             free(options);
             free(script);
