@@ -28,7 +28,7 @@ UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 DEPS = gcc make pkg-config libcmocka-dev libnbd-dev nbdkit qemu-utils python3 util-linux mount \
 	bsdutils time valgrind hyperfine
 
-.PHONY: all deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
+.PHONY: all deps bench-deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
 
 all: qcow2-to-stdout
 
@@ -74,8 +74,15 @@ check-asan:
 # The integration tests with the program under valgrind.
 check-valgrind: $(PROGRAM) unit-tests
 	@Q2S_VALGRIND_PROGRAM=$(abspath $(PROGRAM)) \
+		Q2S_VALGRIND=$$(command -v valgrind) \
 		Q2S_PROGRAM=$(abspath tests/valgrind-wrapper.sh) \
 		Q2S_BUILD=$(abspath $(BUILD)) tests/run-tests.sh
+
+# What make bench needs besides deps to compare with the reference script
+# on other formats: qemu-storage-daemon and FUSE.
+bench-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		qemu-system-common fuse3
 
 bench: $(PROGRAM)
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) bench/bench.sh

@@ -5,13 +5,22 @@
 # allocated (1 GiB of random data, 1 GiB of allocated zeros, in 64 MiB
 # pieces) and a 1 TiB sparse file with 1 MiB of data, checks once per
 # cluster size that the tool's output is a valid qcow2 image with the same
-# contents (and the same bytes as the reference script's), then times:
+# contents (and the same bytes as the reference script's), and that the
+# tool's output for the qcow2 and the vmdk image of case e is the same bytes
+# as for the raw image, then times:
 #
 #   a) 64 KiB clusters: the tool, the reference, splice-extents (the lower
 #      bound: the data extents spliced once into the pipe), qemu-img convert
 #   b) 4 KiB clusters:  the tool, the reference, qemu-img convert
 #   c) 512 B clusters:  the tool, the reference, qemu-img convert
 #   d) the 1 TiB sparse file, 64 KiB clusters: the tool, the reference
+#   e) formats through NBD: the 4 GiB image converted by qemu-img to qcow2
+#      and to vmdk (monolithicSparse); the tool with -f qcow2 / -f vmdk
+#      (which reads through qemu-nbd), qemu-img convert to qcow2, and the
+#      reference with -f, which reads through a FUSE export of
+#      qemu-storage-daemon: only if that works here (qemu-storage-daemon
+#      from Debian's qemu-system-common, /dev/fuse, fusermount3 from fuse3),
+#      which a run on a 1 MiB qcow2 with a 30 s timeout checks first
 #
 # and prints a table with the ratios and the targets.  Every streaming
 # command runs as `bash -c 'set -o pipefail; X | cat > /dev/null'`;
@@ -26,7 +35,8 @@
 #   Q2S_REFERENCE    the reference script
 #                    (default: <repo>/../shared/reference/qcow2-to-stdout.py)
 #   BENCH_RUNS       timed runs of the fast commands: tool, splice (default 5)
-#   BENCH_REF_RUNS   timed runs of the reference and of qemu-img (default 3)
+#   BENCH_REF_RUNS   timed runs of the reference and of qemu-img, also in
+#                    case e (the reference through FUSE) (default 3)
 #   BENCH_SLOW_RUNS  timed runs of the reference and of qemu-img at 512 B
 #                    clusters, tens of seconds each here (default 1)
 #   BENCH_WARMUP     warm-up runs before each timing, except for the slow
@@ -51,7 +61,8 @@ REF_RUNS=${BENCH_REF_RUNS:-3}
 SLOW_RUNS=${BENCH_SLOW_RUNS:-1}
 WARMUP=${BENCH_WARMUP:-1}
 
-NEEDED_KIB=$((5 * 1024 * 1024))     # image 2 GiB + outputs up to ~2 GiB + slack
+NEEDED_KIB=$((7 * 1024 * 1024))     # image 2 GiB + its qcow2 and vmdk 2 GiB + outputs
+                                    # up to ~2 GiB + slack
 
 say() { printf '%s\n' "$*"; }
 note() { printf 'note: %s\n' "$*"; }
@@ -83,6 +94,15 @@ if command -v qemu-img > /dev/null 2>&1; then
 else
     note "qemu-img not found: skipping the qemu-img column and the qemu-img checks"
 fi
+# Case e: qemu-img makes the images, the tool starts qemu-nbd.
+HAVE_FORMATS=0
+if ((!HAVE_QEMU)); then
+    note "qemu-img not found: skipping case e (formats through NBD)"
+elif ! command -v qemu-nbd > /dev/null 2>&1; then
+    note "qemu-nbd not found: skipping case e (formats through NBD)"
+else
+    HAVE_FORMATS=1
+fi
 HAVE_HYPERFINE=0
 if command -v hyperfine > /dev/null 2>&1; then
     HAVE_HYPERFINE=1
@@ -109,7 +129,32 @@ fi
 # --- Temporary directory --------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/q2s-bench.XXXXXX")
-cleanup() { rm -rf -- "$WORK"; }
+# The reference's temporary directories (with -f: a pid file and the FUSE
+# mount point) go into $FUSE_TMP.  A reference killed by the probe's
+# timeout, or by ^C, leaves its qemu-storage-daemon running and the mount
+# in place: stop the daemon by its pid file, then unmount what is left.
+FUSE_TMP=$WORK/fuse-tmp
+fuse_cleanup() {
+    local dir pid i
+    for dir in "$FUSE_TMP"/*/; do
+        [[ -d $dir ]] || continue
+        if [[ -f $dir/pid ]] && pid=$(< "$dir/pid") && [[ $pid =~ ^[0-9]+$ ]]; then
+            kill -TERM "$pid" 2> /dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                [[ -e $dir/pid ]] || break
+                sleep 0.1
+            done
+        fi
+        if [[ -e $dir/raw ]]; then
+            fusermount3 -u -z -- "$dir/raw" 2> /dev/null || umount -l -- "$dir/raw" 2> /dev/null || true
+        fi
+        rm -rf -- "$dir" 2> /dev/null || true
+    done
+}
+cleanup() {
+    fuse_cleanup
+    rm -rf -- "$WORK"
+}
 trap cleanup EXIT
 WORK=$(cd -- "$WORK" && pwd)       # absolute, even with a relative TMPDIR
 trap 'exit 130' INT
@@ -125,6 +170,8 @@ fi
 IMG="$WORK/image 4G.raw"
 SPARSE="$WORK/sparse 1T.raw"
 OUT="$WORK/qemu-img out.qcow2"
+QCOW="$WORK/image 4G.qcow2"
+VMDK="$WORK/image 4G.vmdk"
 CHECK="$WORK/check out.qcow2"
 printf -v qPROGRAM '%q' "$PROGRAM"
 printf -v qREFERENCE '%q' "$REFERENCE"
@@ -132,6 +179,9 @@ printf -v qSPLICE '%q' "$SPLICE"
 printf -v qIMG '%q' "$IMG"
 printf -v qSPARSE '%q' "$SPARSE"
 printf -v qOUT '%q' "$OUT"
+printf -v qQCOW '%q' "$QCOW"
+printf -v qVMDK '%q' "$VMDK"
+printf -v qFUSE_TMP '%q' "$FUSE_TMP"
 
 # --- Machine ----------------------------------------------------------------------
 
@@ -150,6 +200,9 @@ say "Temp dir:    $WORK ($fstype, $((avail_kib / 1024 / 1024)) GiB free)"
 say "Tool:        $PROGRAM ($("$PROGRAM" --version 2> /dev/null | head -n 1 || echo '?'))"
 if ((HAVE_REF)); then say "Reference:   $REFERENCE ($(python3 --version 2>&1))"; fi
 if ((HAVE_QEMU)); then say "qemu-img:    $(qemu-img --version | head -n 1)"; fi
+if command -v qemu-storage-daemon > /dev/null 2>&1; then
+    say "qemu-storage-daemon: $(qemu-storage-daemon --version | head -n 1)"
+fi
 if ((HAVE_HYPERFINE)); then say "Timer:       $(hyperfine --version)"; else say "Timer:       bash loop (times include starting bash, a few ms)"; fi
 say "Runs:        $RUNS (tool, splice), $REF_RUNS (reference, qemu-img)," \
     "$SLOW_RUNS (reference, qemu-img at 512 B); warm-up $WARMUP"
@@ -207,6 +260,19 @@ else
     rm -f -- "$SPARSE"
     note "cannot create a 1 TiB sparse file in '$WORK': skipping case d"
 fi
+
+if ((HAVE_FORMATS)); then
+    # qemu-img does not allocate the zeros: 1 GiB of data in each.
+    qemu-img convert -f raw -O qcow2 -- "$IMG" "$QCOW" ||
+        die "qemu-img convert could not make the qcow2 image"
+    qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse -- "$IMG" "$VMDK" ||
+        die "qemu-img convert could not make the vmdk image"
+    sync -- "$QCOW" "$VMDK"
+    cat -- "$QCOW" "$VMDK" > /dev/null
+    say "$QCOW: $(du -k -- "$QCOW" | awk '{ printf "%d MiB", $1 / 1024 }')," \
+        "$VMDK (monolithicSparse): $(du -k -- "$VMDK" | awk '{ printf "%d MiB", $1 / 1024 }')," \
+        "made by qemu-img convert from the raw image, in the page cache"
+fi
 say "(built in $((SECONDS - t0)) s)"
 say
 
@@ -255,6 +321,87 @@ check_output "64 KiB clusters" 65536 "$IMG"
 check_output "4 KiB clusters" 4096 "$IMG"
 check_output "512 B clusters" 512 "$IMG"
 if ((HAVE_SPARSE)); then check_output "1 TiB sparse, 64 KiB clusters" 65536 "$SPARSE"; fi
+
+# fuse_probe: sets FUSE_SKIP to why the reference cannot read another
+# format through FUSE here, or leaves it empty if it can: it must convert
+# a 1 MiB qcow2 within 30 s into the same bytes as the tool's.
+FUSE_SKIP=
+fuse_probe() {
+    local tiny_raw=$WORK/tiny.raw tiny=$WORK/tiny.qcow2 log=$WORK/probe.log
+    local ref_out=$WORK/tiny-ref.qcow2 tool_out=$WORK/tiny-tool.qcow2 rc=0 t_start t_end
+
+    if ((!HAVE_REF)); then
+        FUSE_SKIP="no reference script or no python3"
+        return
+    fi
+    if ! command -v qemu-storage-daemon > /dev/null 2>&1; then
+        FUSE_SKIP="qemu-storage-daemon not found (Debian package qemu-system-common)"
+        return
+    fi
+    if [[ ! -e /dev/fuse ]]; then
+        FUSE_SKIP="no /dev/fuse on this machine"
+        return
+    fi
+    if [[ ! -r /dev/fuse || ! -w /dev/fuse ]]; then
+        FUSE_SKIP="no permission to open /dev/fuse"
+        return
+    fi
+    if ! command -v fusermount3 > /dev/null 2>&1; then
+        FUSE_SKIP="fusermount3 not found (Debian package fuse3)"
+        return
+    fi
+    truncate -s 1M -- "$tiny_raw"
+    dd if=/dev/urandom of="$tiny_raw" bs=64K count=2 seek=3 conv=notrunc status=none
+    qemu-img convert -f raw -O qcow2 -- "$tiny_raw" "$tiny" ||
+        die "qemu-img convert could not make the 1 MiB qcow2 image"
+    "$PROGRAM" -f qcow2 "$tiny" > "$tool_out" || die "e) the tool failed on a 1 MiB qcow2"
+    mkdir -p -- "$FUSE_TMP"
+    t_start=$(date +%s.%N)
+    TMPDIR=$FUSE_TMP timeout -k 5 30 python3 "$REFERENCE" -f qcow2 "$tiny" \
+        > "$ref_out" 2> "$log" || rc=$?
+    t_end=$(date +%s.%N)
+    fuse_cleanup
+    if ((rc == 124 || rc == 137)); then
+        FUSE_SKIP="the reference through FUSE did not finish within 30 s on a 1 MiB qcow2"
+    elif ((rc != 0)); then
+        FUSE_SKIP="the reference through FUSE failed (exit $rc): $(head -c 400 -- "$log" | tr '\n' ' ')"
+    elif ! cmp -s -- "$ref_out" "$tool_out"; then
+        FUSE_SKIP="the reference through FUSE gave other bytes than the tool on a 1 MiB qcow2"
+    else
+        FUSE_PROBE_TIME=$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.2f", b - a }')
+    fi
+    rm -f -- "$tiny_raw" "$tiny" "$ref_out" "$tool_out" "$log"
+}
+
+# check_format LABEL FORMAT INPUT: the tool's output with -f FORMAT must be
+# the same bytes as its output for the raw image, saved in $CHECK.
+check_format() {
+    local label=$1 fmt=$2 input=$3 log=$WORK/check.log
+    if ! "$PROGRAM" -f "$fmt" "$input" | cmp -- - "$CHECK" > "$log" 2>&1; then
+        cat -- "$log" >&2
+        die "$label: the tool's output with -f $fmt differs from its output for the raw image"
+    fi
+    rm -f -- "$log"
+}
+
+if ((HAVE_FORMATS)); then
+    if ! "$PROGRAM" "$IMG" | cat > "$CHECK"; then
+        die "e) formats: the tool failed on the raw image"
+    fi
+    check_format "e) qcow2" qcow2 "$QCOW"
+    check_format "e) vmdk" vmdk "$VMDK"
+    say "e) -f qcow2, -f vmdk: the same bytes as for the raw image" \
+        "($(du -k -- "$CHECK" | awk '{ printf "%d MiB", $1 / 1024 }'))"
+    rm -f -- "$CHECK"
+    FUSE_PROBE_TIME=
+    fuse_probe
+    if [[ -z $FUSE_SKIP ]]; then
+        say "e) reference -f qcow2 through FUSE: works (1 MiB qcow2 in ${FUSE_PROBE_TIME} s," \
+            "the same bytes as the tool's)"
+    else
+        say "e) reference through FUSE: skipped: $FUSE_SKIP"
+    fi
+fi
 say "(checked in $((SECONDS - t0)) s)"
 say
 
@@ -358,6 +505,29 @@ if ((HAVE_SPARSE)); then
     say "d) 1 TiB sparse file with 1 MiB of data, 64 KiB clusters"
     time_case sparse 65536 "$qSPARSE" 0 0 0
 fi
+
+# time_format FORMAT QUOTED_INPUT: case e for one format, default options.
+time_format() {
+    local fmt=$1 qinput=$2 p=f$1
+
+    measure "${p}_tool" "  qcow2-to-stdout -f $fmt" "$RUNS" "$WARMUP" "" \
+        "$qPROGRAM -f $fmt $qinput | cat > /dev/null"
+    if [[ -z $FUSE_SKIP ]]; then
+        measure "${p}_ref" "  reference -f $fmt (through FUSE)" "$REF_RUNS" "$WARMUP" "" \
+            "TMPDIR=$qFUSE_TMP python3 $qREFERENCE -f $fmt $qinput | cat > /dev/null"
+    else
+        printf '%-44s%s\n' "  reference -f $fmt (through FUSE)" "skipped: $FUSE_SKIP"
+    fi
+    measure "${p}_qemu" "  qemu-img convert -f $fmt (to a file)" "$REF_RUNS" "$WARMUP" \
+        "rm -f -- $qOUT" "qemu-img convert -f $fmt -O qcow2 $qinput $qOUT"
+    rm -f -- "$OUT"
+}
+
+if ((HAVE_FORMATS)); then
+    say "e) formats through NBD: the 4 GiB image as qcow2 and as vmdk, 64 KiB clusters"
+    time_format qcow2 "$qQCOW"
+    time_format vmdk "$qVMDK"
+fi
 say "(timed in $((SECONDS - t0)) s)"
 say
 
@@ -395,10 +565,11 @@ qemu_line() {
         printf '    %s\n' "qemu-img/tool: not measured (no qemu-img)"
     fi
 }
+# row PREFIX LABEL KEY [WIDTH]: one mean time, its label WIDTH wide (32).
 row() {
-    local p=$1 label=$2 key=$3
+    local p=$1 label=$2 key=$3 width=${4:-32}
     if have "${p}_$key"; then
-        printf '    %-32s %10s\n' "$label" "$(fmt "${MEAN[${p}_$key]}")"
+        printf '    %-*s %10s\n' "$width" "$label" "$(fmt "${MEAN[${p}_$key]}")"
     fi
 }
 
@@ -447,6 +618,31 @@ if ((HAVE_SPARSE)); then
         "$(awk -v v="${MEAN[sparse_tool]}" 'BEGIN { print ((v < 0.1) ? "met" : "MISSED") }')"
 else
     say "d) 1 TiB sparse file: skipped (cannot create it here)"
+fi
+say
+if ((HAVE_FORMATS)); then
+    say "e) formats through NBD (the 4 GiB image as qcow2 and as vmdk, 1 GiB of data)"
+    for fmt in qcow2 vmdk; do
+        p=f$fmt
+        say "  $fmt"
+        row "$p" "qcow2-to-stdout -f $fmt" tool 40
+        row "$p" "reference -f $fmt (through FUSE)" ref 40
+        row "$p" "qemu-img convert -f $fmt (to a file)" qemu 40
+        if have "${p}_ref"; then
+            r=$(ratio "${MEAN[${p}_ref]}" "${MEAN[${p}_tool]}")
+            printf '    %-36s %-53s %s\n' "reference-through-FUSE/tool: ${r}x" \
+                "target >= 2x faster than the reference through FUSE" "$(verdict "$r" '>=' 2)"
+        else
+            printf '    %-36s %-53s %s\n' "reference-through-FUSE/tool: n/a" \
+                "target >= 2x faster than the reference through FUSE" "n/a"
+            printf '      %s\n' "(reference through FUSE skipped: $FUSE_SKIP)"
+        fi
+        r=$(ratio "${MEAN[${p}_tool]}" "${MEAN[${p}_qemu]}")
+        printf '    %-36s %-53s %s\n' "tool/qemu-img: ${r}x" \
+            "target: within 1.5x of qemu-img convert" "$(verdict "$r" '<=' 1.5)"
+    done
+else
+    say "e) formats through NBD: skipped (no qemu-img or no qemu-nbd)"
 fi
 say
 if ((HAVE_QEMU)); then

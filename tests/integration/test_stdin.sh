@@ -62,8 +62,12 @@ check "stdin with -f qcow2 is refused" stdin_fails "standard input can only be r
     bash -c "'$Q2S' -f qcow2 - < disk.raw"
 check "stdin with -d is refused" stdin_fails "external data file" \
     bash -c "'$Q2S' -d - < disk.raw"
-check "an unusable TMPDIR" stdin_fails "temporary file" \
-    bash -c "cat disk.raw | TMPDIR=$PWD/missing '$Q2S' -"
+if [ -n "${Q2S_VALGRIND_PROGRAM:-}" ]; then
+    skip "an unusable TMPDIR" "valgrind needs a usable TMPDIR itself"
+else
+    check "an unusable TMPDIR" stdin_fails "temporary file" \
+        bash -c "cat disk.raw | TMPDIR=$PWD/missing '$Q2S' -"
+fi
 check "a directory on stdin" stdin_fails "is a directory" \
     bash -c "'$Q2S' - < ."
 finish
