@@ -46,5 +46,22 @@ for test in "$top"/tests/integration/test_*.sh; do
     run_one "integration/$(basename "$test" .sh)" bash "$test"
 done
 
+# No server that a test started may outlive it: a test's servers work in
+# its scratch directory, gone by now.
+leftovers=""
+for pid in $(pgrep -x qemu-nbd; pgrep -x nbdkit); do
+    case $(readlink "/proc/$pid/cwd" 2>/dev/null) in
+        */q2s-test.*) leftovers="$leftovers $pid" ;;
+    esac
+done
+if [ -n "$leftovers" ]; then
+    failed=$((failed + 1))
+    echo "FAIL suite: servers left running:$leftovers"
+    kill $leftovers 2>/dev/null
+else
+    passed=$((passed + 1))
+    echo "PASS suite: no qemu-nbd or nbdkit left running"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
