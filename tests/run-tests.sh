@@ -47,10 +47,10 @@ for test in "$top"/tests/integration/test_*.sh; do
 done
 
 # No server that a test started may outlive it: a test's servers work in
-# its scratch directory, gone by now.
+# its scratch directory (qemu-nbd) or name it (nbdkit's socket).
 leftovers=""
 for pid in $(pgrep -x qemu-nbd; pgrep -x nbdkit); do
-    case $(readlink "/proc/$pid/cwd" 2>/dev/null) in
+    case "$(readlink "/proc/$pid/cwd" 2>/dev/null) $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" in
         */q2s-test.*) leftovers="$leftovers $pid" ;;
     esac
 done
