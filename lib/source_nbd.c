@@ -215,15 +215,16 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
     return 0;
 }
 
-/* Waits until no request is in flight. */
+/* Waits until no request is in flight: even when interrupted, since the
+ * replies land in the caller's buffer (a second signal ends the wait). */
 static int wait_for_requests(struct nbd_source *nbd, struct q2s_error *err)
 {
     while (nbd_aio_in_flight(nbd->nbd) > 0) {
         if (nbd_poll(nbd->nbd, -1) < 0 && errno != EINTR)
             return nbd_failure(nbd, err, "connection lost");
-        if (q2s_source_interrupted(&nbd->source))
-            return q2s_error_set(err, "interrupted");
     }
+    if (q2s_source_interrupted(&nbd->source))
+        return q2s_error_set(err, "interrupted");
     return 0;
 }
 

@@ -374,15 +374,17 @@ int main(int argc, char **argv)
     catch_stop_signals();
     if (q2s_source_open(cli.input, cli.format, &stop_signal, &source,
                         &err) < 0) {
-        status = fail(err.message);
+        status = EXIT_FAILURE;
     } else {
-        status = run(&cli, source, &err) < 0 ? fail(err.message)
-                                             : EXIT_SUCCESS;
+        status = run(&cli, source, &err) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         q2s_source_close(source);
     }
+    /* Stopped by a signal: die of it, quietly, as a shell expects. */
     if (stop_signal) {
         signal(stop_signal, SIG_DFL);
         raise(stop_signal);
     }
+    if (status != EXIT_SUCCESS)
+        fail(err.message);
     return status;
 }
