@@ -217,11 +217,17 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
 
 /* Waits until no request is in flight: even when interrupted, since the
  * replies land in the caller's buffer (a second signal ends the wait). */
-static int wait_for_requests(struct nbd_source *nbd, struct q2s_error *err)
+static int wait_for_requests(struct nbd_source *nbd, uint64_t offset,
+                             struct q2s_error *err)
 {
     while (nbd_aio_in_flight(nbd->nbd) > 0) {
-        if (nbd_poll(nbd->nbd, -1) < 0 && errno != EINTR)
-            return nbd_failure(nbd, err, "connection lost");
+        if (nbd_poll(nbd->nbd, -1) < 0 && errno != EINTR) {
+            char what[96];
+
+            snprintf(what, sizeof what, "connection lost while reading at "
+                     "offset %llu", (unsigned long long)offset);
+            return nbd_failure(nbd, err, what);
+        }
     }
     if (q2s_source_interrupted(&nbd->source))
         return q2s_error_set(err, "interrupted");
@@ -245,7 +251,11 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
             cookies[count] = nbd_aio_pread(nbd->nbd, p, n, offset,
                                            NBD_NULL_COMPLETION, 0);
             if (cookies[count] < 0) {
-                ret = nbd_failure(nbd, err, "cannot send a read request");
+                char what[96];
+
+                snprintf(what, sizeof what, "cannot send a read request "
+                         "for offset %llu", (unsigned long long)offset);
+                ret = nbd_failure(nbd, err, what);
                 break;
             }
             offsets[count] = offset;
@@ -255,7 +265,9 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
         }
         /* Even after an error, let what was sent finish before the
          * buffer goes away. */
-        if (wait_for_requests(nbd, ret < 0 ? &(struct q2s_error){ 0 } : err) < 0)
+        if (count > 0 &&
+            wait_for_requests(nbd, offsets[0],
+                              ret < 0 ? &(struct q2s_error){ 0 } : err) < 0)
             ret = -1;
         for (size_t i = 0; i < count; i++) {
             if (nbd_aio_command_completed(nbd->nbd, cookies[i]) < 0 &&

@@ -437,10 +437,10 @@ if serve killed pattern size=64M; then
         status=${PIPESTATUS[0]}
         echo "status $status, $(wc -c < killed.out) of $full bytes"; cat killed.err
         [ "$status" = 1 ] && [ "$(wc -l < killed.err)" = 1 ] &&
-            grep -q '^qcow2-to-stdout: ' killed.err &&
+            grep -q '^qcow2-to-stdout: .*offset [0-9]' killed.err &&
             [ "$(wc -c < killed.out)" -lt "$full" ]
     }
-    check "the server is killed mid-stream: status 1, one line, a short stream" killed_server
+    check "the server is killed mid-stream: status 1, one line with the offset, a short stream" killed_server
     stop_server
     exec 2>&3 3>&-
     # Its socket is left behind, with nobody listening.
