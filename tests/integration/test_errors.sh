@@ -2,28 +2,6 @@
 # that looks complete.
 . "$(dirname "$0")/lib.sh"
 
-# fails STATUS PATTERN COMMAND...: runs COMMAND (stdout to out.bin), which
-# must exit with STATUS and print one line matching PATTERN on stderr
-# (usage errors add a usage line and a hint).
-fails() {
-    local want=$1 pattern=$2; shift 2
-    local status
-    timeout 60 "$@" > out.bin 2> err.txt
-    status=$?
-    if [ "$status" != "$want" ]; then
-        echo "exit status $status, expected $want"; cat err.txt; return 1
-    fi
-    if ! head -n 1 err.txt | grep -q "^qcow2-to-stdout: .*$pattern"; then
-        echo "stderr does not match '$pattern':"; cat err.txt; return 1
-    fi
-    if [ "$want" = 1 ] && [ "$(wc -l < err.txt)" != 1 ]; then
-        echo "more than one line on stderr:"; cat err.txt; return 1
-    fi
-    if [ "$want" = 2 ] && ! grep -q '^Usage: ' err.txt; then
-        echo "no usage line:"; cat err.txt; return 1
-    fi
-}
-
 make_image disk.raw $((3 * 1024 * 1024))
 
 check "missing input" fails 1 "nope.raw: No such file or directory" "$Q2S" nope.raw

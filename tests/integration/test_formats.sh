@@ -86,21 +86,13 @@ ranges_through_nbd() {
 check "ranges through qemu-nbd" ranges_through_nbd
 
 # Errors, each one line.
-one_line_error() {
-    local pattern=$1; shift
-    "$@" > out.bin 2> err.txt
-    local status=$?
-    [ "$status" = 1 ] && [ "$(wc -l < err.txt)" = 1 ] &&
-        grep -q "^qcow2-to-stdout: .*$pattern" err.txt ||
-        { echo "status $status"; cat err.txt; return 1; }
-}
-check "a file not in the format given" one_line_error "not in qcow2 format" "$Q2S" -f qcow2 disk.raw
-check "an unknown format" one_line_error "Unknown driver 'nosuchformat'" "$Q2S" -f nosuchformat disk.raw
-check "a missing file" one_line_error "missing.vmdk: No such file or directory" "$Q2S" -f vmdk missing.vmdk
-check "-d with a non-raw format" one_line_error "only be used with raw" "$Q2S" -d -f vmdk disk.vmdk
+check "a file not in the format given" fails 1 "not in qcow2 format" "$Q2S" -f qcow2 disk.raw
+check "an unknown format" fails 1 "Unknown driver 'nosuchformat'" "$Q2S" -f nosuchformat disk.raw
+check "a missing file" fails 1 "missing.vmdk: No such file or directory" "$Q2S" -f vmdk missing.vmdk
+check "-d with a non-raw format" fails 1 "only be used with raw" "$Q2S" -d -f vmdk disk.vmdk
 no_qemu_nbd() {
     mkdir -p emptybin
-    one_line_error "qemu-nbd, which is not installed (Debian package qemu-utils)" env PATH="$PWD/emptybin" "$Q2S" -f vmdk disk.vmdk
+    fails 1 "qemu-nbd, which is not installed (Debian package qemu-utils)" env PATH="$PWD/emptybin" "$Q2S" -f vmdk disk.vmdk
 }
 check "no qemu-nbd: says which package" no_qemu_nbd
 

@@ -3,24 +3,6 @@
 # obeyed, and every failure one line and exit status 1.
 . "$(dirname "$0")/lib.sh"
 
-# fails STATUS PATTERN COMMAND...: runs COMMAND (stdout to out.bin), which
-# must exit with STATUS and print one line matching PATTERN on stderr.
-fails() {
-    local want=$1 pattern=$2; shift 2
-    local status
-    timeout 60 "$@" > out.bin 2> err.txt
-    status=$?
-    if [ "$status" != "$want" ]; then
-        echo "exit status $status, expected $want"; cat err.txt; return 1
-    fi
-    if ! head -n 1 err.txt | grep -q "^qcow2-to-stdout: .*$pattern"; then
-        echo "stderr does not match '$pattern':"; cat err.txt; return 1
-    fi
-    if [ "$(wc -l < err.txt)" != 1 ]; then
-        echo "not exactly one line on stderr:"; cat err.txt; return 1
-    fi
-}
-
 if ! have nbdkit; then
     skip "NBD input" "nbdkit is not installed (Debian package nbdkit)"
     finish

@@ -50,24 +50,16 @@ check "nothing left in TMPDIR" test -z "$(ls -A "$TMPDIR")"
 check "a sparse 4 GiB stream" bash -c \
     "{ head -c 1M /dev/urandom; head -c 4G /dev/zero; } | '$Q2S' --measure - > /dev/null"
 
-stdin_fails() {
-    local pattern=$1; shift
-    "$@" > out.bin 2> err.txt
-    local status=$?
-    [ "$status" = 1 ] && [ "$(wc -l < err.txt)" = 1 ] &&
-        grep -q "^qcow2-to-stdout: .*$pattern" err.txt ||
-        { echo "status $status"; cat err.txt; return 1; }
-}
-check "stdin with -f qcow2 is refused" stdin_fails "standard input can only be read as a raw image" \
+check "stdin with -f qcow2 is refused" fails 1 "standard input can only be read as a raw image" \
     bash -c "'$Q2S' -f qcow2 - < disk.raw"
-check "stdin with -d is refused" stdin_fails "external data file" \
+check "stdin with -d is refused" fails 1 "external data file" \
     bash -c "'$Q2S' -d - < disk.raw"
 if [ -n "${Q2S_VALGRIND_PROGRAM:-}" ]; then
     skip "an unusable TMPDIR" "valgrind needs a usable TMPDIR itself"
 else
-    check "an unusable TMPDIR" stdin_fails "temporary file" \
+    check "an unusable TMPDIR" fails 1 "temporary file" \
         bash -c "cat disk.raw | TMPDIR=$PWD/missing '$Q2S' -"
 fi
-check "a directory on stdin" stdin_fails "is a directory" \
+check "a directory on stdin" fails 1 "is a directory" \
     bash -c "'$Q2S' - < ."
 finish
