@@ -121,6 +121,10 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
 
         if (found < 0)
             return -1;
+        if (found > 0 && (start < offset || stop <= start))
+            return q2s_error_set(err, "the input reported a bad data extent "
+                                 "%llu to %llu", (unsigned long long)start,
+                                 (unsigned long long)stop);
         if (found == 0 || start > end)
             start = end;
         if (stop > end)
