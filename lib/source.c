@@ -2,8 +2,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +83,30 @@ int q2s_source_open(const char *input, const char *format,
     if (ret == 0)
         (*source)->interrupted = interrupted;
     return ret;
+}
+
+int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err)
+{
+    if (stat(path, st) < 0)
+        return q2s_error_set_errno(err, errno, "%s", path);
+    if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
+        return q2s_error_set(err, "%s: %s", path,
+                             S_ISDIR(st->st_mode)
+                                 ? "is a directory"
+                                 : "is not a regular file or a block device");
+    return 0;
+}
+
+int q2s_fd_size(int fd, uint64_t *size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (S_ISBLK(st.st_mode))
+        return ioctl(fd, BLKGETSIZE64, size);
+    *size = (uint64_t)st.st_size;
+    return 0;
 }
 
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "qcow2_to_stdout.h"
 
@@ -55,6 +56,14 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
 /* pread(2) of exactly length bytes; name and offset go in the message. */
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
                    const char *name, struct q2s_error *err);
+
+/* stat(2) of an input named by the user, refused unless it is a regular
+ * file or a block device; before any open, as opening a FIFO or a device
+ * may block or act. */
+int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err);
+
+/* The size of an open regular file or block device; -1 with errno. */
+int q2s_fd_size(int fd, uint64_t *size);
 
 /* Internal constructors, chosen by q2s_source_open(). */
 int q2s_source_open_file(const char *path, struct q2s_source **source,

@@ -2,11 +2,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,24 +74,12 @@ static int file_read(struct q2s_source *source, void *buf, size_t length,
     return q2s_pread_full(file->fd, buf, length, offset, file->path, err);
 }
 
-static int file_size(int fd, bool is_block_device, uint64_t *size)
-{
-    struct stat st;
-
-    if (is_block_device)
-        return ioctl(fd, BLKGETSIZE64, size);
-    if (fstat(fd, &st) < 0)
-        return -1;
-    *size = (uint64_t)st.st_size;
-    return 0;
-}
-
 static int file_check_size(struct q2s_source *source, struct q2s_error *err)
 {
     struct file_source *file = file_source_of(source);
     uint64_t size;
 
-    if (file_size(file->fd, file->is_block_device, &size) < 0)
+    if (q2s_fd_size(file->fd, &size) < 0)
         return q2s_error_set_errno(err, errno, "%s: cannot get its size",
                                    file->path);
     if (size != source->size)
@@ -149,7 +135,7 @@ int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
     file->fd = fd;
     file->is_block_device = S_ISBLK(st.st_mode);
     strcpy(file->path, name);
-    if (file_size(fd, file->is_block_device, &file->source.size) < 0) {
+    if (q2s_fd_size(fd, &file->source.size) < 0) {
         q2s_error_set_errno(err, errno, "%s: cannot get its size", name);
         file_close(&file->source);
         return -1;
@@ -165,14 +151,8 @@ int q2s_source_open_file(const char *path, struct q2s_source **result,
     struct stat st;
     int fd;
 
-    /* stat before open: opening a FIFO or a device may block or act. */
-    if (stat(path, &st) < 0)
-        return q2s_error_set_errno(err, errno, "%s", path);
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        return q2s_error_set(err, "%s: %s", path,
-                             S_ISDIR(st.st_mode)
-                                 ? "is a directory"
-                                 : "is not a regular file or a block device");
+    if (q2s_stat_input(path, &st, err) < 0)
+        return -1;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return q2s_error_set_errno(err, errno, "%s", path);

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -550,18 +548,13 @@ static int use_map(struct nbd_source *nbd, const char *options,
                    const char *path)
 {
     uint64_t file_size;
-    struct stat st;
 
     if (q2s_qemu_img_map(options, path, &nbd->map, &nbd->map_count) < 0)
         return -1;
     if (nbd->map_count == 0)
         return 0;
     nbd->image_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (nbd->image_fd < 0 || fstat(nbd->image_fd, &st) < 0)
-        goto drop;
-    file_size = (uint64_t)st.st_size;
-    if (S_ISBLK(st.st_mode) &&
-        ioctl(nbd->image_fd, BLKGETSIZE64, &file_size) < 0)
+    if (nbd->image_fd < 0 || q2s_fd_size(nbd->image_fd, &file_size) < 0)
         goto drop;
     for (size_t i = 0; i < nbd->map_count; i++) {
         const struct q2s_mapping *m = &nbd->map[i];
@@ -593,11 +586,8 @@ int q2s_source_open_qemu_nbd(const char *path, const char *format,
 
     if (!plausible_format(format))
         return q2s_error_set(err, "unknown input format '%s'", format);
-    if (stat(path, &st) < 0)
-        return q2s_error_set_errno(err, errno, "%s", path);
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        return q2s_error_set(err, "%s: is not a regular file or a block "
-                             "device", path);
+    if (q2s_stat_input(path, &st, err) < 0)
+        return -1;
     if (!on_path("qemu-nbd"))
         return q2s_error_set(err, "reading %s images needs qemu-nbd, which "
                              "is not installed (Debian package qemu-utils)",
