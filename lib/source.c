@@ -73,13 +73,13 @@ int q2s_source_open(const char *input, const char *format,
         if (!is_raw(format))
             return q2s_error_set(err, "an NBD export is read as raw; -f %s "
                                  "does not apply to it", format);
-        ret = q2s_source_open_nbd_uri(input, interrupted, source, err);
+        ret = q2s_source_open_nbd_uri(input, source, err);
     } else if (is_raw(format)) {
         ret = q2s_source_open_file(input, source, err);
     } else {
-        ret = q2s_source_open_qemu_nbd(input, format, interrupted, source,
-                                       err);
+        ret = q2s_source_open_qemu_nbd(input, format, source, err);
     }
+    /* The stream source had it already, to stop while reading stdin. */
     if (ret == 0)
         (*source)->interrupted = interrupted;
     return ret;

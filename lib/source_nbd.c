@@ -461,15 +461,13 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
     return 0;
 }
 
-int q2s_source_open_nbd_uri(const char *uri,
-                            const volatile sig_atomic_t *interrupted,
-                            struct q2s_source **source, struct q2s_error *err)
+int q2s_source_open_nbd_uri(const char *uri, struct q2s_source **source,
+                            struct q2s_error *err)
 {
     struct nbd_source *nbd = nbd_source_new(uri, err);
 
     if (!nbd)
         return -1;
-    nbd->source.interrupted = interrupted;
     if (nbd_connect_uri(nbd->nbd, uri) < 0) {
         nbd_failure(nbd, err, "cannot connect");
         nbd_source_close(&nbd->source);
@@ -575,7 +573,6 @@ drop:
 }
 
 int q2s_source_open_qemu_nbd(const char *path, const char *format,
-                             const volatile sig_atomic_t *interrupted,
                              struct q2s_source **source,
                              struct q2s_error *err)
 {
@@ -595,7 +592,6 @@ int q2s_source_open_qemu_nbd(const char *path, const char *format,
     nbd = nbd_source_new(path, err);
     if (!nbd)
         return -1;
-    nbd->source.interrupted = interrupted;
     /* qemu-nbd's stderr goes to a memory file, so that its complaint
      * becomes part of one error message instead of a second line.  The
      * descriptor stays open across exec. */

@@ -6,11 +6,11 @@
 
 #include "source.h"
 
-int q2s_source_open_nbd_uri(const char *uri,
-                            const volatile sig_atomic_t *interrupted,
-                            struct q2s_source **source, struct q2s_error *err);
+/* Opening does not wait on anything a signal should cut short; the
+ * caller sets source->interrupted for what follows. */
+int q2s_source_open_nbd_uri(const char *uri, struct q2s_source **source,
+                            struct q2s_error *err);
 int q2s_source_open_qemu_nbd(const char *path, const char *format,
-                             const volatile sig_atomic_t *interrupted,
                              struct q2s_source **source,
                              struct q2s_error *err);
 
