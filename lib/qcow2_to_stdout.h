@@ -56,6 +56,8 @@ struct q2s_source;
 int q2s_source_open(const char *input, const char *format,
                     const volatile sig_atomic_t *interrupted,
                     struct q2s_source **source, struct q2s_error *err);
+/* Whether q2s_source_open() takes input for an NBD URI. */
+bool q2s_input_is_nbd_uri(const char *input);
 /* Also ends any server process the source started. */
 void q2s_source_close(struct q2s_source *source);
 

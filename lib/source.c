@@ -14,7 +14,7 @@
 #include "source_nbd.h"
 
 /* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
-static bool is_nbd_uri(const char *input)
+bool q2s_input_is_nbd_uri(const char *input)
 {
     static const char *const schemes[] = {
         "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
@@ -69,7 +69,7 @@ int q2s_source_open(const char *input, const char *format,
             return q2s_error_set(err, "standard input can only be read as a "
                                  "raw image");
         ret = open_stdin(interrupted, source, err);
-    } else if (is_nbd_uri(input)) {
+    } else if (q2s_input_is_nbd_uri(input)) {
         if (!is_raw(format))
             return q2s_error_set(err, "an NBD export is read as raw; -f %s "
                                  "does not apply to it", format);

@@ -58,7 +58,7 @@ static void server_said(struct nbd_source *nbd, char *line, size_t size)
 {
     char text[4096];
     ssize_t n;
-    char *last, *end;
+    char *last, *cut;
 
     line[0] = '\0';
     if (nbd->server_stderr < 0)
@@ -73,10 +73,12 @@ static void server_said(struct nbd_source *nbd, char *line, size_t size)
     last = last ? last + 1 : text;
     /* "qemu-nbd: Failed to blk_new_open '<options>': <reason>": the
      * reason is what matters. */
-    while (strstr(last, "': "))
-        last = strstr(last, "': ") + 3;
-    end = last + strlen(last);
-    snprintf(line, size, "%.*s", (int)(end - last), last);
+    while ((cut = strstr(last, "': ")) != NULL)
+        last = cut + 3;
+    /* Cut to fit, on purpose. */
+    n = (ssize_t)strnlen(last, size - 1);
+    memcpy(line, last, (size_t)n);
+    line[n] = '\0';
 }
 
 /* Reports a libnbd failure, with what the server said if it said more. */

@@ -363,7 +363,7 @@ int main(int argc, char **argv)
         return fail("external data files can only be used with raw input "
                     "images");
     if (cli.data_file && (strcmp(cli.input, "-") == 0 ||
-                          strstr(cli.input, "://") != NULL))
+                          q2s_input_is_nbd_uri(cli.input)))
         return fail("an external data file must be a file that the image "
                     "can name, not standard input or an NBD export");
     if (q2s_options_check(&cli.options, &err) < 0)
