@@ -12,8 +12,10 @@ CFLAGS ?= -O2 -g
 WERROR ?= -Werror
 Q2S_CFLAGS = -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Ilib
-LIBNBD_CFLAGS = $(shell pkg-config --cflags libnbd 2>/dev/null)
-LIBNBD_LIBS = $(shell pkg-config --libs libnbd 2>/dev/null)
+# libnbd for NBD, zlib and libzstd for compressed clusters.
+LIB_PACKAGES = libnbd zlib libzstd
+LIB_CFLAGS = $(shell pkg-config --cflags $(LIB_PACKAGES) 2>/dev/null) -pthread
+LIB_LIBS = $(shell pkg-config --libs $(LIB_PACKAGES) 2>/dev/null) -pthread
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
@@ -25,8 +27,8 @@ UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
-DEPS = gcc make pkg-config libcmocka-dev libnbd-dev nbdkit qemu-utils python3 util-linux mount \
-	bsdutils time valgrind hyperfine
+DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdkit qemu-utils \
+	python3 util-linux mount bsdutils time valgrind hyperfine
 
 .PHONY: all deps bench-deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
 
@@ -41,18 +43,18 @@ deps:
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(Q2S_CFLAGS) $(LIBNBD_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
 
 $(LIBRARY): $(LIB_OBJECTS)
 	$(AR) rcs $@ $^
 
 $(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBNBD_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
-		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS) $(LIBNBD_LIBS)
+		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS) $(LIB_LIBS)
 
 unit-tests: $(UNIT_TESTS)
 

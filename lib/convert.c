@@ -1,5 +1,6 @@
 /* The library's entry points that tie the passes together. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "error.h"
@@ -7,34 +8,52 @@
 #include "scan.h"
 #include "source.h"
 
+/* Compressed clusters must share host clusters to save anything, which
+ * 1-bit refcounts cannot count: then every cluster is stored as it is. */
+static bool compresses(const struct q2s_options *options)
+{
+    return options->compression != Q2S_COMPRESSION_NONE &&
+           options->refcount_bits > 1;
+}
+
 int q2s_plan_build(struct q2s_source *source,
                    const struct q2s_options *options,
                    q2s_progress_fn *progress, void *progress_opaque,
                    struct q2s_plan **result, struct q2s_error *err)
 {
     struct q2s_geometry geometry;
-    struct q2s_runs data_clusters;
+    struct q2s_clusters clusters;
+    struct q2s_cache cache;
     struct q2s_plan *plan;
+    int ret = 0;
 
     if (q2s_geometry_init(&geometry, options, source->size, err) < 0)
         return -1;
-    q2s_runs_init(&data_clusters);
+    q2s_clusters_init(&clusters, &geometry);
+    q2s_cache_init(&cache, options->cache_bytes);
     /* With data_file_raw every cluster is allocated: nothing to look for. */
-    if (!options->data_file_raw &&
-        q2s_scan(source, &geometry, &data_clusters, progress, progress_opaque,
-                 err) < 0) {
-        q2s_runs_free(&data_clusters);
-        return -1;
-    }
-    plan = malloc(sizeof *plan);
+    if (options->data_file_raw)
+        ret = 0;
+    else if (compresses(options))
+        ret = q2s_scan_compressed(source, &geometry, options, &clusters,
+                                  &cache, progress, progress_opaque, err);
+    else
+        ret = q2s_scan(source, &geometry, &clusters.raw, progress,
+                       progress_opaque, err);
+    plan = ret < 0 ? NULL : malloc(sizeof *plan);
     if (!plan) {
-        q2s_runs_free(&data_clusters);
-        return q2s_error_set_errno(err, ENOMEM, "cannot allocate the plan");
+        q2s_clusters_free(&clusters);
+        q2s_cache_free(&cache);
+        return ret < 0 ? -1
+                       : q2s_error_set_errno(err, ENOMEM, "cannot allocate "
+                                             "the plan");
     }
-    if (q2s_plan_init(plan, &geometry, options, &data_clusters, err) < 0) {
+    if (q2s_plan_init(plan, &geometry, options, &clusters, err) < 0) {
+        q2s_cache_free(&cache);
         free(plan);
         return -1;
     }
+    plan->cache = cache;
     *result = plan;
     return 0;
 }
@@ -58,7 +77,10 @@ void q2s_plan_summarize(const struct q2s_plan *plan,
         .input_size = g->input_size,
         .cluster_size = g->cluster_size,
         .refcount_bits = g->refcount_bits,
-        .data_clusters = q2s_runs_total(&plan->data_clusters),
+        .data_clusters = q2s_runs_total(&plan->data_clusters) +
+                         q2s_runs_total(&plan->compressed_clusters),
+        .compressed_clusters = q2s_runs_total(&plan->compressed_clusters),
+        .compressed_bytes = q2s_packing_bytes(&plan->packing),
         .l1_entries = g->l1_entries,
         .l2_tables = q2s_runs_total(&plan->l2_tables),
         .refcount_blocks = plan->refcount_blocks,

@@ -37,6 +37,8 @@ static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
         incompatible |= UINT64_C(1) << QCOW2_INCOMPAT_DATA_FILE_BIT;
     if (plan->data_file_raw)
         autoclear |= UINT64_C(1) << QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT;
+    if (plan->compression == Q2S_COMPRESSION_ZSTD)
+        incompatible |= UINT64_C(1) << QCOW2_INCOMPAT_COMPRESSION_BIT;
 
     q2s_put_be32(buf + 0, QCOW2_MAGIC);
     q2s_put_be32(buf + 4, QCOW2_VERSION);
@@ -54,7 +56,9 @@ static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
     q2s_put_be64(buf + 88, autoclear);
     q2s_put_be32(buf + 96, g->refcount_order);
     q2s_put_be32(buf + 100, QCOW2_V3_HEADER_LENGTH);
-    /* compression_type (byte 104) stays 0, zlib */
+    /* compression_type: 0, zlib, unless the incompatible bit says not */
+    if (plan->compression == Q2S_COMPRESSION_ZSTD)
+        buf[104] = QCOW2_COMPRESSION_TYPE_ZSTD;
 
     p = buf + QCOW2_V3_HEADER_LENGTH;
     if (plan->data_file_name) {
@@ -104,6 +108,44 @@ static void pointer_entries(const struct q2s_runs *set, uint64_t first,
     }
 }
 
+/* Entries [first, first + count) of an L2 table for the compressed guest
+ * clusters among them: "Compressed Clusters Descriptor"s, without
+ * QCOW2_OFLAG_COPIED. */
+static void compressed_entries(const struct q2s_plan *plan, uint64_t first,
+                               uint64_t count, uint8_t *buf)
+{
+    const struct q2s_runs *set = &plan->compressed_clusters;
+    uint32_t sectors_shift = 62 - (plan->geometry.cluster_bits - 8);
+    size_t i = q2s_runs_search(set, first);
+    uint64_t end = first + count;
+    struct q2s_packing_state state;
+    uint64_t index;
+
+    if (i == set->count || set->runs[i].start >= end)
+        return;
+    index = set->runs[i].rank +
+            (set->runs[i].start > first ? 0 : first - set->runs[i].start);
+    q2s_packing_seek(&plan->packing, index, &state);
+    for (; i < set->count && set->runs[i].start < end; i++) {
+        const struct q2s_run *run = &set->runs[i];
+        uint64_t from = run->start > first ? run->start : first;
+        uint64_t to = run->start + run->length < end ? run->start + run->length
+                                                     : end;
+
+        for (uint64_t x = from; x < to; x++, index++) {
+            uint32_t bytes = plan->packing.sizes[index];
+            uint64_t host = plan->compressed_offset +
+                            q2s_packing_place(&plan->packing, &state, bytes);
+            uint64_t more_sectors = ((host + bytes - 1) >> QCOW2_SECTOR_BITS) -
+                                    (host >> QCOW2_SECTOR_BITS);
+
+            q2s_put_be64(buf + (x - first) * 8,
+                         QCOW2_OFLAG_COMPRESSED |
+                             (more_sectors << sectors_shift) | host);
+        }
+    }
+}
+
 /* "Refcount table": one entry per refcount block, which follow it. */
 static void refcount_table_cluster(const struct q2s_plan *plan, uint64_t index,
                                    uint8_t *buf)
@@ -120,18 +162,28 @@ static void refcount_table_cluster(const struct q2s_plan *plan, uint64_t index,
     }
 }
 
-/* "Refcount blocks": every host cluster of the image is used exactly once.
- * Entries narrower than a byte fill it from the least significant bit. */
-static void refcount_block(const struct q2s_plan *plan, uint64_t index,
-                           uint8_t *buf)
+/* Refcount entry i of a block: one more reference.  Entries narrower than
+ * a byte fill it from the least significant bit; wider ones are big-endian.
+ * The packing keeps every count within the width, so nothing carries out
+ * of an entry. */
+static void refcount_increment(uint8_t *buf, uint64_t i, uint32_t bits)
 {
-    uint32_t bits = plan->geometry.refcount_bits;
-    uint64_t per_block = (uint64_t)plan->geometry.cluster_size * 8 / bits;
-    uint64_t first = index * per_block;
-    uint64_t count = plan->total_clusters - first;
+    if (bits < 8) {
+        uint64_t per_byte = 8 / bits;
 
-    if (count > per_block)
-        count = per_block;
+        buf[i / per_byte] += (uint8_t)(1u << ((i % per_byte) * bits));
+    } else {
+        uint8_t *entry = buf + i * (bits / 8);
+
+        for (uint32_t j = bits / 8; j-- > 0;)
+            if (++entry[j] != 0)
+                break;
+    }
+}
+
+/* The first count entries of a block, for clusters used exactly once. */
+static void refcounts_of_one(uint8_t *buf, uint64_t count, uint32_t bits)
+{
     if (bits < 8) {
         uint64_t per_byte = 8 / bits;
         uint8_t pattern = 0;
@@ -140,13 +192,59 @@ static void refcount_block(const struct q2s_plan *plan, uint64_t index,
             pattern |= (uint8_t)(1u << (i * bits));
         memset(buf, pattern, count / per_byte);
         for (uint64_t i = count - count % per_byte; i < count; i++)
-            buf[i / per_byte] |= (uint8_t)(1u << ((i % per_byte) * bits));
+            refcount_increment(buf, i, bits);
     } else {
-        uint32_t bytes = bits / 8;
-
         for (uint64_t i = 0; i < count; i++)
-            buf[i * bytes + bytes - 1] = 1;
+            buf[i * (bits / 8) + bits / 8 - 1] = 1;
     }
+}
+
+/* Entries for host clusters [first, end) of the compressed region, from
+ * entry number entry on: each counts the compressed clusters touching it. */
+static void compressed_refcounts(const struct q2s_plan *plan, uint64_t first,
+                                 uint64_t end, uint64_t entry, uint8_t *buf)
+{
+    const struct q2s_packing *packing = &plan->packing;
+    uint32_t cluster_bits = plan->geometry.cluster_bits;
+    struct q2s_packing_state state;
+
+    for (uint64_t i = q2s_packing_find(packing, first << cluster_bits, &state);
+         i < packing->count; i++) {
+        uint32_t bytes = packing->sizes[i];
+        uint64_t start = q2s_packing_place(packing, &state, bytes);
+        uint64_t from = start >> cluster_bits;
+        uint64_t to = (start + bytes - 1) >> cluster_bits;
+
+        if (from >= end)
+            break;
+        if (from < first)
+            from = first;
+        for (uint64_t c = from; c <= to && c < end; c++)
+            refcount_increment(buf, entry + (c - first),
+                               plan->geometry.refcount_bits);
+    }
+}
+
+/* "Refcount blocks": every host cluster before the compressed region is
+ * used exactly once. */
+static void refcount_block(const struct q2s_plan *plan, uint64_t index,
+                           uint8_t *buf)
+{
+    uint32_t bits = plan->geometry.refcount_bits;
+    uint64_t per_block = (uint64_t)plan->geometry.cluster_size * 8 / bits;
+    uint64_t first = index * per_block;
+    uint64_t count = plan->total_clusters - first;
+    uint64_t region = plan->compressed_offset >> plan->geometry.cluster_bits;
+    uint64_t ones;
+
+    if (count > per_block)
+        count = per_block;
+    ones = region <= first ? 0 : region - first < count ? region - first
+                                                        : count;
+    refcounts_of_one(buf, ones, bits);
+    if (ones < count)
+        compressed_refcounts(plan, first + ones - region,
+                             first + count - region, ones, buf);
 }
 
 void q2s_metadata_cluster(const struct q2s_plan *plan, uint64_t host_cluster,
@@ -191,5 +289,6 @@ void q2s_metadata_cluster(const struct q2s_plan *plan, uint64_t host_cluster,
         pointer_entries(&plan->data_clusters, first, entries_per_cluster,
                         plan->data_file_name ? 0 : plan->data_offset,
                         plan->data_file_name != NULL, g->cluster_bits, buf);
+        compressed_entries(plan, first, entries_per_cluster, buf);
     }
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "error.h"
 #include "qcow2_format.h"
 
@@ -12,6 +13,9 @@ void q2s_options_init(struct q2s_options *options)
     *options = (struct q2s_options){
         .cluster_size = Q2S_DEFAULT_CLUSTER_SIZE,
         .refcount_bits = Q2S_DEFAULT_REFCOUNT_BITS,
+        .compression = Q2S_COMPRESSION_NONE,
+        .compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT,
+        .threads = 1,
     };
 }
 
@@ -35,6 +39,32 @@ uint64_t q2s_header_bytes(const char *data_file_name)
     return bytes + QCOW2_EXTENSION_HEADER_BYTES + QCOW2_FEATURE_NAME_TABLE_BYTES;
 }
 
+static int compression_check(const struct q2s_options *options,
+                                 struct q2s_error *err)
+{
+    const char *name = options->compression == Q2S_COMPRESSION_ZSTD ? "zstd"
+                                                                     : "zlib";
+    int min, max, default_level;
+
+    if (options->compression != Q2S_COMPRESSION_ZLIB &&
+        options->compression != Q2S_COMPRESSION_ZSTD)
+        return q2s_error_set(err, "unknown compression type %d",
+                             (int)options->compression);
+    if (options->data_file_name)
+        return q2s_error_set(err, "compression cannot be used with an "
+                             "external data file");
+    q2s_compression_levels(options->compression, &min, &max, &default_level);
+    if (options->compression_level != Q2S_COMPRESSION_LEVEL_DEFAULT &&
+        (options->compression_level < min || options->compression_level > max))
+        return q2s_error_set(err, "invalid %s compression level %d: must be "
+                             "from %d to %d", name, options->compression_level,
+                             min, max);
+    if (options->threads < 1)
+        return q2s_error_set(err, "at least one compression thread is "
+                             "needed");
+    return 0;
+}
+
 int q2s_options_check(const struct q2s_options *options, struct q2s_error *err)
 {
     if (!is_power_of_two(options->cluster_size) ||
@@ -53,6 +83,9 @@ int q2s_options_check(const struct q2s_options *options, struct q2s_error *err)
         options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
         return q2s_error_set(err, "external data files require a larger "
                              "cluster size");
+    if (options->compression != Q2S_COMPRESSION_NONE &&
+        compression_check(options, err) < 0)
+        return -1;
     if (q2s_header_bytes(options->data_file_name) > options->cluster_size)
         return q2s_error_set(err, "the data file name is too long for a "
                              "%u-byte header cluster; use a shorter path or "
@@ -114,45 +147,96 @@ void q2s_refcount_clusters(uint64_t other_clusters, uint32_t cluster_size,
     *refcount_table_clusters = tables;
 }
 
-/* The L2 tables that the allocated clusters need, as runs of L1 indices. */
-static int collect_l2_tables(struct q2s_runs *l2_tables,
-                             const struct q2s_runs *data_clusters,
-                             uint32_t l2_bits)
+void q2s_clusters_init(struct q2s_clusters *clusters,
+                       const struct q2s_geometry *geometry)
 {
-    for (size_t i = 0; i < data_clusters->count; i++) {
-        const struct q2s_run *run = &data_clusters->runs[i];
-        uint64_t first = run->start >> l2_bits;
-        uint64_t last = (run->start + run->length - 1) >> l2_bits;
+    q2s_runs_init(&clusters->raw);
+    q2s_runs_init(&clusters->compressed);
+    q2s_packing_init(&clusters->packing, geometry->cluster_bits,
+                     geometry->refcount_bits);
+}
 
+void q2s_clusters_free(struct q2s_clusters *clusters)
+{
+    q2s_runs_free(&clusters->raw);
+    q2s_runs_free(&clusters->compressed);
+    q2s_packing_free(&clusters->packing);
+}
+
+/* The L2 tables that the allocated clusters of both sets need, as runs of
+ * L1 indices: the runs of the two sets are merged in order. */
+static int collect_l2_tables(struct q2s_runs *l2_tables,
+                             const struct q2s_runs *a,
+                             const struct q2s_runs *b, uint32_t l2_bits)
+{
+    size_t i = 0, j = 0;
+
+    while (i < a->count || j < b->count) {
+        const struct q2s_run *run;
+        uint64_t first, last;
+
+        if (j == b->count ||
+            (i < a->count && a->runs[i].start < b->runs[j].start))
+            run = &a->runs[i++];
+        else
+            run = &b->runs[j++];
+        first = run->start >> l2_bits;
+        last = (run->start + run->length - 1) >> l2_bits;
         if (q2s_runs_add(l2_tables, first, last - first + 1) < 0)
             return -1;
     }
     return 0;
 }
 
+static uint64_t last_member(const struct q2s_runs *set)
+{
+    const struct q2s_run *last = &set->runs[set->count - 1];
+
+    return last->start + last->length - 1;
+}
+
+/* The highest host offset that a compressed cluster descriptor can hold
+ * (x = 62 - (cluster_bits - 8) bits, and never bits past 55). */
+static uint64_t compressed_offset_limit(uint32_t cluster_bits)
+{
+    uint32_t bits = 70 - cluster_bits;
+
+    return UINT64_C(1) << (bits < 56 ? bits : 56);
+}
+
 int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
                   const struct q2s_options *options,
-                  struct q2s_runs *data_clusters, struct q2s_error *err)
+                  struct q2s_clusters *clusters, struct q2s_error *err)
 {
     const struct q2s_geometry *g = geometry;
-    uint64_t data_host_clusters, other_clusters, cluster;
+    uint64_t data_host_clusters, other_clusters, cluster, compressed_bytes;
 
     memset(plan, 0, sizeof *plan);
     plan->geometry = *g;
-    plan->data_clusters = *data_clusters;
-    q2s_runs_init(data_clusters);
+    plan->data_clusters = clusters->raw;
+    plan->compressed_clusters = clusters->compressed;
+    plan->packing = clusters->packing;
+    q2s_clusters_init(clusters, g);
     q2s_runs_init(&plan->l2_tables);
+    q2s_cache_init(&plan->cache, 0);
     plan->data_file_raw = options->data_file_raw;
+    plan->compression = options->compression;
+    plan->compression_level = q2s_compression_level(
+        options->compression, options->compression_level);
+    plan->threads = options->threads;
 
-    if (plan->data_clusters.count > 0) {
-        const struct q2s_run *last =
-            &plan->data_clusters.runs[plan->data_clusters.count - 1];
-
-        if (last->start + last->length > g->guest_clusters) {
-            q2s_plan_fini(plan);
-            return q2s_error_set(err, "internal error: a data cluster lies "
-                                 "beyond the end of the disk");
-        }
+    if ((plan->data_clusters.count > 0 &&
+         last_member(&plan->data_clusters) >= g->guest_clusters) ||
+        (plan->compressed_clusters.count > 0 &&
+         last_member(&plan->compressed_clusters) >= g->guest_clusters)) {
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "internal error: a data cluster lies "
+                             "beyond the end of the disk");
+    }
+    if (q2s_runs_total(&plan->compressed_clusters) != plan->packing.count) {
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "internal error: compressed clusters "
+                             "without a size");
     }
     if (options->data_file_name) {
         plan->data_file_name = strdup(options->data_file_name);
@@ -165,14 +249,17 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         q2s_runs_add(&plan->data_clusters, 0, g->guest_clusters) < 0)
         goto out_of_memory;
     if (collect_l2_tables(&plan->l2_tables, &plan->data_clusters,
-                          g->cluster_bits - 3) < 0)
+                          &plan->compressed_clusters, g->cluster_bits - 3) < 0)
         goto out_of_memory;
 
     /* With an external data file, data clusters live there, not here. */
     data_host_clusters =
         options->data_file_name ? 0 : q2s_runs_total(&plan->data_clusters);
+    compressed_bytes = q2s_packing_bytes(&plan->packing);
+    plan->compressed_host_clusters =
+        q2s_div_round_up(compressed_bytes, g->cluster_size);
     other_clusters = 1 + g->l1_clusters + q2s_runs_total(&plan->l2_tables) +
-                     data_host_clusters;
+                     data_host_clusters + plan->compressed_host_clusters;
     q2s_refcount_clusters(other_clusters, g->cluster_size, g->refcount_bits,
                           &plan->refcount_blocks,
                           &plan->refcount_table_clusters);
@@ -189,11 +276,25 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     plan->l2_offset = cluster << g->cluster_bits;
     cluster += q2s_runs_total(&plan->l2_tables);
     plan->data_offset = cluster << g->cluster_bits;
+    cluster += data_host_clusters;
+    plan->compressed_offset = cluster << g->cluster_bits;
+    /* The last compressed cluster is padded to a whole sector, so that
+     * reading the sectors its descriptor names stays within the image. */
     if (__builtin_mul_overflow(plan->total_clusters, (uint64_t)g->cluster_size,
                                &plan->image_size) ||
         plan->image_size > INT64_MAX) {
         q2s_plan_fini(plan);
         return q2s_error_set(err, "the image would be too large");
+    }
+    plan->image_size = plan->compressed_offset +
+                       ((compressed_bytes + 511) & ~(uint64_t)511);
+    if (compressed_bytes > 0 &&
+        plan->compressed_offset + compressed_bytes >
+            compressed_offset_limit(g->cluster_bits)) {
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "the image is too large for compressed "
+                             "clusters of %u bytes; try a smaller cluster "
+                             "size", g->cluster_size);
     }
     return 0;
 
@@ -205,6 +306,9 @@ out_of_memory:
 void q2s_plan_fini(struct q2s_plan *plan)
 {
     q2s_runs_free(&plan->data_clusters);
+    q2s_runs_free(&plan->compressed_clusters);
+    q2s_packing_free(&plan->packing);
+    q2s_cache_free(&plan->cache);
     q2s_runs_free(&plan->l2_tables);
     free(plan->data_file_name);
     plan->data_file_name = NULL;

@@ -5,12 +5,18 @@
  *   header cluster | refcount table | refcount blocks | L1 table |
  *   L2 tables | data clusters
  *
+ * then, with compression, the compressed region: compressed clusters
+ * packed back to back (packing.h), padded to a 512-byte sector.
+ *
  * Given the options, the input size and the set of guest clusters that hold
- * data, every offset of the output follows.
+ * data (with the compressed size of those to be stored compressed), every
+ * offset of the output follows.
  */
 #ifndef Q2S_PLAN_H
 #define Q2S_PLAN_H
 
+#include "cache.h"
+#include "packing.h"
 #include "qcow2_to_stdout.h"
 #include "runs.h"
 
@@ -31,12 +37,29 @@ struct q2s_geometry {
     uint64_t l1_clusters;
 };
 
+/* What pass 1 found: the guest clusters that hold data. */
+struct q2s_clusters {
+    struct q2s_runs raw;         /* stored as they are */
+    struct q2s_runs compressed;  /* stored compressed */
+    struct q2s_packing packing;  /* the compressed ones, in the same order */
+};
+
+void q2s_clusters_init(struct q2s_clusters *clusters,
+                       const struct q2s_geometry *geometry);
+void q2s_clusters_free(struct q2s_clusters *clusters);
+
 struct q2s_plan {
     struct q2s_geometry geometry;
     char *data_file_name;       /* NULL without an external data file */
     bool data_file_raw;
+    enum q2s_compression compression;
+    int compression_level;
+    uint32_t threads;
 
-    struct q2s_runs data_clusters;  /* guest clusters that are allocated */
+    struct q2s_runs data_clusters;        /* guest clusters stored as is */
+    struct q2s_runs compressed_clusters;  /* guest clusters compressed */
+    struct q2s_packing packing;           /* where the compressed ones go */
+    struct q2s_cache cache;               /* what pass 1 kept of them */
     struct q2s_runs l2_tables;      /* L1 indices whose L2 table exists */
 
     uint64_t refcount_table_clusters;
@@ -48,6 +71,8 @@ struct q2s_plan {
     uint64_t l1_offset;
     uint64_t l2_offset;
     uint64_t data_offset;
+    uint64_t compressed_offset;     /* the compressed region */
+    uint64_t compressed_host_clusters;
     uint64_t image_size;
 };
 
@@ -68,12 +93,12 @@ void q2s_refcount_clusters(uint64_t other_clusters, uint32_t cluster_size,
                            uint32_t refcount_bits, uint64_t *refcount_blocks,
                            uint64_t *refcount_table_clusters);
 
-/* Computes the plan.  Takes ownership of *data_clusters (left empty), whose
+/* Computes the plan.  Takes ownership of *clusters (left empty), whose
  * members must lie below geometry->guest_clusters; with data_file_raw, it
- * must be empty, as every cluster is allocated. */
+ * must be empty, as every cluster is allocated.  The cache starts empty. */
 int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
                   const struct q2s_options *options,
-                  struct q2s_runs *data_clusters, struct q2s_error *err);
+                  struct q2s_clusters *clusters, struct q2s_error *err);
 void q2s_plan_fini(struct q2s_plan *plan);
 
 static inline uint64_t q2s_div_round_up(uint64_t n, uint64_t d)

@@ -24,10 +24,15 @@
     (QCOW2_FEATURE_NAME_ENTRIES * QCOW2_FEATURE_NAME_ENTRY_BYTES)
 
 #define QCOW2_INCOMPAT_DATA_FILE_BIT 2
+#define QCOW2_INCOMPAT_COMPRESSION_BIT 3
+#define QCOW2_COMPRESSION_TYPE_ZSTD 1
 #define QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT 1
 
 /* "Cluster mapping": bit 63 of L1 and L2 entries, refcount exactly one. */
 #define QCOW2_OFLAG_COPIED (UINT64_C(1) << 63)
+/* Bit 62 of L2 entries: a "Compressed Clusters Descriptor" follows. */
+#define QCOW2_OFLAG_COMPRESSED (UINT64_C(1) << 62)
+#define QCOW2_SECTOR_BITS 9
 
 static inline void q2s_put_be16(uint8_t *p, uint16_t v)
 {

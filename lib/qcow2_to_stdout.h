@@ -14,6 +14,7 @@
 #ifndef QCOW2_TO_STDOUT_H
 #define QCOW2_TO_STDOUT_H
 
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,15 @@
 #define Q2S_MIN_CLUSTER_SIZE 512
 #define Q2S_MAX_CLUSTER_SIZE (2 * 1024 * 1024)
 #define Q2S_DEFAULT_REFCOUNT_BITS 16
+
+/* How data clusters are stored ("compression_type" in the header). */
+enum q2s_compression {
+    Q2S_COMPRESSION_NONE,  /* every data cluster as it is */
+    Q2S_COMPRESSION_ZLIB,
+    Q2S_COMPRESSION_ZSTD,
+};
+/* compression_level: the type's own default (zlib 6, zstd 3). */
+#define Q2S_COMPRESSION_LEVEL_DEFAULT INT_MIN
 
 struct q2s_error {
     char message[512];
@@ -36,6 +46,14 @@ struct q2s_options {
      * name in the header; NULL for a self-contained image. */
     const char *data_file_name;
     bool data_file_raw;      /* set data_file_raw; needs data_file_name */
+    /* Store each data cluster compressed when that makes the image
+     * smaller; not with a data file. */
+    enum q2s_compression compression;
+    int compression_level;
+    uint32_t threads;        /* compression threads, at least 1 */
+    /* Compressed clusters kept in memory from pass 1 for pass 2, which
+     * compresses again those that did not fit. */
+    uint64_t cache_bytes;
 };
 
 void q2s_options_init(struct q2s_options *options);
@@ -85,6 +103,8 @@ struct q2s_plan_summary {
     uint32_t cluster_size;
     uint32_t refcount_bits;
     uint64_t data_clusters;       /* guest clusters that are allocated */
+    uint64_t compressed_clusters; /* of which stored compressed */
+    uint64_t compressed_bytes;    /* their compressed data */
     uint64_t l1_entries;
     uint64_t l2_tables;
     uint64_t refcount_blocks;

@@ -1,7 +1,9 @@
 /* Pass 2: any byte range of the image, from the plan and the input. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
+#include "compress_pool.h"
 #include "error.h"
 #include "metadata.h"
 #include "plan.h"
@@ -19,6 +21,7 @@ struct render {
     uint8_t *buffer;  /* a cluster, or a good read of the source if larger */
     size_t buffer_bytes;
     uint64_t start, end;  /* the range being rendered */
+    struct q2s_pool *pool;  /* to compress again what the cache lacks */
     q2s_progress_fn *progress;
     void *progress_opaque;
 };
@@ -90,21 +93,23 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
     return q2s_sink_write_zeros(&r->sink, length, err);
 }
 
-/* Data clusters overlapping [*pos, r->end): runs of guest clusters that
- * are contiguous in the input are contiguous in the output too. */
-static int render_data(struct render *r, uint64_t *pos, struct q2s_error *err)
+/* Data clusters stored as they are overlapping [*pos, limit): runs of
+ * guest clusters that are contiguous in the input are contiguous in the
+ * output too. */
+static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
+                       struct q2s_error *err)
 {
     const struct q2s_plan *plan = r->plan;
     uint32_t bits = plan->geometry.cluster_bits;
     size_t i = q2s_runs_select(&plan->data_clusters,
                                (*pos - plan->data_offset) >> bits);
 
-    for (; *pos < r->end && i < plan->data_clusters.count; i++) {
+    for (; *pos < limit && i < plan->data_clusters.count; i++) {
         const struct q2s_run *run = &plan->data_clusters.runs[i];
         uint64_t run_start = plan->data_offset + (run->rank << bits);
         uint64_t run_end = run_start + (run->length << bits);
         uint64_t input_offset = (run->start << bits) + (*pos - run_start);
-        uint64_t stop = run_end < r->end ? run_end : r->end;
+        uint64_t stop = run_end < limit ? run_end : limit;
 
         while (*pos < stop) {
             uint64_t length = stop - *pos < PROGRESS_STEP_BYTES
@@ -117,10 +122,224 @@ static int render_data(struct render *r, uint64_t *pos, struct q2s_error *err)
             report(r, *pos);
         }
     }
-    if (*pos < r->end)
+    if (*pos < limit)
         return q2s_error_set(err, "internal error: the plan has no data for "
                              "image offset %llu", (unsigned long long)*pos);
     return 0;
+}
+
+/* A walk over the compressed clusters in order: where each comes from in
+ * the input and goes to in the compressed region. */
+struct chunk_walk {
+    uint64_t index;
+    struct q2s_packing_state state;
+    size_t run;  /* the run of plan->compressed_clusters holding index */
+};
+
+struct chunk {
+    uint64_t guest_cluster;
+    uint64_t start;  /* in the compressed region */
+    uint32_t bytes;
+};
+
+static void walk_from(const struct q2s_plan *plan, uint64_t region_offset,
+                      struct chunk_walk *walk)
+{
+    walk->index = q2s_packing_find(&plan->packing, region_offset,
+                                   &walk->state);
+    walk->run = q2s_runs_select(&plan->compressed_clusters, walk->index);
+}
+
+/* The next compressed cluster, or false after the last. */
+static bool walk_next(const struct q2s_plan *plan, struct chunk_walk *walk,
+                      struct chunk *chunk)
+{
+    const struct q2s_runs *set = &plan->compressed_clusters;
+    const struct q2s_run *run;
+
+    if (walk->index >= plan->packing.count)
+        return false;
+    run = &set->runs[walk->run];
+    chunk->guest_cluster = run->start + (walk->index - run->rank);
+    chunk->bytes = plan->packing.sizes[walk->index];
+    chunk->start = q2s_packing_place(&plan->packing, &walk->state,
+                                     chunk->bytes);
+    walk->index++;
+    if (walk->index - run->rank == run->length)
+        walk->run++;
+    return true;
+}
+
+/* Writes region bytes [*pos, until) as zeros, then those of data, which
+ * lie at [start, start + length), as far as end. */
+static int write_region(struct render *r, uint64_t *pos, uint64_t end,
+                        uint64_t start, const uint8_t *data, uint64_t length,
+                        struct q2s_error *err)
+{
+    uint64_t stop = start + length < end ? start + length : end;
+
+    if (*pos < start) {
+        uint64_t zeros = (start < end ? start : end) - *pos;
+
+        if (q2s_sink_write_zeros(&r->sink, zeros, err) < 0)
+            return -1;
+        *pos += zeros;
+    }
+    if (*pos < stop) {
+        if (q2s_sink_write(&r->sink, data + (*pos - start),
+                           (size_t)(stop - *pos), err) < 0)
+            return -1;
+        *pos = stop;
+    }
+    return 0;
+}
+
+/* Reads the input clusters of a batch of compressed clusters, each run of
+ * neighbours in one read. */
+static int read_batch(struct render *r, struct q2s_batch *batch,
+                      const uint64_t *guest_clusters, struct q2s_error *err)
+{
+    uint32_t bits = r->plan->geometry.cluster_bits;
+
+    for (size_t i = 0, n; i < batch->count; i += n) {
+        for (n = 1; i + n < batch->count &&
+                    guest_clusters[i + n] == guest_clusters[i] + n;
+             n++)
+            ;
+        if (q2s_source_read_clusters(r->source, batch->input + (i << bits),
+                                     n << bits, guest_clusters[i] << bits,
+                                     err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Writes what the threads compressed again, checking that it came out as
+ * in pass 1. */
+static int write_batch(struct render *r, const struct q2s_batch *batch,
+                       struct chunk_walk *walk, uint64_t *pos, uint64_t end,
+                       struct q2s_error *err)
+{
+    const struct q2s_plan *plan = r->plan;
+    uint32_t cluster_size = plan->geometry.cluster_size;
+
+    for (size_t i = 0; i < batch->count; i++) {
+        struct chunk chunk;
+
+        if (!walk_next(plan, walk, &chunk))
+            return q2s_error_set(err, "internal error: a compressed cluster "
+                                 "too many");
+        if (batch->result[i] != chunk.bytes)
+            return q2s_error_set(err, "the input changed since it was read: "
+                                 "the cluster at offset %llu compresses "
+                                 "differently",
+                                 (unsigned long long)(chunk.guest_cluster *
+                                                      cluster_size));
+        if (write_region(r, pos, end, chunk.start,
+                         batch->output + i * (size_t)cluster_size,
+                         chunk.bytes, err) < 0)
+            return -1;
+    }
+    report(r, plan->compressed_offset + *pos);
+    return 0;
+}
+
+static int collect_and_write(struct render *r, struct chunk_walk *walk,
+                             uint64_t *pos, uint64_t end,
+                             struct q2s_error *err)
+{
+    struct q2s_batch *batch;
+    int ret;
+
+    if (q2s_pool_collect(r->pool, &batch, err) < 0)
+        return -1;
+    if (!batch)
+        return 0;
+    ret = write_batch(r, batch, walk, pos, end, err);
+    q2s_pool_release(r->pool, batch);
+    return ret < 0 ? -1 : 1;
+}
+
+/* Region bytes [*pos, end) that the cache does not hold: the compressed
+ * clusters they overlap are compressed again, in order, on the threads. */
+static int recompress(struct render *r, uint64_t *pos, uint64_t end,
+                      struct q2s_error *err)
+{
+    const struct q2s_plan *plan = r->plan;
+    struct chunk_walk submit, write;
+    uint64_t *guest_clusters;
+    size_t capacity;
+    struct chunk next;
+    bool more;
+    int ret = 0;
+
+    if (q2s_pool_new(plan->compression, plan->compression_level,
+                     plan->geometry.cluster_size, plan->threads, &r->pool,
+                     err) < 0)
+        return -1;
+    capacity = q2s_pool_batch_clusters(r->pool);
+    guest_clusters = calloc(capacity, sizeof *guest_clusters);
+    if (!guest_clusters)
+        ret = q2s_error_set_errno(err, ENOMEM, "cannot allocate a buffer");
+    walk_from(plan, *pos, &submit);
+    write = submit;
+    more = walk_next(plan, &submit, &next) && next.start < end;
+    while (ret == 0 && more) {
+        struct q2s_batch *batch = q2s_pool_get(r->pool);
+
+        if (!batch) {
+            ret = collect_and_write(r, &write, pos, end, err) < 0 ? -1 : 0;
+            continue;
+        }
+        if (q2s_source_interrupted(r->source)) {
+            ret = q2s_error_set(err, "interrupted");
+            break;
+        }
+        while (more && batch->count < capacity) {
+            guest_clusters[batch->count++] = next.guest_cluster;
+            more = walk_next(plan, &submit, &next) && next.start < end;
+        }
+        ret = read_batch(r, batch, guest_clusters, err);
+        if (ret == 0)
+            q2s_pool_submit(r->pool, batch);
+    }
+    if (ret == 0)
+        while ((ret = collect_and_write(r, &write, pos, end, err)) > 0)
+            ;
+    free(guest_clusters);
+    q2s_pool_free(r->pool);
+    r->pool = NULL;
+    if (ret < 0)
+        return -1;
+    return write_region(r, pos, end, end, NULL, 0, err);
+}
+
+/* The compressed region overlapping [*pos, r->end): what pass 1 kept from
+ * memory, the rest compressed again. */
+static int render_compressed(struct render *r, uint64_t *pos,
+                             struct q2s_error *err)
+{
+    const struct q2s_plan *plan = r->plan;
+    const struct q2s_cache *cache = &plan->cache;
+    uint64_t region_pos = *pos - plan->compressed_offset;
+    uint64_t region_end = r->end - plan->compressed_offset;
+    int ret = 0;
+
+    while (region_pos < region_end && region_pos < cache->bytes) {
+        uint64_t length;
+        const uint8_t *data = q2s_cache_get(cache, region_pos, &length);
+
+        if (length > region_end - region_pos)
+            length = region_end - region_pos;
+        if (q2s_sink_write(&r->sink, data, (size_t)length, err) < 0)
+            return -1;
+        region_pos += length;
+        report(r, plan->compressed_offset + region_pos);
+    }
+    if (region_pos < region_end)
+        ret = recompress(r, &region_pos, region_end, err);
+    *pos = plan->compressed_offset + region_pos;
+    return ret;
 }
 
 int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
@@ -164,7 +383,13 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     if (render_metadata(&r, &pos, metadata_end, err) < 0)
         goto out;
     report(&r, pos);
-    if (pos < r.end && render_data(&r, &pos, err) < 0)
+    if (pos < r.end &&
+        render_data(&r, &pos,
+                    plan->compressed_offset < r.end ? plan->compressed_offset
+                                                    : r.end,
+                    err) < 0)
+        goto out;
+    if (pos < r.end && render_compressed(&r, &pos, err) < 0)
         goto out;
     if (q2s_sink_flush(&r.sink, err) < 0)
         goto out;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
+#include "compress_pool.h"
 #include "error.h"
 #include "zero.h"
 
@@ -16,49 +18,99 @@ static uint64_t align_down(uint64_t n, uint64_t alignment)
 struct scan {
     struct q2s_source *source;
     const struct q2s_geometry *geometry;
-    uint8_t *buffer;
-    size_t buffer_bytes;
-    struct q2s_runs *data_clusters;
+    size_t window_bytes;  /* whole clusters */
+    /* Takes the clusters [pos, pos + length), cluster-aligned. */
+    int (*window)(struct scan *scan, uint64_t pos, uint64_t length,
+                  struct q2s_error *err);
     q2s_progress_fn *progress;
     void *progress_opaque;
+
+    /* Without compression: the window is read here and looked at. */
+    uint8_t *buffer;
+    struct q2s_runs *data_clusters;
+
+    /* With compression: windows go to the threads in batches. */
+    struct q2s_pool *pool;
+    struct q2s_clusters *clusters;
+    struct q2s_cache *cache;
 };
 
-/* Reads [start, end) -- cluster-aligned, start below the input size -- and
- * records its clusters that are not all zeros. */
+/* Hands [start, end) -- cluster-aligned, start below the input size -- to
+ * scan->window a window at a time. */
 static int scan_extent(struct scan *scan, uint64_t start, uint64_t end,
                        struct q2s_error *err)
 {
     struct q2s_source *source = scan->source;
-    uint32_t cluster_size = scan->geometry->cluster_size;
 
     for (uint64_t pos = start; pos < end;) {
-        uint64_t length = end - pos < scan->buffer_bytes ? end - pos
-                                                         : scan->buffer_bytes;
-        uint64_t readable = source->size - pos < length ? source->size - pos
-                                                        : length;
+        uint64_t length = end - pos < scan->window_bytes ? end - pos
+                                                         : scan->window_bytes;
 
         if (q2s_source_interrupted(source))
             return q2s_error_set(err, "interrupted");
-        /* Only the data in the window: a cluster that an extent only
-         * partly covers has its holes filled with zeros, not read. */
-        if (q2s_source_read_data(source, scan->buffer, (size_t)readable,
-                                 pos, err) < 0)
+        if (scan->window(scan, pos, length, err) < 0)
             return -1;
-        /* The last cluster may extend past the end of the input. */
-        memset(scan->buffer + readable, 0, (size_t)(length - readable));
-        for (uint64_t off = 0; off < length; off += cluster_size) {
-            if (!q2s_is_zero(scan->buffer + off, cluster_size) &&
-                q2s_runs_add(scan->data_clusters,
-                             (pos + off) >> scan->geometry->cluster_bits,
-                             1) < 0)
-                return q2s_error_set_errno(err, errno, "cannot record the "
-                                           "data clusters");
-        }
-        pos += readable;
+        pos += length;
         if (scan->progress)
-            scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN, pos,
+            scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN,
+                           pos < source->size ? pos : source->size,
                            source->size);
-        pos += length - readable;
+    }
+    return 0;
+}
+
+/* Every extent of the input that may hold data, in whole clusters; holes
+ * are not read, and no cluster twice. */
+static int scan_input(struct scan *scan, struct q2s_error *err)
+{
+    struct q2s_source *source = scan->source;
+    uint32_t cluster_size = scan->geometry->cluster_size;
+    uint64_t offset = 0;
+
+    while (offset < source->size) {
+        uint64_t start, end;
+        int ret = source->ops->next_data(source, offset, &start, &end, err);
+
+        if (ret < 0)
+            return -1;
+        if (ret == 0)
+            break;
+        if (start < offset || end <= start || end > source->size)
+            return q2s_error_set(err, "the input reported a bad data extent "
+                                 "%llu to %llu", (unsigned long long)start,
+                                 (unsigned long long)end);
+        /* The next search starts after the last whole cluster, so that an
+         * extent ending mid-cluster does not make the next one read that
+         * cluster again. */
+        start = align_down(start, cluster_size);
+        end = align_down(end + cluster_size - 1, cluster_size);
+        if (scan_extent(scan, start, end, err) < 0)
+            return -1;
+        offset = end;
+    }
+    if (scan->progress)
+        scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN, source->size,
+                       source->size);
+    return 0;
+}
+
+/* Without compression: the clusters that are not all zeros. */
+static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
+                     struct q2s_error *err)
+{
+    uint32_t cluster_size = scan->geometry->cluster_size;
+
+    /* Only the data in the window: a cluster that an extent only partly
+     * covers has its holes filled with zeros, not read. */
+    if (q2s_source_read_clusters(scan->source, scan->buffer, (size_t)length,
+                                 pos, err) < 0)
+        return -1;
+    for (uint64_t off = 0; off < length; off += cluster_size) {
+        if (!q2s_is_zero(scan->buffer + off, cluster_size) &&
+            q2s_runs_add(scan->data_clusters,
+                         (pos + off) >> scan->geometry->cluster_bits, 1) < 0)
+            return q2s_error_set_errno(err, errno, "cannot record the data "
+                                       "clusters");
     }
     return 0;
 }
@@ -72,44 +124,120 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
         .source = source,
         .geometry = geometry,
         /* Whole clusters, as many as make a good read for the source. */
-        .buffer_bytes = source->read_bytes > cluster_size
+        .window_bytes = source->read_bytes > cluster_size
                             ? source->read_bytes & ~((size_t)cluster_size - 1)
                             : cluster_size,
-        .data_clusters = data_clusters,
+        .window = find_data,
         .progress = progress,
         .progress_opaque = progress_opaque,
+        .data_clusters = data_clusters,
     };
-    uint64_t offset = 0;
-    int ret = 0;
+    int ret;
 
-    if (posix_memalign((void **)&scan.buffer, 4096, scan.buffer_bytes) != 0)
+    if (posix_memalign((void **)&scan.buffer, 4096, scan.window_bytes) != 0)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate the scan "
                                    "buffer");
-    while (offset < source->size) {
-        uint64_t start, end;
-
-        ret = source->ops->next_data(source, offset, &start, &end, err);
-        if (ret <= 0)
-            break;
-        ret = 0;
-        if (start < offset || end <= start || end > source->size) {
-            ret = q2s_error_set(err, "the input reported a bad data extent "
-                                "%llu to %llu", (unsigned long long)start,
-                                (unsigned long long)end);
-            break;
-        }
-        /* Whole clusters, and the next search starts after the last one,
-         * so that an extent ending mid-cluster does not make the next one
-         * read that cluster again. */
-        start = align_down(start, cluster_size);
-        end = align_down(end + cluster_size - 1, cluster_size);
-        ret = scan_extent(&scan, start, end, err);
-        if (ret < 0)
-            break;
-        offset = end;
-    }
+    ret = scan_input(&scan, err);
     free(scan.buffer);
-    if (ret == 0 && progress)
-        progress(progress_opaque, Q2S_PHASE_SCAN, source->size, source->size);
+    return ret;
+}
+
+/* A compressed batch, in input order: which clusters hold data, how each
+ * is stored, and the compressed ones into the cache while it has room. */
+static int record_batch(struct scan *scan, const struct q2s_batch *batch,
+                        struct q2s_error *err)
+{
+    uint32_t cluster_size = scan->geometry->cluster_size;
+    struct q2s_clusters *clusters = scan->clusters;
+
+    for (size_t i = 0; i < batch->count; i++) {
+        uint64_t cluster = batch->first_cluster + i;
+        uint32_t bytes = batch->result[i];
+        uint64_t start;
+
+        if (bytes == 0)
+            continue;  /* all zeros */
+        if (bytes == cluster_size) {
+            if (q2s_runs_add(&clusters->raw, cluster, 1) < 0)
+                return q2s_error_set_errno(err, errno, "cannot record the "
+                                           "data clusters");
+            continue;
+        }
+        if (q2s_runs_add(&clusters->compressed, cluster, 1) < 0 ||
+            q2s_packing_append(&clusters->packing, bytes, &start) < 0)
+            return q2s_error_set_errno(err, errno, "cannot record the "
+                                       "compressed clusters");
+        q2s_cache_store(scan->cache, start,
+                        batch->output + i * (size_t)cluster_size, bytes);
+    }
+    return 0;
+}
+
+/* Records the oldest batch in flight: 1 if there was one, 0 if none. */
+static int collect_batch(struct scan *scan, struct q2s_error *err)
+{
+    struct q2s_batch *batch;
+    int ret;
+
+    if (q2s_pool_collect(scan->pool, &batch, err) < 0)
+        return -1;
+    if (!batch)
+        return 0;
+    ret = record_batch(scan, batch, err);
+    q2s_pool_release(scan->pool, batch);
+    return ret < 0 ? -1 : 1;
+}
+
+/* With compression: the window goes to the threads, whose earlier work is
+ * recorded when a batch is needed. */
+static int compress_window(struct scan *scan, uint64_t pos, uint64_t length,
+                           struct q2s_error *err)
+{
+    struct q2s_batch *batch;
+
+    while (!(batch = q2s_pool_get(scan->pool))) {
+        if (collect_batch(scan, err) < 0)
+            return -1;
+    }
+    if (q2s_source_read_clusters(scan->source, batch->input, (size_t)length,
+                                 pos, err) < 0)
+        return -1;
+    batch->first_cluster = pos >> scan->geometry->cluster_bits;
+    batch->count = (size_t)(length >> scan->geometry->cluster_bits);
+    q2s_pool_submit(scan->pool, batch);
+    return 0;
+}
+
+int q2s_scan_compressed(struct q2s_source *source,
+                        const struct q2s_geometry *geometry,
+                        const struct q2s_options *options,
+                        struct q2s_clusters *clusters, struct q2s_cache *cache,
+                        q2s_progress_fn *progress, void *progress_opaque,
+                        struct q2s_error *err)
+{
+    struct scan scan = {
+        .source = source,
+        .geometry = geometry,
+        .window = compress_window,
+        .progress = progress,
+        .progress_opaque = progress_opaque,
+        .clusters = clusters,
+        .cache = cache,
+    };
+    int ret;
+
+    if (q2s_pool_new(options->compression,
+                     q2s_compression_level(options->compression,
+                                           options->compression_level),
+                     geometry->cluster_size, options->threads, &scan.pool,
+                     err) < 0)
+        return -1;
+    scan.window_bytes =
+        q2s_pool_batch_clusters(scan.pool) * (size_t)geometry->cluster_size;
+    ret = scan_input(&scan, err);
+    if (ret == 0)
+        while ((ret = collect_batch(&scan, err)) > 0)
+            ;
+    q2s_pool_free(scan.pool);
     return ret < 0 ? -1 : 0;
 }

@@ -1,7 +1,9 @@
-/* Pass 1: find the guest clusters that hold data. */
+/* Pass 1: find the guest clusters that hold data, and with compression
+ * compress them to learn their sizes. */
 #ifndef Q2S_SCAN_H
 #define Q2S_SCAN_H
 
+#include "cache.h"
 #include "plan.h"
 #include "source.h"
 
@@ -11,5 +13,16 @@
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
              struct q2s_runs *data_clusters, q2s_progress_fn *progress,
              void *progress_opaque, struct q2s_error *err);
+
+/* The same with the compression of options, on options->threads threads:
+ * each cluster that holds data goes to clusters->compressed (with its size
+ * in clusters->packing) if it compresses, else to clusters->raw.  The
+ * compressed bytes go into *cache while they fit its budget. */
+int q2s_scan_compressed(struct q2s_source *source,
+                        const struct q2s_geometry *geometry,
+                        const struct q2s_options *options,
+                        struct q2s_clusters *clusters, struct q2s_cache *cache,
+                        q2s_progress_fn *progress, void *progress_opaque,
+                        struct q2s_error *err);
 
 #endif

@@ -167,6 +167,22 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
     return 0;
 }
 
+int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
+                             size_t length, uint64_t offset,
+                             struct q2s_error *err)
+{
+    size_t readable = 0;
+
+    if (offset < source->size)
+        readable = source->size - offset < length
+                       ? (size_t)(source->size - offset) : length;
+    if (readable > 0 &&
+        q2s_source_read_data(source, buf, readable, offset, err) < 0)
+        return -1;
+    memset(buf + readable, 0, length - readable);
+    return 0;
+}
+
 void q2s_source_close(struct q2s_source *source)
 {
     if (source)

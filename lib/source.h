@@ -53,6 +53,12 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err);
 
+/* The same for whole clusters, which may reach past the end of the input:
+ * what lies past it reads as zeros. */
+int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
+                             size_t length, uint64_t offset,
+                             struct q2s_error *err);
+
 /* pread(2) of exactly length bytes; name and offset go in the message. */
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
                    const char *name, struct q2s_error *err);

@@ -34,7 +34,7 @@ static void make_plan(struct q2s_plan *plan, uint32_t cluster_size,
 {
     struct q2s_options options;
     struct q2s_geometry geometry;
-    struct q2s_runs data;
+    struct q2s_clusters data;
     struct q2s_error err;
 
     q2s_options_init(&options);
@@ -43,9 +43,10 @@ static void make_plan(struct q2s_plan *plan, uint32_t cluster_size,
     options.data_file_name = data_file_name;
     assert_int_equal(q2s_geometry_init(&geometry, &options, input_size, &err),
                      0);
-    q2s_runs_init(&data);
+    q2s_clusters_init(&data, &geometry);
     for (size_t i = 0; i < run_count; i++)
-        assert_int_equal(q2s_runs_add(&data, runs[2 * i], runs[2 * i + 1]), 0);
+        assert_int_equal(q2s_runs_add(&data.raw, runs[2 * i], runs[2 * i + 1]),
+                         0);
     assert_int_equal(q2s_plan_init(plan, &geometry, &options, &data, &err), 0);
 }
 
@@ -208,6 +209,153 @@ static void test_l1_and_l2_entries(void **state)
     }
 }
 
+/* Entry i of a refcount block: big-endian when a byte or wider, else
+ * packed from the least significant bit. */
+static uint64_t refcount_at(const uint8_t *buf, uint64_t i, uint32_t bits)
+{
+    uint64_t value = 0;
+
+    if (bits < 8)
+        return (buf[i * bits / 8] >> (i * bits % 8)) & ((1u << bits) - 1);
+    for (uint32_t b = 0; b < bits / 8; b++)
+        value = value << 8 | buf[i * (bits / 8) + b];
+    return value;
+}
+
+/* A plan with compressed clusters, as pass 1 would leave it. */
+static void make_compressed_plan(struct q2s_plan *plan, uint32_t cluster_size,
+                                 uint32_t refcount_bits,
+                                 enum q2s_compression type,
+                                 uint64_t guest_clusters,
+                                 uint64_t **starts, uint32_t **sizes)
+{
+    struct q2s_options options;
+    struct q2s_geometry geometry;
+    struct q2s_clusters clusters;
+    struct q2s_error err;
+    uint64_t seed = 12345;
+
+    q2s_options_init(&options);
+    options.cluster_size = cluster_size;
+    options.refcount_bits = refcount_bits;
+    options.compression = type;
+    assert_int_equal(q2s_geometry_init(&geometry, &options,
+                                       guest_clusters * cluster_size, &err),
+                     0);
+    q2s_clusters_init(&clusters, &geometry);
+    *starts = calloc(guest_clusters, sizeof **starts);
+    *sizes = calloc(guest_clusters, sizeof **sizes);
+    /* Cluster x: every fifth is stored as is, every seventh is a hole,
+     * the others compress to sizes from 1 byte to a cluster less one. */
+    for (uint64_t x = 0; x < guest_clusters; x++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        if (x % 7 == 3)
+            continue;
+        if (x % 5 == 0) {
+            assert_int_equal(q2s_runs_add(&clusters.raw, x, 1), 0);
+            continue;
+        }
+        (*sizes)[x] = 1 + (uint32_t)(seed >> 33) % (cluster_size - 1);
+        assert_int_equal(q2s_runs_add(&clusters.compressed, x, 1), 0);
+        assert_int_equal(q2s_packing_append(&clusters.packing, (*sizes)[x],
+                                            &(*starts)[x]),
+                         0);
+    }
+    assert_int_equal(q2s_plan_init(plan, &geometry, &options, &clusters, &err),
+                     0);
+}
+
+/* Compressed clusters: zstd in the header, a "Compressed Clusters
+ * Descriptor" in each L2 entry, and refcounts that count the compressed
+ * clusters touching each host cluster, at every refcount width. */
+static void test_compressed_clusters(void **state)
+{
+    const uint32_t cluster_size = 512;
+    const uint64_t guest_clusters = 3000;  /* several L2 tables */
+
+    (void)state;
+    for (uint32_t bits = 2; bits <= 64; bits *= 2) {
+        struct q2s_plan plan;
+        uint64_t *starts, *refs, raw_rank = 0;
+        uint32_t *sizes;
+        uint8_t buf[512];
+        uint64_t per_block = cluster_size * 8 / bits;
+        uint64_t region = 0;
+
+        make_compressed_plan(&plan, cluster_size, bits,
+                             Q2S_COMPRESSION_ZSTD, guest_clusters, &starts,
+                             &sizes);
+        q2s_metadata_cluster(&plan, 0, buf);
+        assert_int_equal(be64_at(buf + 72), 8);  /* compression type bit */
+        assert_int_equal(buf[104], 1);           /* zstd */
+        assert_int_equal(plan.compressed_offset,
+                         plan.data_offset +
+                             q2s_runs_total(&plan.data_clusters) * 512);
+        assert_int_equal(plan.image_size,
+                         plan.compressed_offset +
+                             ((q2s_packing_bytes(&plan.packing) + 511) &
+                              ~(uint64_t)511));
+
+        /* The L2 entries, table by table (64 entries each). */
+        for (uint64_t x = 0; x < guest_clusters; x++) {
+            uint64_t rank;
+
+            if (x % 64 == 0) {
+                assert_true(q2s_runs_rank(&plan.l2_tables, x / 64, &rank));
+                q2s_metadata_cluster(&plan, plan.l2_offset / 512 + rank, buf);
+            }
+            {
+                uint64_t entry = be64_at(buf + (x % 64) * 8);
+
+                if (x % 7 == 3) {
+                    assert_int_equal(entry, 0);
+                } else if (x % 5 == 0) {
+                    assert_int_equal(entry, (plan.data_offset + raw_rank++ *
+                                                                 512) |
+                                                (UINT64_C(1) << 63));
+                } else {
+                    /* x = 62 - (9 - 8) = 61: one bit of extra sectors. */
+                    uint64_t host = plan.compressed_offset + starts[x];
+                    uint64_t extra = ((host + sizes[x] - 1) >> 9) -
+                                     (host >> 9);
+
+                    assert_int_equal(entry, (UINT64_C(1) << 62) |
+                                                (extra << 61) | host);
+                }
+            }
+        }
+
+        /* Brute-force refcounts of every host cluster. */
+        refs = calloc(plan.total_clusters, sizeof *refs);
+        for (uint64_t c = 0; c < plan.compressed_offset / 512; c++)
+            refs[c] = 1;
+        for (uint64_t x = 0; x < guest_clusters; x++) {
+            uint64_t host = plan.compressed_offset + starts[x];
+
+            if (sizes[x] == 0)
+                continue;
+            for (uint64_t c = host / 512; c <= (host + sizes[x] - 1) / 512;
+                 c++)
+                refs[c]++;
+        }
+        for (uint64_t c = 0; c < plan.total_clusters; c++) {
+            if (c % per_block == 0)
+                q2s_metadata_cluster(&plan,
+                                     plan.refcount_blocks_offset / 512 +
+                                         c / per_block,
+                                     buf);
+            assert_true(refs[c] >= 1);
+            assert_int_equal(refcount_at(buf, c % per_block, bits), refs[c]);
+            region += c >= plan.compressed_offset / 512;
+        }
+        assert_int_equal(region, plan.compressed_host_clusters);
+        free(refs);
+        free(starts);
+        free(sizes);
+        q2s_plan_fini(&plan);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_header_with_data_file),
         cmocka_unit_test(test_refcount_blocks_every_width),
         cmocka_unit_test(test_l1_and_l2_entries),
+        cmocka_unit_test(test_compressed_clusters),
     };
 
     return cmocka_run_group_tests_name("metadata", tests, NULL, NULL);

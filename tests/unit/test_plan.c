@@ -33,16 +33,17 @@ static void make_plan(struct q2s_plan *plan, const struct q2s_options *options,
                       size_t run_count)
 {
     struct q2s_geometry geometry;
-    struct q2s_runs data;
+    struct q2s_clusters data;
     struct q2s_error err;
 
     assert_int_equal(q2s_geometry_init(&geometry, options, input_size, &err),
                      0);
-    q2s_runs_init(&data);
+    q2s_clusters_init(&data, &geometry);
     for (size_t i = 0; i < run_count; i++)
-        assert_int_equal(q2s_runs_add(&data, runs[2 * i], runs[2 * i + 1]), 0);
+        assert_int_equal(q2s_runs_add(&data.raw, runs[2 * i], runs[2 * i + 1]),
+                         0);
     assert_int_equal(q2s_plan_init(plan, &geometry, options, &data, &err), 0);
-    assert_int_equal(data.count, 0);  /* ownership went to the plan */
+    assert_int_equal(data.raw.count, 0);  /* ownership went to the plan */
 }
 
 static void test_defaults(void **state)

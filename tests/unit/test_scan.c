@@ -13,7 +13,7 @@
 #include "scan.h"
 
 #define MAX_EXTENTS 8
-#define MAX_READS 64
+#define MAX_READS 256
 
 struct fake_source {
     struct q2s_source source;  /* first */
@@ -229,6 +229,103 @@ static void test_bad_extent(void **state)
     q2s_runs_free(&data);
 }
 
+/* Pass 1 with compression on 1, 2 and 5 threads: the same clusters, the
+ * same sizes, the same kept bytes; zeros are left out and what does not
+ * compress is stored as it is. */
+static void test_compressed_scan_threads(void **state)
+{
+    const uint32_t cluster_size = 4096;
+    const uint64_t size = 3000 * 4096 + 1000;  /* several batches */
+    static const uint32_t thread_counts[] = { 1, 2, 5 };
+    uint8_t *bytes = calloc(1, size);
+    struct q2s_clusters first = { 0 };
+    struct q2s_cache first_cache = { 0 };
+    uint64_t seed = 99;
+
+    (void)state;
+    for (uint64_t x = 0; x * cluster_size < size; x++) {
+        uint8_t *cluster = bytes + x * cluster_size;
+        uint64_t length = size - x * cluster_size < cluster_size
+                              ? size - x * cluster_size : cluster_size;
+
+        if (x % 3 == 0)
+            continue;  /* zeros */
+        for (uint64_t i = 0; i < length; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            /* Random bytes in every eighth, text-like in the others. */
+            cluster[i] = x % 8 == 1 ? (uint8_t)(seed >> 56)
+                                    : (uint8_t)("abcdefgh"[(seed >> 61)]);
+        }
+    }
+    for (size_t t = 0; t < 3; t++) {
+        struct fake_source fake;
+        struct q2s_options options;
+        struct q2s_geometry g;
+        struct q2s_clusters clusters;
+        struct q2s_cache cache;
+        struct q2s_error err;
+
+        fake_init(&fake, bytes, size);
+        fake.extents[0][1] = size;
+        fake.extent_count = 1;
+        q2s_options_init(&options);
+        options.cluster_size = cluster_size;
+        options.compression = Q2S_COMPRESSION_ZLIB;
+        options.threads = thread_counts[t];
+        assert_int_equal(q2s_geometry_init(&g, &options, size, &err), 0);
+        q2s_clusters_init(&clusters, &g);
+        q2s_cache_init(&cache, 1024 * 1024);  /* keeps only a part */
+        assert_int_equal(q2s_scan_compressed(&fake.source, &g, &options,
+                                             &clusters, &cache, NULL, NULL,
+                                             &err),
+                         0);
+        if (t == 0) {
+            uint64_t data = 0, rank;
+
+            for (uint64_t x = 0; x * cluster_size < size; x++)
+                data += x % 3 != 0;
+            assert_int_equal(q2s_runs_total(&clusters.raw) +
+                                 q2s_runs_total(&clusters.compressed),
+                             data);
+            /* Cluster 1 is random, 2 text-like, 3 zeros. */
+            assert_true(q2s_runs_rank(&clusters.raw, 1, &rank));
+            assert_true(q2s_runs_rank(&clusters.compressed, 2, &rank));
+            assert_false(q2s_runs_rank(&clusters.raw, 3, &rank));
+            assert_false(q2s_runs_rank(&clusters.compressed, 3, &rank));
+            assert_true(cache.full);
+            assert_true(cache.bytes > 0 && cache.bytes <= 1024 * 1024);
+            first = clusters;
+            first_cache = cache;
+            continue;
+        }
+        assert_int_equal(clusters.raw.count, first.raw.count);
+        assert_memory_equal(clusters.raw.runs, first.raw.runs,
+                            first.raw.count * sizeof *first.raw.runs);
+        assert_int_equal(clusters.compressed.count, first.compressed.count);
+        assert_memory_equal(clusters.compressed.runs, first.compressed.runs,
+                            first.compressed.count *
+                                sizeof *first.compressed.runs);
+        assert_int_equal(clusters.packing.count, first.packing.count);
+        assert_memory_equal(clusters.packing.sizes, first.packing.sizes,
+                            first.packing.count * sizeof(uint32_t));
+        assert_int_equal(cache.bytes, first_cache.bytes);
+        for (uint64_t at = 0; at < cache.bytes;) {
+            uint64_t n, n_first;
+            const uint8_t *a = q2s_cache_get(&cache, at, &n);
+            const uint8_t *b = q2s_cache_get(&first_cache, at, &n_first);
+
+            assert_int_equal(n, n_first);
+            assert_memory_equal(a, b, n);
+            at += n;
+        }
+        q2s_clusters_free(&clusters);
+        q2s_cache_free(&cache);
+    }
+    q2s_clusters_free(&first);
+    q2s_cache_free(&first_cache);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_long_extent),
         cmocka_unit_test(test_read_error),
         cmocka_unit_test(test_bad_extent),
+        cmocka_unit_test(test_compressed_scan_threads),
     };
 
     return cmocka_run_group_tests_name("scan", tests, NULL, NULL);

@@ -1,0 +1,308 @@
+#include "compress_pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress.h"
+#include "error.h"
+#include "zero.h"
+
+/* Enough for every thread to take a share, and at least this much input,
+ * so that the caller's reads stay large. */
+#define BATCH_MIN_BYTES (4 * 1024 * 1024)
+/* One batch being filled, one being drained, two for the threads. */
+#define BATCHES 4
+/* A thread takes about this much input at once, so that small clusters do
+ * not make it take the lock for each. */
+#define CLAIM_BYTES (64 * 1024)
+
+enum batch_state { BATCH_FREE, BATCH_FILLING, BATCH_SUBMITTED, BATCH_COLLECTED };
+
+struct slot {
+    struct q2s_batch batch;
+    enum batch_state state;
+    size_t claimed;   /* clusters handed to threads */
+    size_t finished;  /* clusters done */
+    bool failed;
+};
+
+struct worker {
+    struct q2s_pool *pool;
+    struct q2s_compressor *compressor;
+    pthread_t thread;
+    bool started;
+};
+
+struct q2s_pool {
+    uint32_t cluster_size;
+    size_t batch_clusters;
+    size_t claim_clusters;
+    struct slot slots[BATCHES];
+    /* Submitted batches, oldest first: a ring of slot indices. */
+    size_t queue[BATCHES];
+    size_t queue_head, queue_length;
+
+    pthread_mutex_t lock;
+    pthread_cond_t work;  /* clusters to take, or stopping */
+    pthread_cond_t done;  /* a batch finished */
+    bool stopping;
+    struct q2s_error error;  /* the first failure of a thread */
+
+    struct worker *workers;
+    uint32_t worker_count;
+};
+
+/* The oldest submitted batch with clusters left to take, or NULL. */
+static struct slot *next_work(struct q2s_pool *pool)
+{
+    for (size_t i = 0; i < pool->queue_length; i++) {
+        struct slot *slot = &pool->slots[pool->queue[(pool->queue_head + i) %
+                                                     BATCHES]];
+
+        if (slot->claimed < slot->batch.count)
+            return slot;
+    }
+    return NULL;
+}
+
+static bool compress_one(struct worker *worker, struct q2s_batch *batch,
+                         size_t i, struct q2s_error *err)
+{
+    uint32_t cluster_size = worker->pool->cluster_size;
+    const uint8_t *in = batch->input + i * cluster_size;
+    int bytes;
+
+    if (q2s_is_zero(in, cluster_size)) {
+        batch->result[i] = 0;
+        return true;
+    }
+    bytes = q2s_compress_cluster(worker->compressor, in,
+                                 batch->output + i * cluster_size, err);
+    if (bytes < 0)
+        return false;
+    batch->result[i] = bytes == 0 ? cluster_size : (uint32_t)bytes;
+    return true;
+}
+
+static void *worker_main(void *opaque)
+{
+    struct worker *worker = opaque;
+    struct q2s_pool *pool = worker->pool;
+
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        struct slot *slot;
+        struct q2s_error err;
+        size_t first, count;
+        bool ok = true;
+
+        while (!pool->stopping && !(slot = next_work(pool)))
+            pthread_cond_wait(&pool->work, &pool->lock);
+        if (pool->stopping)
+            break;
+        first = slot->claimed;
+        count = slot->batch.count - first;
+        if (count > pool->claim_clusters)
+            count = pool->claim_clusters;
+        slot->claimed += count;
+        pthread_mutex_unlock(&pool->lock);
+
+        for (size_t i = first; ok && i < first + count; i++)
+            ok = compress_one(worker, &slot->batch, i, &err);
+
+        pthread_mutex_lock(&pool->lock);
+        if (!ok && !slot->failed) {
+            slot->failed = true;
+            pool->error = err;
+        }
+        slot->finished += count;
+        if (slot->finished == slot->batch.count)
+            pthread_cond_broadcast(&pool->done);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+static int start_workers(struct q2s_pool *pool, enum q2s_compression type,
+                         int level, uint32_t threads, struct q2s_error *err)
+{
+    sigset_t all, old;
+    int ret = 0;
+
+    pool->workers = calloc(threads, sizeof *pool->workers);
+    if (!pool->workers)
+        return q2s_error_set_errno(err, ENOMEM, "cannot allocate threads");
+    /* Signals are for the caller's thread, whose blocking calls they
+     * interrupt: the workers inherit a mask that blocks them all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (uint32_t i = 0; i < threads; i++) {
+        struct worker *worker = &pool->workers[i];
+        int error;
+
+        pool->worker_count++;
+        worker->pool = pool;
+        if (q2s_compressor_new(type, level, pool->cluster_size,
+                               &worker->compressor, err) < 0) {
+            ret = -1;
+            break;
+        }
+        error = pthread_create(&worker->thread, NULL, worker_main, worker);
+        if (error != 0) {
+            ret = q2s_error_set_errno(err, error, "cannot start a thread");
+            break;
+        }
+        worker->started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return ret;
+}
+
+int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
+                 uint32_t threads, struct q2s_pool **result,
+                 struct q2s_error *err)
+{
+    struct q2s_pool *pool;
+    size_t clusters;
+
+    if (threads == 0)
+        return q2s_error_set(err, "at least one compression thread is "
+                             "needed");
+    pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return q2s_error_set_errno(err, ENOMEM, "cannot allocate threads");
+    clusters = BATCH_MIN_BYTES / cluster_size;
+    if (clusters < 2 * (size_t)threads)
+        clusters = 2 * (size_t)threads;
+    pool->cluster_size = cluster_size;
+    pool->batch_clusters = clusters;
+    pool->claim_clusters = cluster_size >= CLAIM_BYTES
+                               ? 1 : CLAIM_BYTES / cluster_size;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->work, NULL);
+    pthread_cond_init(&pool->done, NULL);
+    for (size_t i = 0; i < BATCHES; i++) {
+        struct q2s_batch *batch = &pool->slots[i].batch;
+
+        if (clusters > SIZE_MAX / cluster_size ||
+            posix_memalign((void **)&batch->input, 4096,
+                           clusters * cluster_size) != 0 ||
+            !(batch->output = malloc(clusters * cluster_size)) ||
+            !(batch->result = calloc(clusters, sizeof *batch->result))) {
+            q2s_pool_free(pool);
+            return q2s_error_set_errno(err, ENOMEM, "cannot allocate "
+                                       "compression buffers");
+        }
+    }
+    if (start_workers(pool, type, level, threads, err) < 0) {
+        q2s_pool_free(pool);
+        return -1;
+    }
+    *result = pool;
+    return 0;
+}
+
+void q2s_pool_free(struct q2s_pool *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+    for (uint32_t i = 0; i < pool->worker_count; i++) {
+        if (pool->workers[i].started)
+            pthread_join(pool->workers[i].thread, NULL);
+        q2s_compressor_free(pool->workers[i].compressor);
+    }
+    free(pool->workers);
+    for (size_t i = 0; i < BATCHES; i++) {
+        free(pool->slots[i].batch.input);
+        free(pool->slots[i].batch.output);
+        free(pool->slots[i].batch.result);
+    }
+    pthread_mutex_destroy(&pool->lock);
+    pthread_cond_destroy(&pool->work);
+    pthread_cond_destroy(&pool->done);
+    free(pool);
+}
+
+size_t q2s_pool_batch_clusters(const struct q2s_pool *pool)
+{
+    return pool->batch_clusters;
+}
+
+static struct slot *slot_of(struct q2s_batch *batch)
+{
+    return (struct slot *)(void *)batch;  /* the batch is a slot's first field */
+}
+
+struct q2s_batch *q2s_pool_get(struct q2s_pool *pool)
+{
+    /* Only this thread moves slots out of BATCH_FREE and BATCH_COLLECTED. */
+    for (size_t i = 0; i < BATCHES; i++) {
+        struct slot *slot = &pool->slots[i];
+
+        if (slot->state == BATCH_FREE) {
+            slot->state = BATCH_FILLING;
+            slot->batch.count = 0;
+            return &slot->batch;
+        }
+    }
+    return NULL;
+}
+
+void q2s_pool_submit(struct q2s_pool *pool, struct q2s_batch *batch)
+{
+    struct slot *slot = slot_of(batch);
+
+    pthread_mutex_lock(&pool->lock);
+    slot->state = BATCH_SUBMITTED;
+    slot->claimed = slot->finished = 0;
+    slot->failed = false;
+    pool->queue[(pool->queue_head + pool->queue_length) % BATCHES] =
+        (size_t)(slot - pool->slots);
+    pool->queue_length++;
+    pthread_cond_broadcast(&pool->work);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+int q2s_pool_collect(struct q2s_pool *pool, struct q2s_batch **batch,
+                     struct q2s_error *err)
+{
+    struct slot *slot;
+    int ret = 0;
+
+    pthread_mutex_lock(&pool->lock);
+    if (pool->queue_length == 0) {
+        pthread_mutex_unlock(&pool->lock);
+        *batch = NULL;
+        return 0;
+    }
+    slot = &pool->slots[pool->queue[pool->queue_head]];
+    while (slot->finished < slot->batch.count)
+        pthread_cond_wait(&pool->done, &pool->lock);
+    pool->queue_head = (pool->queue_head + 1) % BATCHES;
+    pool->queue_length--;
+    slot->state = BATCH_COLLECTED;
+    if (slot->failed) {
+        *err = pool->error;
+        ret = -1;
+    }
+    pthread_mutex_unlock(&pool->lock);
+    *batch = &slot->batch;
+    return ret;
+}
+
+void q2s_pool_release(struct q2s_pool *pool, struct q2s_batch *batch)
+{
+    struct slot *slot = slot_of(batch);
+
+    pthread_mutex_lock(&pool->lock);
+    slot->state = BATCH_FREE;
+    pthread_mutex_unlock(&pool->lock);
+}
