@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
+#define Q2S_MAX_THREADS 1024
 
 struct cli {
     struct q2s_options options;
@@ -27,10 +29,12 @@ struct cli {
     uint64_t offset;
     uint64_t length;
     bool length_given;
+    bool compression_option_given;  /* --compress-level or --compress-cache */
 };
 
 /* What the progress display last showed. */
 struct progress_display {
+    const char *scan_label;
     int phase;     /* -1 before the first report */
     int percent;   /* in hundredths */
 };
@@ -58,6 +62,22 @@ static void help(void)
            "                     (default: %d)\n"
            "  -d                 make INPUT the image's external data file\n"
            "  -R                 also set data_file_raw (implies -d)\n"
+           "      --compress[=TYPE]\n"
+           "                     store data clusters compressed where that "
+           "saves space;\n"
+           "                     TYPE is zlib (the default) or zstd\n"
+           "      --compress-level=N\n"
+           "                     zlib 1 to 9 (default 6); zstd 1 to 22, or "
+           "negative for\n"
+           "                     faster (default 3)\n"
+           "  -j, --threads=N    compress on N threads (default: the CPUs "
+           "available)\n"
+           "      --compress-cache=SIZE\n"
+           "                     keep up to SIZE of compressed data in "
+           "memory between\n"
+           "                     the passes; the rest is compressed again "
+           "(default: a\n"
+           "                     quarter of the physical memory)\n"
            "      --measure      print the exact size of the image in bytes "
            "and exit\n"
            "      --json         with --measure: print a JSON object\n"
@@ -135,7 +155,63 @@ static bool is_power_of_two_in(uint64_t n, uint64_t low, uint64_t high)
     return n >= low && n <= high && (n & (n - 1)) == 0;
 }
 
-enum { OPT_MEASURE = 256, OPT_JSON, OPT_OFFSET, OPT_LENGTH, OPT_VERSION };
+enum {
+    OPT_MEASURE = 256,
+    OPT_JSON,
+    OPT_OFFSET,
+    OPT_LENGTH,
+    OPT_VERSION,
+    OPT_COMPRESS,
+    OPT_COMPRESS_LEVEL,
+    OPT_COMPRESS_CACHE,
+};
+
+/* The CPUs this process may run on. */
+static uint32_t available_cpus(void)
+{
+    cpu_set_t set;
+    long online;
+
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (uint32_t)CPU_COUNT(&set);
+    online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (uint32_t)online : 1;
+}
+
+/* A quarter of the physical memory: room for the compressed data of most
+ * images, and the machine stays usable. */
+static uint64_t default_compress_cache(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page_size = sysconf(_SC_PAGE_SIZE);
+
+    if (pages <= 0 || page_size <= 0)
+        return 256 * 1024 * 1024;
+    return (uint64_t)pages * (uint64_t)page_size / 4;
+}
+
+/* A whole decimal number, possibly negative, that fits an int. */
+static bool parse_int(const char *text, int *value)
+{
+    long n;
+    char *end;
+
+    errno = 0;
+    n = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || n < INT_MIN + 1 ||
+        n > INT_MAX)
+        return false;
+    *value = (int)n;
+    return true;
+}
+
+/* Also the default options that come from the machine. */
+static void default_options(struct cli *cli)
+{
+    q2s_options_init(&cli->options);
+    cli->options.threads = available_cpus();
+    cli->options.cache_bytes = default_compress_cache();
+}
 
 /* Returns -1 to go on, or the exit status. */
 static int parse_arguments(struct cli *cli, int argc, char **argv)
@@ -148,15 +224,19 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "offset", required_argument, NULL, OPT_OFFSET },
         { "length", required_argument, NULL, OPT_LENGTH },
         { "progress", no_argument, NULL, 'p' },
+        { "compress", optional_argument, NULL, OPT_COMPRESS },
+        { "compress-level", required_argument, NULL, OPT_COMPRESS_LEVEL },
+        { "compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE },
+        { "threads", required_argument, NULL, 'j' },
         { NULL, 0, NULL, 0 },
     };
     uint64_t n;
     int c;
 
-    q2s_options_init(&cli->options);
+    default_options(cli);
     cli->format = "raw";
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":f:c:r:dRph", long_options,
+    while ((c = getopt_long(argc, argv, ":f:c:r:dRj:ph", long_options,
                             NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -185,6 +265,32 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case 'p':
             cli->progress = true;
+            break;
+        case OPT_COMPRESS:
+            if (!optarg || strcmp(optarg, "zlib") == 0)
+                cli->options.compression = Q2S_COMPRESSION_ZLIB;
+            else if (strcmp(optarg, "zstd") == 0)
+                cli->options.compression = Q2S_COMPRESSION_ZSTD;
+            else
+                return usage_error("invalid compression type '%s': must be "
+                                   "zlib or zstd", optarg);
+            break;
+        case OPT_COMPRESS_LEVEL:
+            if (!parse_int(optarg, &cli->options.compression_level))
+                return usage_error("invalid compression level '%s'", optarg);
+            cli->compression_option_given = true;
+            break;
+        case OPT_COMPRESS_CACHE:
+            if (!parse_size(optarg, &cli->options.cache_bytes))
+                return usage_error("invalid compression cache size '%s'",
+                                   optarg);
+            cli->compression_option_given = true;
+            break;
+        case 'j':
+            if (!parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_THREADS)
+                return usage_error("invalid thread count '%s': must be from "
+                                   "1 to %d", optarg, Q2S_MAX_THREADS);
+            cli->options.threads = (uint32_t)n;
             break;
         case 'h':
             help();
@@ -223,8 +329,18 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (cli->measure && (cli->offset != 0 || cli->length_given))
         return usage_error("--measure measures the whole image; it takes no "
                            "--offset or --length");
+    if (cli->compression_option_given &&
+        cli->options.compression == Q2S_COMPRESSION_NONE)
+        return usage_error("--compress-level and --compress-cache go with "
+                           "--compress");
+    if (cli->data_file && cli->options.compression != Q2S_COMPRESSION_NONE)
+        return usage_error("--compress cannot be combined with -d or -R: "
+                           "an external data file holds the data as it is");
     if (cli->data_file)
         cli->options.data_file_name = cli->input;
+    /* Nothing would read what is kept. */
+    if (cli->measure)
+        cli->options.cache_bytes = 0;
     return -1;
 }
 
@@ -247,7 +363,8 @@ static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
         return;
     display->percent = percent;
     fprintf(stderr, "    %s (%d.%02d/100%%)\r",
-            phase == Q2S_PHASE_SCAN ? "scanning" : "writing", percent / 100,
+            phase == Q2S_PHASE_SCAN ? display->scan_label : "writing",
+            percent / 100,
             percent % 100);
     fflush(stderr);
 }
@@ -266,6 +383,8 @@ static void print_measure(const struct cli *cli,
            "    \"cluster-size\": %" PRIu32 ",\n"
            "    \"refcount-bits\": %" PRIu32 ",\n"
            "    \"data-clusters\": %" PRIu64 ",\n"
+           "    \"compressed-clusters\": %" PRIu64 ",\n"
+           "    \"compressed-bytes\": %" PRIu64 ",\n"
            "    \"l1-entries\": %" PRIu64 ",\n"
            "    \"l2-tables\": %" PRIu64 ",\n"
            "    \"refcount-blocks\": %" PRIu64 ",\n"
@@ -273,14 +392,19 @@ static void print_measure(const struct cli *cli,
            "    \"total-clusters\": %" PRIu64 "\n"
            "}\n",
            s->image_size, s->virtual_size, s->input_size, s->cluster_size,
-           s->refcount_bits, s->data_clusters, s->l1_entries, s->l2_tables,
+           s->refcount_bits, s->data_clusters, s->compressed_clusters,
+           s->compressed_bytes, s->l1_entries, s->l2_tables,
            s->refcount_blocks, s->refcount_table_clusters, s->total_clusters);
 }
 
 static int run(const struct cli *cli, struct q2s_source *source,
                struct q2s_error *err)
 {
-    struct progress_display display = { .phase = -1 };
+    struct progress_display display = {
+        .phase = -1,
+        .scan_label = cli->options.compression != Q2S_COMPRESSION_NONE
+                          ? "compressing" : "scanning",
+    };
     q2s_progress_fn *progress = cli->progress ? show_progress : NULL;
     struct q2s_plan_summary summary;
     struct q2s_plan *plan = NULL;
