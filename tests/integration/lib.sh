@@ -87,3 +87,12 @@ fails() {
         echo "no usage line:"; cat err.txt; return 1
     fi
 }
+
+# sigint_status PID: sends SIGINT to PID, a child of this shell, and gives
+# its exit status (130 when it died of the signal); it gets 20 seconds.
+sigint_status() {
+    kill -INT "$1"
+    timeout 20 tail --pid="$1" -f /dev/null ||
+        { kill -KILL "$1"; echo "SIGINT did not stop it" >&2; }
+    wait "$1"
+}

@@ -111,10 +111,7 @@ interrupted() {
     exec 7< fifo.out
     head -c 1 <&7 > /dev/null
     comm -13 <(echo "$before") <(libnbd_dirs) > libnbd.dirs
-    kill -INT "$tool"
-    timeout 20 tail --pid="$tool" -f /dev/null ||
-        { kill -KILL "$tool"; echo "SIGINT did not stop it"; }
-    wait "$tool"
+    sigint_status "$tool" 2>&1
     status=$?
     exec 7<&-
     [ "$status" = 130 ] || { echo "status $status"; cat int.err; return 1; }
