@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compress.h"
 #include "error.h"
@@ -14,6 +15,9 @@
 /* Enough for every thread to take a share, and at least this much input,
  * so that the caller's reads stay large. */
 #define BATCH_MIN_BYTES (4 * 1024 * 1024)
+/* How often a caller waiting for a batch looks whether it was interrupted:
+ * a signal does not end a wait on a condition variable. */
+#define INTERRUPT_POLL_NS (50 * 1000 * 1000)
 /* One batch being filled, one being drained, two for the threads. */
 #define BATCHES 4
 /* A thread takes about this much input at once, so that small clusters do
@@ -51,6 +55,7 @@ struct q2s_pool {
     pthread_cond_t done;  /* a batch finished */
     bool stopping;
     struct q2s_error error;  /* the first failure of a thread */
+    const volatile sig_atomic_t *interrupted;
 
     struct worker *workers;
     uint32_t worker_count;
@@ -162,9 +167,20 @@ static int start_workers(struct q2s_pool *pool, enum q2s_compression type,
     return ret;
 }
 
+/* Timed waits on it are not moved by changes of the wall clock. */
+static void init_monotonic_cond(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
-                 uint32_t threads, struct q2s_pool **result,
-                 struct q2s_error *err)
+                 uint32_t threads, const volatile sig_atomic_t *interrupted,
+                 struct q2s_pool **result, struct q2s_error *err)
 {
     struct q2s_pool *pool;
     size_t clusters;
@@ -179,12 +195,13 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
     if (clusters < 2 * (size_t)threads)
         clusters = 2 * (size_t)threads;
     pool->cluster_size = cluster_size;
+    pool->interrupted = interrupted;
     pool->batch_clusters = clusters;
     pool->claim_clusters = cluster_size >= CLAIM_BYTES
                                ? 1 : CLAIM_BYTES / cluster_size;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
-    pthread_cond_init(&pool->done, NULL);
+    init_monotonic_cond(&pool->done);
     for (size_t i = 0; i < BATCHES; i++) {
         struct q2s_batch *batch = &pool->slots[i].batch;
 
@@ -284,8 +301,22 @@ int q2s_pool_collect(struct q2s_pool *pool, struct q2s_batch **batch,
         return 0;
     }
     slot = &pool->slots[pool->queue[pool->queue_head]];
-    while (slot->finished < slot->batch.count)
-        pthread_cond_wait(&pool->done, &pool->lock);
+    while (slot->finished < slot->batch.count) {
+        struct timespec deadline;
+
+        if (pool->interrupted && *pool->interrupted) {
+            pthread_mutex_unlock(&pool->lock);
+            *batch = NULL;
+            return q2s_error_set(err, "interrupted");
+        }
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += INTERRUPT_POLL_NS;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&pool->done, &pool->lock, &deadline);
+    }
     pool->queue_head = (pool->queue_head + 1) % BATCHES;
     pool->queue_length--;
     slot->state = BATCH_COLLECTED;

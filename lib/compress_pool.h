@@ -8,6 +8,7 @@
 #ifndef Q2S_COMPRESS_POOL_H
 #define Q2S_COMPRESS_POOL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,9 +26,11 @@ struct q2s_batch {
 
 struct q2s_pool;
 
+/* When *interrupted becomes non-zero (it may be NULL), a collect that is
+ * waiting fails with "interrupted". */
 int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
-                 uint32_t threads, struct q2s_pool **result,
-                 struct q2s_error *err);
+                 uint32_t threads, const volatile sig_atomic_t *interrupted,
+                 struct q2s_pool **result, struct q2s_error *err);
 /* Stops the threads; batches in flight are dropped. */
 void q2s_pool_free(struct q2s_pool *pool);
 

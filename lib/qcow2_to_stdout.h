@@ -104,7 +104,7 @@ struct q2s_plan_summary {
     uint32_t refcount_bits;
     uint64_t data_clusters;       /* guest clusters that are allocated */
     uint64_t compressed_clusters; /* of which stored compressed */
-    uint64_t compressed_bytes;    /* their compressed data */
+    uint64_t compressed_bytes;    /* the bytes they take in the image */
     uint64_t l1_entries;
     uint64_t l2_tables;
     uint64_t refcount_blocks;

@@ -274,8 +274,8 @@ static int recompress(struct render *r, uint64_t *pos, uint64_t end,
     int ret = 0;
 
     if (q2s_pool_new(plan->compression, plan->compression_level,
-                     plan->geometry.cluster_size, plan->threads, &r->pool,
-                     err) < 0)
+                     plan->geometry.cluster_size, plan->threads,
+                     r->source->interrupted, &r->pool, err) < 0)
         return -1;
     capacity = q2s_pool_batch_clusters(r->pool);
     guest_clusters = calloc(capacity, sizeof *guest_clusters);

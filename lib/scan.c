@@ -180,7 +180,7 @@ static int collect_batch(struct scan *scan, struct q2s_error *err)
     int ret;
 
     if (q2s_pool_collect(scan->pool, &batch, err) < 0)
-        return -1;
+        return -1;  /* the pool goes with its batches */
     if (!batch)
         return 0;
     ret = record_batch(scan, batch, err);
@@ -229,8 +229,8 @@ int q2s_scan_compressed(struct q2s_source *source,
     if (q2s_pool_new(options->compression,
                      q2s_compression_level(options->compression,
                                            options->compression_level),
-                     geometry->cluster_size, options->threads, &scan.pool,
-                     err) < 0)
+                     geometry->cluster_size, options->threads,
+                     source->interrupted, &scan.pool, err) < 0)
         return -1;
     scan.window_bytes =
         q2s_pool_batch_clusters(scan.pool) * (size_t)geometry->cluster_size;

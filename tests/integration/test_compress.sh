@@ -97,7 +97,7 @@ check "zlib level 9 is no larger than level 1" bash -c \
 
 # The same bytes on any number of threads, and with or without the cache:
 # an image of several batches.
-compressible_image many.raw 4096 2500
+compressible_image many.raw 4096 1500
 for type in zlib zstd; do
     "$Q2S" -c 4096 --compress=$type -j 1 many.raw > one.qcow2
     check "$type, many clusters: valid" valid_image one.qcow2 many.raw
@@ -163,7 +163,7 @@ ranges() {
     done
     cmp one.qcow2 joined.qcow2
 }
-for cache in 0 64K 1G; do
+for cache in 0 1G; do
     check "ranges with a $cache cache join into the stream" \
         ranges $cache 1 4096 $((size / 3)) $((size / 3 + 1)) $((size / 2 + 777)) $((size - 513)) $((size - 1))
 done
