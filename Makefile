@@ -81,10 +81,12 @@ check-valgrind: $(PROGRAM) unit-tests
 		Q2S_BUILD=$(abspath $(BUILD)) tests/run-tests.sh
 
 # What make bench needs besides deps to compare with the reference script
-# on other formats: qemu-storage-daemon and FUSE.
+# on other formats: qemu-storage-daemon and FUSE; for the compressed
+# section, mke2fs to build its filesystem image and zstd to compress the
+# reference's stream.
 bench-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		qemu-system-common fuse3
+		qemu-system-common fuse3 e2fsprogs zstd
 
 bench: $(PROGRAM)
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) bench/bench.sh

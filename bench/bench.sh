@@ -28,6 +28,26 @@
 # temporary directory, deleted before each run.  A missed target does not
 # make the benchmark fail; a failed correctness check or command does.
 #
+# Before all that, the compressed section (about 3 minutes on 2 cores)
+# builds a realistic image: an 8 GiB ext4 filesystem filled by
+# `mke2fs -d` from a directory tree (/usr/share: about 1 GiB of data),
+# reads its data once into the page cache, then times, each writing a
+# file in the temporary directory (deleted before each run, so that its
+# size can be reported and the tool's outputs checked):
+#
+#   qcow2-to-stdout --compress=zstd  vs  qemu-img convert -c -O qcow2
+#                                        -o compression_type=zstd
+#   qcow2-to-stdout --compress=zlib  vs  qemu-img convert -c -O qcow2
+#   the reference | zstd -T0, the reference | gzip (its uncompressed
+#   stream compressed afterwards, for comparison; no target)
+#
+# checks with qemu-img check, qemu-img info and qemu-img compare that each
+# of the tool's outputs is a valid qcow2 image of the compression type
+# asked for with the same contents as the filesystem, and prints mean
+# times, sizes and the targets: at least 1.5x faster than qemu-img and
+# no larger than its output, for zstd and for zlib.  It needs mke2fs
+# (e2fsprogs); the reference | zstd row needs zstd (`make bench-deps`).
+#
 # Environment:
 #   Q2S_PROGRAM      the tool (default: <repo>/build/qcow2-to-stdout)
 #   Q2S_BUILD        build directory; splice-extents is compiled into
@@ -38,9 +58,23 @@
 #   BENCH_REF_RUNS   timed runs of the reference and of qemu-img, also in
 #                    case e (the reference through FUSE) (default 3)
 #   BENCH_SLOW_RUNS  timed runs of the reference and of qemu-img at 512 B
-#                    clusters, tens of seconds each here (default 1)
+#                    clusters, and of the reference | gzip in the
+#                    compressed section, tens of seconds each here (default 1)
 #   BENCH_WARMUP     warm-up runs before each timing, except for the slow
-#                    ones above, which have none (default 1)
+#                    ones above and the compressed section, which have
+#                    none (default 1)
+#   BENCH_COMPRESS_RUNS       compressed section: timed runs of the tool with
+#                             zstd, qemu-img with zstd, the reference | zstd
+#                             (default 3)
+#   BENCH_COMPRESS_SLOW_RUNS  compressed section: timed runs of the tool and
+#                             of qemu-img with zlib, 15 to 25 s each here
+#                             (default 2)
+#   Q2S_BENCH_ONLY   run only one section: compress (the compressed
+#                    section) or uncompressed (cases a to e); empty or all:
+#                    both (default)
+#   Q2S_BENCH_TREE   the directory tree copied into the ext4 filesystem of
+#                    the compressed section (default: /usr/share)
+#   Q2S_BENCH_FS_SIZE  the size of that filesystem (default: 8G)
 #   CC               C compiler for splice-extents (default: cc)
 #   TMPDIR           where the temporary directory goes (default: /tmp)
 
@@ -60,18 +94,37 @@ RUNS=${BENCH_RUNS:-5}
 REF_RUNS=${BENCH_REF_RUNS:-3}
 SLOW_RUNS=${BENCH_SLOW_RUNS:-1}
 WARMUP=${BENCH_WARMUP:-1}
-
-NEEDED_KIB=$((7 * 1024 * 1024))     # image 2 GiB + its qcow2 and vmdk 2 GiB + outputs
-                                    # up to ~2 GiB + slack
+COMPRESS_RUNS=${BENCH_COMPRESS_RUNS:-3}
+COMPRESS_SLOW_RUNS=${BENCH_COMPRESS_SLOW_RUNS:-2}
+TREE=${Q2S_BENCH_TREE:-/usr/share}
+FS_SIZE=${Q2S_BENCH_FS_SIZE:-8G}
 
 say() { printf '%s\n' "$*"; }
 note() { printf 'note: %s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for var in RUNS REF_RUNS SLOW_RUNS; do
+for var in RUNS REF_RUNS SLOW_RUNS COMPRESS_RUNS COMPRESS_SLOW_RUNS; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$var must be a positive integer, not '${!var}'"
 done
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a non-negative integer, not '$WARMUP'"
+
+RUN_UNCOMPRESSED=1
+RUN_COMPRESS=1
+case ${Q2S_BENCH_ONLY:-} in
+    '' | all) ;;
+    compress) RUN_UNCOMPRESSED=0 ;;
+    uncompressed) RUN_COMPRESS=0 ;;
+    *) die "Q2S_BENCH_ONLY must be compress, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
+esac
+
+# The compressed section deletes its filesystem image before cases a to e
+# build theirs: the larger of the two is what a whole run needs.
+NEEDED_KIB=$((3 * 1024 * 1024))     # compressed: filesystem ~1 GiB + one output
+                                    # at a time (< 1 GiB) + slack
+if ((RUN_UNCOMPRESSED)); then
+    NEEDED_KIB=$((7 * 1024 * 1024)) # image 2 GiB + its qcow2 and vmdk 2 GiB + outputs
+                                    # up to ~2 GiB + slack
+fi
 
 [[ -x $PROGRAM ]] || die "the tool '$PROGRAM' is missing or not executable (run make first)"
 
@@ -96,7 +149,9 @@ else
 fi
 # Case e: qemu-img makes the images, the tool starts qemu-nbd.
 HAVE_FORMATS=0
-if ((!HAVE_QEMU)); then
+if ((!RUN_UNCOMPRESSED)); then
+    :
+elif ((!HAVE_QEMU)); then
     note "qemu-img not found: skipping case e (formats through NBD)"
 elif ! command -v qemu-nbd > /dev/null 2>&1; then
     note "qemu-nbd not found: skipping case e (formats through NBD)"
@@ -109,13 +164,48 @@ if command -v hyperfine > /dev/null 2>&1; then
 else
     note "hyperfine not found: timing with a bash loop and date +%s.%N instead"
 fi
+# The compressed section: mke2fs (often in /usr/sbin, which a user's PATH
+# may lack) fills the filesystem; zstd and gzip compress the reference's
+# stream.
+COMPRESS_SKIP=
+MKE2FS=
+HAVE_ZSTD=0
+HAVE_GZIP=0
+if ((RUN_COMPRESS)); then
+    tool_help=$("$PROGRAM" --help 2>&1 || true)
+    for MKE2FS in "$(command -v mke2fs 2> /dev/null || true)" /usr/sbin/mke2fs /sbin/mke2fs ''; do
+        [[ -n $MKE2FS && -x $MKE2FS ]] && break
+    done
+    if [[ $tool_help != *--compress* ]]; then
+        COMPRESS_SKIP="the tool '$PROGRAM' has no --compress option"
+    elif [[ -z $MKE2FS ]]; then
+        COMPRESS_SKIP="mke2fs not found (Debian package e2fsprogs: make bench-deps)"
+    fi
+    [[ -d $TREE ]] || die "Q2S_BENCH_TREE: '$TREE' is not a directory"
+    if [[ -n $COMPRESS_SKIP ]]; then
+        note "skipping the compressed section: $COMPRESS_SKIP"
+    else
+        if command -v zstd > /dev/null 2>&1; then
+            HAVE_ZSTD=1
+        elif ((HAVE_REF)); then
+            note "zstd not found (Debian package zstd: make bench-deps): skipping reference | zstd"
+        fi
+        if command -v gzip > /dev/null 2>&1; then
+            HAVE_GZIP=1
+        elif ((HAVE_REF)); then
+            note "gzip not found: skipping reference | gzip"
+        fi
+    fi
+fi
 
 # --- splice-extents -----------------------------------------------------------
 
 SPLICE_SRC=$REPO/bench/splice-extents.c
 SPLICE=$BUILD_DIR/bench/splice-extents
 HAVE_SPLICE=0
-if [[ -x $SPLICE && ! $SPLICE_SRC -nt $SPLICE ]]; then
+if ((!RUN_UNCOMPRESSED)); then
+    :   # only cases a to e use it
+elif [[ -x $SPLICE && ! $SPLICE_SRC -nt $SPLICE ]]; then
     HAVE_SPLICE=1
 elif command -v "${CC:-cc}" > /dev/null 2>&1; then
     mkdir -p -- "$BUILD_DIR/bench"
@@ -163,7 +253,7 @@ trap 'exit 143' TERM
 avail_kib=$(df -Pk -- "$WORK" | awk 'NR == 2 { print $4 }')
 if ((avail_kib < NEEDED_KIB)); then
     die "not enough free space in '$WORK': $((avail_kib / 1024)) MiB free," \
-        "$((NEEDED_KIB / 1024)) MiB needed (2 GiB image + outputs); set TMPDIR elsewhere"
+        "$((NEEDED_KIB / 1024)) MiB needed (images + outputs); set TMPDIR elsewhere"
 fi
 
 # Names with spaces, on purpose.
@@ -182,6 +272,9 @@ printf -v qOUT '%q' "$OUT"
 printf -v qQCOW '%q' "$QCOW"
 printf -v qVMDK '%q' "$VMDK"
 printf -v qFUSE_TMP '%q' "$FUSE_TMP"
+# The compressed section's filesystem image and its outputs.
+FS_IMG="$WORK/fs ext4.img"
+printf -v qFS_IMG '%q' "$FS_IMG"
 
 # --- Machine ----------------------------------------------------------------------
 
@@ -203,10 +296,307 @@ if ((HAVE_QEMU)); then say "qemu-img:    $(qemu-img --version | head -n 1)"; fi
 if command -v qemu-storage-daemon > /dev/null 2>&1; then
     say "qemu-storage-daemon: $(qemu-storage-daemon --version | head -n 1)"
 fi
+if ((RUN_COMPRESS)) && [[ -z $COMPRESS_SKIP ]]; then
+    say "mke2fs:      $MKE2FS ($("$MKE2FS" -V 2>&1 | head -n 1))"
+    if ((HAVE_ZSTD)); then say "zstd:        $(zstd --version 2>&1 | head -n 1)"; fi
+    if ((HAVE_GZIP)); then say "gzip:        $(gzip --version 2>&1 | head -n 1)"; fi
+fi
 if ((HAVE_HYPERFINE)); then say "Timer:       $(hyperfine --version)"; else say "Timer:       bash loop (times include starting bash, a few ms)"; fi
-say "Runs:        $RUNS (tool, splice), $REF_RUNS (reference, qemu-img)," \
-    "$SLOW_RUNS (reference, qemu-img at 512 B); warm-up $WARMUP"
+if ((RUN_UNCOMPRESSED)); then
+    say "Runs:        $RUNS (tool, splice), $REF_RUNS (reference, qemu-img)," \
+        "$SLOW_RUNS (reference, qemu-img at 512 B); warm-up $WARMUP"
+fi
+if ((RUN_COMPRESS)) && [[ -z $COMPRESS_SKIP ]]; then
+    say "Compressed:  $COMPRESS_RUNS (tool and qemu-img with zstd, reference | zstd)," \
+        "$COMPRESS_SLOW_RUNS (tool and qemu-img with zlib), $SLOW_RUNS (reference | gzip);" \
+        "no warm-up; tool threads (-j default): $(nproc)"
+fi
+say "Load average: $(cut -d ' ' -f 1-3 /proc/loadavg 2> /dev/null || echo '?') (1, 5, 15 min)"
 say
+
+# --- Timing and results helpers -----------------------------------------------------
+
+declare -A MEAN=() SD=() NRUNS=()
+
+# measure KEY LABEL RUNS WARMUP PREPARE COMMAND: times `bash -c COMMAND`
+# (with pipefail), running PREPARE (may be empty) before each run.
+measure() {
+    local key=$1 label=$2 runs=$3 warmup=$4 prepare=$5 cmd="set -o pipefail; $6"
+    local json=$WORK/$key.json log=$WORK/$key.log stats
+
+    printf '%-44s' "$label"
+    if ((HAVE_HYPERFINE)); then
+        local -a args=(--shell=bash --style none --warmup "$warmup" --runs "$runs"
+            --export-json "$json")
+        if [[ -n $prepare ]]; then args+=(--prepare "$prepare"); fi
+        if ! hyperfine "${args[@]}" -- "$cmd" > "$log" 2>&1; then
+            say
+            cat -- "$log" >&2
+            die "$label: the command failed: $cmd"
+        fi
+        if ((HAVE_PYTHON)); then
+            stats=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(r["mean"], r["stddev"] or 0, len(r["times"]))' "$json")
+        else
+            stats=$(tr -d ' \n' < "$json" | sed -E \
+                's/.*"mean":([^,]*),"stddev":([^,]*),.*/\1 \2/; s/null/0/')
+            stats="$stats $runs"
+        fi
+    else
+        local i t_start t_end
+        local -a times=()
+        for ((i = 0; i < warmup + runs; i++)); do
+            if [[ -n $prepare ]]; then bash -c "$prepare"; fi
+            t_start=$(date +%s.%N)
+            if ! bash -c "$cmd"; then
+                say
+                die "$label: the command failed: $cmd"
+            fi
+            t_end=$(date +%s.%N)
+            if ((i >= warmup)); then
+                times+=("$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.6f", b - a }')")
+            fi
+        done
+        stats=$(printf '%s\n' "${times[@]}" | awk '
+            { t[NR] = $1; s += $1 }
+            END {
+                m = s / NR
+                for (i = 1; i <= NR; i++) v += (t[i] - m) ^ 2
+                printf "%.6f %.6f %d\n", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0), NR
+            }')
+    fi
+    read -r "MEAN[$key]" "SD[$key]" "NRUNS[$key]" <<< "$stats"
+    awk -v m="${MEAN[$key]}" -v s="${SD[$key]}" -v n="${NRUNS[$key]}" \
+        'BEGIN { printf "%9.3f s ± %6.3f s  (%d run%s)\n", m, s, n, (n > 1 ? "s" : "") }'
+    rm -f -- "$json" "$log"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# verdict VALUE OP TARGET: "met" or "MISSED"
+verdict() {
+    awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
+        ok = (op == ">=") ? (v >= t) : (v <= t)
+        print (ok ? "met" : "MISSED")
+    }'
+}
+fmt() { awk -v v="$1" 'BEGIN { printf "%.3f s", v }'; }
+have() { [[ -n ${MEAN[$1]:-} ]]; }
+
+# --- Compressed clusters ------------------------------------------------------------
+
+declare -A SIZE=()
+QEMU_ZSTD_SKIP="no qemu-img"
+CHECK_VERDICTS=
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+# check_compressed LABEL TYPE FILE: the tool's output FILE must pass qemu-img
+# check, have the compression type TYPE and the same contents as the
+# filesystem image for qemu-img compare; sets CHECK_VERDICTS.
+check_compressed() {
+    local label=$1 type=$2 file=$3 log=$WORK/check.log pct got
+
+    if ((!HAVE_QEMU)); then
+        CHECK_VERDICTS="not checked: no qemu-img"
+        return
+    fi
+    if ! qemu-img check -f qcow2 -- "$file" > "$log" 2>&1; then
+        cat -- "$log" >&2
+        die "$label: qemu-img check failed on the tool's output"
+    fi
+    pct=$(grep -o '[0-9.]*% compressed clusters' "$log" || true)
+    if ! got=$(qemu-img info -f qcow2 --output=json -- "$file" 2> "$log" |
+        sed -n 's/.*"compression-type": *"\([a-z0-9]*\)".*/\1/p'); then
+        cat -- "$log" >&2
+        die "$label: qemu-img info failed on the tool's output"
+    fi
+    if [[ $got != "$type" ]]; then
+        die "$label: the tool's output has the compression type '${got:-none}', not $type"
+    fi
+    if ! qemu-img compare -f raw -F qcow2 -- "$FS_IMG" "$file" > "$log" 2>&1; then
+        cat -- "$log" >&2
+        die "$label: qemu-img compare: the tool's output differs from the filesystem image"
+    fi
+    CHECK_VERDICTS="qemu-img check ok (${pct:-no compressed clusters}), compression type $type,"
+    CHECK_VERDICTS+=" qemu-img compare identical"
+    rm -f -- "$log"
+}
+
+# time_compressed KEY LABEL RUNS CHECK_TYPE COMMAND: times COMMAND followed by
+# the name of its output file, $WORK/out.KEY, deleted before each run; then
+# keeps the size of the last run's output in SIZE[KEY], checks it if
+# CHECK_TYPE (zstd or zlib) is given, and deletes it.
+time_compressed() {
+    local key=$1 label=$2 runs=$3 check_type=$4 out=$WORK/out.$1 qout
+
+    printf -v qout '%q' "$out"
+    measure "$key" "$label" "$runs" 0 "rm -f -- $qout" "$5 $qout"
+    [[ -f $out ]] || die "$label: no output file '$out'"
+    SIZE[$key]=$(stat -c %s -- "$out")
+    CHECK_VERDICTS=
+    if [[ -n $check_type ]]; then check_compressed "${label#  }" "$check_type" "$out"; fi
+    printf '%-44s%s\n' "" "${SIZE[$key]} bytes ($(mib "${SIZE[$key]}") MiB)${CHECK_VERDICTS:+; $CHECK_VERDICTS}"
+    rm -f -- "$out"
+}
+
+compress_build() {
+    local log=$WORK/mke2fs.log alloc_kib tree_kib t_start t_end cached
+
+    say "== Compressed clusters: the filesystem image"
+    t0=$SECONDS
+    truncate -s "$FS_SIZE" -- "$FS_IMG" ||
+        die "cannot make a $FS_SIZE file in '$WORK' (Q2S_BENCH_FS_SIZE)"
+    if ! "$MKE2FS" -q -t ext4 -d "$TREE" -- "$FS_IMG" < /dev/null > "$log" 2>&1; then
+        cat -- "$log" >&2
+        die "mke2fs could not fill a $FS_SIZE ext4 filesystem from '$TREE'" \
+            "(too much data for it? unreadable files? see Q2S_BENCH_TREE and Q2S_BENCH_FS_SIZE)"
+    fi
+    rm -f -- "$log"
+    # Write it back now rather than while the timings run.
+    sync -- "$FS_IMG"
+    alloc_kib=$(du -k -- "$FS_IMG" | awk '{ print $1 }')
+    tree_kib=$(du -sk -- "$TREE" 2> /dev/null | awk '{ print $1 }' || true)
+    say "$FS_IMG: $FS_SIZE ext4 filled by mke2fs -d from $TREE" \
+        "(${tree_kib:-?} KiB of files by du): $((alloc_kib / 1024)) MiB allocated" \
+        "(built in $((SECONDS - t0)) s)"
+    if ((alloc_kib < 64 * 1024)); then
+        note "less than 64 MiB of data: the numbers will not mean much (Q2S_BENCH_TREE)"
+    fi
+    # Cache its data: the tool reads only the data extents; cat would also
+    # read the holes, 7 GiB of zeros that take 17 s here and are never read
+    # by the commands timed.
+    t_start=$(date +%s.%N)
+    "$PROGRAM" "$FS_IMG" | cat > /dev/null || die "the tool failed on the filesystem image"
+    t_end=$(date +%s.%N)
+    cached=
+    if command -v fincore > /dev/null 2>&1; then
+        cached=$(fincore -b -n -o RES -- "$FS_IMG" 2> /dev/null | awk '{ printf "%d", $1 / 1048576 }' || true)
+    fi
+    say "read once by the tool (uncompressed, to /dev/null) in" \
+        "$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.2f", b - a }') s" \
+        "to warm the page cache${cached:+: $cached MiB of it cached}"
+    if ((HAVE_QEMU)); then
+        if qemu-img create -q -f qcow2 -o compression_type=zstd -- "$WORK/probe.qcow2" 1M \
+            > "$log" 2>&1; then
+            QEMU_ZSTD_SKIP=
+        else
+            QEMU_ZSTD_SKIP="this qemu-img cannot make zstd-compressed images:"
+            QEMU_ZSTD_SKIP+=" $(head -c 200 -- "$log" | tr '\n' ' ')"
+        fi
+        rm -f -- "$WORK/probe.qcow2" "$log"
+    fi
+    say
+}
+
+compress_time() {
+    local ref_skip=
+
+    say "== Compressed clusters: timing (mean ± standard deviation), sizes, checks"
+    t0=$SECONDS
+    if ((!HAVE_REF)); then ref_skip="no reference script or no python3"; fi
+    say "zstd"
+    time_compressed zstd_tool "  qcow2-to-stdout --compress=zstd" "$COMPRESS_RUNS" zstd \
+        "$qPROGRAM --compress=zstd $qFS_IMG >"
+    if [[ -z $QEMU_ZSTD_SKIP ]]; then
+        time_compressed zstd_qemu "  qemu-img convert -c, zstd" "$COMPRESS_RUNS" "" \
+            "qemu-img convert -f raw -c -O qcow2 -o compression_type=zstd $qFS_IMG"
+    else
+        printf '%-44s%s\n' "  qemu-img convert -c, zstd" "skipped: $QEMU_ZSTD_SKIP"
+    fi
+    if [[ -n $ref_skip ]]; then
+        printf '%-44s%s\n' "  reference | zstd -T0" "skipped: $ref_skip"
+    elif ((!HAVE_ZSTD)); then
+        printf '%-44s%s\n' "  reference | zstd -T0" "skipped: zstd not found (Debian package zstd)"
+    else
+        time_compressed zstd_ref "  reference | zstd -T0" "$COMPRESS_RUNS" "" \
+            "python3 $qREFERENCE $qFS_IMG | zstd -T0 -q >"
+    fi
+    say "zlib"
+    time_compressed zlib_tool "  qcow2-to-stdout --compress=zlib" "$COMPRESS_SLOW_RUNS" zlib \
+        "$qPROGRAM --compress=zlib $qFS_IMG >"
+    if ((HAVE_QEMU)); then
+        time_compressed zlib_qemu "  qemu-img convert -c (zlib)" "$COMPRESS_SLOW_RUNS" "" \
+            "qemu-img convert -f raw -c -O qcow2 $qFS_IMG"
+    else
+        printf '%-44s%s\n' "  qemu-img convert -c (zlib)" "skipped: no qemu-img"
+    fi
+    if [[ -n $ref_skip ]]; then
+        printf '%-44s%s\n' "  reference | gzip" "skipped: $ref_skip"
+    elif ((!HAVE_GZIP)); then
+        printf '%-44s%s\n' "  reference | gzip" "skipped: gzip not found"
+    else
+        time_compressed zlib_ref "  reference | gzip" "$SLOW_RUNS" "" \
+            "python3 $qREFERENCE $qFS_IMG | gzip >"
+    fi
+    say "(timed in $((SECONDS - t0)) s)"
+    say
+}
+
+# crow KEY LABEL: one row of the compressed results, if KEY was measured.
+crow() {
+    if have "$1"; then
+        printf '    %-36s %10s %12s %9s\n' "$2" "$(fmt "${MEAN[$1]}")" "${SIZE[$1]}" "$(mib "${SIZE[$1]}")"
+    fi
+}
+
+compress_results() {
+    local type ref_label r v
+
+    say "== Compressed clusters: results"
+    say "Mean times and output sizes; time ratios > 1 mean the tool is faster."
+    say "Load average after the timings: $(cut -d ' ' -f 1-3 /proc/loadavg 2> /dev/null || echo '?')"
+    say
+    printf '    %-36s %10s %12s %9s\n' "" "mean time" "size, bytes" "MiB"
+    for type in zstd zlib; do
+        if [[ $type == zstd ]]; then ref_label="reference | zstd -T0"; else ref_label="reference | gzip"; fi
+        say "  $type"
+        crow "${type}_tool" "qcow2-to-stdout --compress=$type"
+        crow "${type}_qemu" "qemu-img convert -c ($type)"
+        crow "${type}_ref" "$ref_label"
+        if have "${type}_qemu"; then
+            r=$(ratio "${MEAN[${type}_qemu]}" "${MEAN[${type}_tool]}")
+            printf '    %-56s target >= %-5s %s\n' "qemu-img/tool time: ${r}x faster than qemu-img" \
+                "1.5x" "$(verdict "$r" '>=' 1.5)"
+            r=$(awk -v a="${SIZE[${type}_tool]}" -v b="${SIZE[${type}_qemu]}" \
+                'BEGIN { printf "%.3f", a / b }')
+            v=MISSED
+            if ((SIZE[${type}_tool] <= SIZE[${type}_qemu])); then v=met; fi
+            printf '    %-56s target <= %-5s %s\n' "tool/qemu-img size: ${r}" "1.00" "$v"
+        else
+            printf '    %-56s target >= %-5s %s\n' "qemu-img/tool time: not measured" "1.5x" "n/a"
+            printf '    %-56s target <= %-5s %s\n' "tool/qemu-img size: not measured" "1.00" "n/a"
+        fi
+        if have "${type}_ref"; then
+            r=$(ratio "${MEAN[${type}_ref]}" "${MEAN[${type}_tool]}")
+            printf '    %-56s (no target)\n' "($ref_label)/tool time: ${r}x"
+            r=$(awk -v a="${SIZE[${type}_tool]}" -v b="${SIZE[${type}_ref]}" \
+                'BEGIN { printf "%.3f", a / b }')
+            printf '    %-56s (no target)\n' "tool/($ref_label) size: ${r}"
+        fi
+    done
+    say
+    say "The tool and qemu-img write a file each; the reference's stream is compressed"
+    say "as a whole by zstd or gzip into a file, which is not a qcow2 image."
+    say "Compressed section: $((SECONDS - compress_start)) s"
+    say
+}
+
+if ((RUN_COMPRESS)) && [[ -z $COMPRESS_SKIP ]]; then
+    compress_start=$SECONDS
+    compress_build
+    compress_time
+    compress_results
+    rm -f -- "$FS_IMG"          # its space and page cache go to cases a to e
+elif ((RUN_COMPRESS)); then
+    say "== Compressed clusters: skipped: $COMPRESS_SKIP"
+    say
+fi
+if ((!RUN_UNCOMPRESSED)); then
+    say "Total bench time: $((SECONDS - bench_start)) s"
+    exit 0
+fi
 
 # --- Images -----------------------------------------------------------------------
 
@@ -407,63 +797,6 @@ say
 
 # --- Timing -------------------------------------------------------------------------
 
-declare -A MEAN=() SD=() NRUNS=()
-
-# measure KEY LABEL RUNS WARMUP PREPARE COMMAND: times `bash -c COMMAND`
-# (with pipefail), running PREPARE (may be empty) before each run.
-measure() {
-    local key=$1 label=$2 runs=$3 warmup=$4 prepare=$5 cmd="set -o pipefail; $6"
-    local json=$WORK/$key.json log=$WORK/$key.log stats
-
-    printf '%-44s' "$label"
-    if ((HAVE_HYPERFINE)); then
-        local -a args=(--shell=bash --style none --warmup "$warmup" --runs "$runs"
-            --export-json "$json")
-        if [[ -n $prepare ]]; then args+=(--prepare "$prepare"); fi
-        if ! hyperfine "${args[@]}" -- "$cmd" > "$log" 2>&1; then
-            say
-            cat -- "$log" >&2
-            die "$label: the command failed: $cmd"
-        fi
-        if ((HAVE_PYTHON)); then
-            stats=$(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["results"][0]
-print(r["mean"], r["stddev"] or 0, len(r["times"]))' "$json")
-        else
-            stats=$(tr -d ' \n' < "$json" | sed -E \
-                's/.*"mean":([^,]*),"stddev":([^,]*),.*/\1 \2/; s/null/0/')
-            stats="$stats $runs"
-        fi
-    else
-        local i t_start t_end
-        local -a times=()
-        for ((i = 0; i < warmup + runs; i++)); do
-            if [[ -n $prepare ]]; then bash -c "$prepare"; fi
-            t_start=$(date +%s.%N)
-            if ! bash -c "$cmd"; then
-                say
-                die "$label: the command failed: $cmd"
-            fi
-            t_end=$(date +%s.%N)
-            if ((i >= warmup)); then
-                times+=("$(awk -v a="$t_start" -v b="$t_end" 'BEGIN { printf "%.6f", b - a }')")
-            fi
-        done
-        stats=$(printf '%s\n' "${times[@]}" | awk '
-            { t[NR] = $1; s += $1 }
-            END {
-                m = s / NR
-                for (i = 1; i <= NR; i++) v += (t[i] - m) ^ 2
-                printf "%.6f %.6f %d\n", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0), NR
-            }')
-    fi
-    read -r "MEAN[$key]" "SD[$key]" "NRUNS[$key]" <<< "$stats"
-    awk -v m="${MEAN[$key]}" -v s="${SD[$key]}" -v n="${NRUNS[$key]}" \
-        'BEGIN { printf "%9.3f s ± %6.3f s  (%d run%s)\n", m, s, n, (n > 1 ? "s" : "") }'
-    rm -f -- "$json" "$log"
-}
-
 # time_case PREFIX CLUSTER_SIZE QUOTED_INPUT SLOW WITH_SPLICE WITH_QEMU: SLOW=1
 # gives the reference and qemu-img BENCH_SLOW_RUNS runs and no warm-up.
 time_case() {
@@ -532,17 +865,6 @@ say "(timed in $((SECONDS - t0)) s)"
 say
 
 # --- Results ------------------------------------------------------------------------
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-# verdict VALUE OP TARGET: "met" or "MISSED"
-verdict() {
-    awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {
-        ok = (op == ">=") ? (v >= t) : (v <= t)
-        print (ok ? "met" : "MISSED")
-    }'
-}
-fmt() { awk -v v="$1" 'BEGIN { printf "%.3f s", v }'; }
-have() { [[ -n ${MEAN[$1]:-} ]]; }
 
 # ref_line PREFIX TARGET: the reference/tool ratio and its target.
 ref_line() {
