@@ -179,6 +179,14 @@ qemu-img convert -f raw -O qcow2 data-65536.raw in.qcow2
 "$Q2S" -f qcow2 --compress=zstd in.qcow2 > from-qcow2.qcow2
 check "-f qcow2 input: the same bytes as from raw" cmp zstd.qcow2 from-qcow2.qcow2
 
+# An NBD export compresses too (nbdkit's pattern plugin: every byte set).
+if have nbdkit; then
+    check "an NBD export: valid" nbdkit -U - pattern size=6M --run \
+        "'$Q2S' --compress=zstd \"\$uri\" > nbd.qcow2 && qemu-img check -f qcow2 nbd.qcow2 >/dev/null && qemu-img compare -F qcow2 \"\$uri\" nbd.qcow2"
+else
+    skip "an NBD export: valid" "nbdkit is not installed"
+fi
+
 # A sparse image: holes stay unallocated.
 truncate -s 1G sparse.raw
 compressible_image piece.raw 65536 8
