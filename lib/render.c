@@ -170,8 +170,8 @@ static bool walk_next(const struct q2s_plan *plan, struct chunk_walk *walk,
     return true;
 }
 
-/* Writes region bytes [*pos, until) as zeros, then those of data, which
- * lie at [start, start + length), as far as end. */
+/* Writes the region from *pos on: zeros up to start, then the bytes of
+ * data, which lie at [start, start + length); nothing at or past end. */
 static int write_region(struct render *r, uint64_t *pos, uint64_t end,
                         uint64_t start, const uint8_t *data, uint64_t length,
                         struct q2s_error *err)
