@@ -30,7 +30,8 @@ UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdkit qemu-utils \
 	python3 util-linux mount bsdutils time valgrind hyperfine
 
-.PHONY: all deps bench-deps demo check check-asan check-valgrind unit-tests bench install uninstall clean
+.PHONY: all deps bench-deps survey-deps demo check check-asan check-valgrind unit-tests bench \
+	deflate-survey install uninstall clean
 
 all: qcow2-to-stdout
 
@@ -90,6 +91,23 @@ bench-deps:
 
 bench: $(PROGRAM)
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) bench/bench.sh
+
+# What make deflate-survey needs besides deps: the other deflate libraries
+# it compares with zlib and zstd.
+survey-deps:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		libisal-dev libdeflate-dev
+
+# The survey of compressors for qcow2 clusters behind the zlib choice; built
+# only on request, as neither the program nor the tests need ISA-L or libdeflate.
+SURVEY_PACKAGES = zlib libzstd libisal libdeflate
+deflate-survey:
+	@mkdir -p $(BUILD)
+	$(CC) $(Q2S_CFLAGS) $(shell pkg-config --cflags $(SURVEY_PACKAGES)) $(CFLAGS) \
+		$(CPPFLAGS) $(LDFLAGS) -o $(BUILD)/deflate-survey bench/deflate-survey.c \
+		$(shell pkg-config --libs $(SURVEY_PACKAGES))
+	@echo "run: $(BUILD)/deflate-survey [--limit=MiB] IMAGE CLUSTER_SIZE" \
+		"zlib:6 isal:1 zstd:3 libdeflate:6 ..."
 
 install: $(PROGRAM)
 	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout
