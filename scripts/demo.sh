@@ -10,10 +10,18 @@ run() { printf '$ %s\n' "$*"; bash -c "$*"; }
 
 truncate -s 1G disk.raw
 head -c 8M /dev/urandom | dd of=disk.raw bs=1M seek=100 conv=notrunc status=none
-echo "A 1 GiB sparse raw disk with 8 MiB of data:"
+# Text, which compresses, further on.
+seq 1000000 | dd of=disk.raw bs=1M seek=500 iflag=fullblock conv=notrunc status=none
+echo "A 1 GiB sparse raw disk with 8 MiB of random data and 6.6 MiB of text:"
 run "du -h --apparent-size disk.raw; du -h disk.raw"
 run "'$q2s' --measure disk.raw"
 run "'$q2s' -p disk.raw | cat > disk.qcow2"
 run "ls -l disk.qcow2"
 run "qemu-img check disk.qcow2"
 run "qemu-img compare disk.raw disk.qcow2"
+echo
+echo "The same with compressed clusters (zstd), on every core:"
+run "'$q2s' --compress=zstd disk.raw > small.qcow2"
+run "ls -l small.qcow2"
+run "qemu-img check small.qcow2"
+run "qemu-img compare disk.raw small.qcow2"
