@@ -321,6 +321,13 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     }
     if (optind == argc)
         return usage_error("no input given");
+    /* The type is optional, so getopt takes "--compress zstd" for the
+     * option and an input named zstd. */
+    if (optind + 1 < argc && optind > 1 &&
+        strcmp(argv[optind - 1], "--compress") == 0 &&
+        (strcmp(argv[optind], "zlib") == 0 || strcmp(argv[optind], "zstd") == 0))
+        return usage_error("write --compress=%s: the type is optional, so it "
+                           "goes after '='", argv[optind]);
     if (optind + 1 < argc)
         return usage_error("more than one input given");
     cli->input = argv[optind];

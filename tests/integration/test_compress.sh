@@ -236,6 +236,7 @@ check "SIGINT while compressing in pass 1: the tool dies of it" interrupted pass
 check "SIGINT while compressing again in pass 2: the tool dies of it" interrupted pass2
 
 # Refusals.
+check "--compress zstd, without '='" fails 2 "write --compress=zstd" "$Q2S" --compress zstd many.raw
 check "an unknown type" fails 2 "invalid compression type 'lz4'" "$Q2S" --compress=lz4 many.raw
 check "a zlib level out of range" fails 1 "invalid zlib compression level 10" "$Q2S" --compress --compress-level=10 many.raw
 check "a zstd level out of range" fails 1 "invalid zstd compression level 23" "$Q2S" --compress=zstd --compress-level=23 many.raw
