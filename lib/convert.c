@@ -32,21 +32,19 @@ int q2s_plan_build(struct q2s_source *source,
     q2s_clusters_init(&clusters, &geometry);
     q2s_cache_init(&cache, options->cache_bytes);
     /* With data_file_raw every cluster is allocated: nothing to look for. */
-    if (options->data_file_raw)
-        ret = 0;
-    else if (compresses(options))
-        ret = q2s_scan_compressed(source, &geometry, options, &clusters,
-                                  &cache, progress, progress_opaque, err);
-    else
-        ret = q2s_scan(source, &geometry, &clusters.raw, progress,
-                       progress_opaque, err);
+    if (!options->data_file_raw)
+        ret = compresses(options)
+                  ? q2s_scan_compressed(source, &geometry, options, &clusters,
+                                        &cache, progress, progress_opaque, err)
+                  : q2s_scan(source, &geometry, &clusters.raw, progress,
+                             progress_opaque, err);
     plan = ret < 0 ? NULL : malloc(sizeof *plan);
     if (!plan) {
+        if (ret == 0)
+            q2s_error_set_errno(err, ENOMEM, "cannot allocate the plan");
         q2s_clusters_free(&clusters);
         q2s_cache_free(&cache);
-        return ret < 0 ? -1
-                       : q2s_error_set_errno(err, ENOMEM, "cannot allocate "
-                                             "the plan");
+        return -1;
     }
     if (q2s_plan_init(plan, &geometry, options, &clusters, err) < 0) {
         q2s_cache_free(&cache);

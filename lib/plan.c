@@ -210,6 +210,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
 {
     const struct q2s_geometry *g = geometry;
     uint64_t data_host_clusters, other_clusters, cluster, compressed_bytes;
+    uint64_t host_bytes;
 
     memset(plan, 0, sizeof *plan);
     plan->geometry = *g;
@@ -278,14 +279,15 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     plan->data_offset = cluster << g->cluster_bits;
     cluster += data_host_clusters;
     plan->compressed_offset = cluster << g->cluster_bits;
-    /* The last compressed cluster is padded to a whole sector, so that
-     * reading the sectors its descriptor names stays within the image. */
+    /* Every host cluster, whole, must be addressable. */
     if (__builtin_mul_overflow(plan->total_clusters, (uint64_t)g->cluster_size,
-                               &plan->image_size) ||
-        plan->image_size > INT64_MAX) {
+                               &host_bytes) ||
+        host_bytes > INT64_MAX) {
         q2s_plan_fini(plan);
         return q2s_error_set(err, "the image would be too large");
     }
+    /* The last compressed cluster is padded to a whole sector, so that
+     * reading the sectors its descriptor names stays within the image. */
     plan->image_size = plan->compressed_offset +
                        ((compressed_bytes + 511) & ~(uint64_t)511);
     if (compressed_bytes > 0 &&
