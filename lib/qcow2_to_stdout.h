@@ -63,16 +63,36 @@ int q2s_options_check(const struct q2s_options *options, struct q2s_error *err);
 /* An input: where the guest-visible bytes of the disk come from. */
 struct q2s_source;
 
+/* How an input is opened. */
+struct q2s_source_options {
+    /* NULL or "raw": the bytes as they are; any other format QEMU reads
+     * goes through qemu-nbd.  A format is never probed. */
+    const char *format;
+    /* The image comes from someone else: refuse one that names another
+     * file (a backing file, an external data file, vmdk extents) or whose
+     * format is not inspected for such names, and run QEMU's programs
+     * within resource limits.  Without it, a named file is still refused
+     * when opening it could block (a FIFO, a device). */
+    bool untrusted;
+    /* Seconds an NBD server may go without answering before the
+     * conversion fails; 0 waits for ever, except with untrusted, where it
+     * means Q2S_UNTRUSTED_TIMEOUT_SECONDS. */
+    uint32_t timeout_seconds;
+    /* When *interrupted becomes non-zero (a signal handler sets it; it
+     * may be NULL), every wait stops within a fraction of a second with
+     * the error "interrupted", and children are ended. */
+    const volatile sig_atomic_t *interrupted;
+};
+#define Q2S_UNTRUSTED_TIMEOUT_SECONDS 60
+
+void q2s_source_options_init(struct q2s_source_options *options);
+
 /* Opens an input:
  *   "-"               standard input, a raw image (a pipe is read once and
  *                     its data kept in an unlinked file in $TMPDIR);
  *   an NBD URI        (nbd://, nbds://, nbd+unix://, ...), read as raw;
- *   anything else     a regular file or a block device, read directly when
- *                     format is NULL or "raw", else through qemu-nbd.
- * When *interrupted becomes non-zero (a signal handler sets it; it may be
- * NULL), long operations stop with the error "interrupted". */
-int q2s_source_open(const char *input, const char *format,
-                    const volatile sig_atomic_t *interrupted,
+ *   anything else     a regular file or a block device. */
+int q2s_source_open(const char *input, const struct q2s_source_options *options,
                     struct q2s_source **source, struct q2s_error *err);
 /* Whether q2s_source_open() takes input for an NBD URI. */
 bool q2s_input_is_nbd_uri(const char *input);

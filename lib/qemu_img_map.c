@@ -3,50 +3,65 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "child.h"
+#include "error.h"
 
-/* All of the program's standard output; NULL if it did not exit 0. */
-static char *run_for_output(char *const argv[])
+/* How long a wait for output lasts before the interrupt flag is looked
+ * at again: a signal that lands just before a blocking read would not
+ * interrupt it. */
+#define POLL_MILLISECONDS 100
+
+/* All of the program's standard output in *output; 0 with NULL if it
+ * could not run or did not exit 0, -1 if interrupted or out of memory. */
+static int run_for_output(char *const argv[], bool untrusted,
+                          const volatile sig_atomic_t *interrupted,
+                          char **result, struct q2s_error *err)
 {
-    posix_spawn_file_actions_t actions;
+    struct q2s_child_spec spec = {
+        .argv = argv, .stderr_fd = -1, .listen_fd = -1,
+    };
     int pipe_fds[2];
     char *output = NULL;
     size_t used = 0, capacity = 0;
-    bool ok = true;
+    int ret = 0, status;
     pid_t pid;
-    int status;
 
+    *result = NULL;
+    if (untrusted) {
+        spec.address_space_bytes = Q2S_UNTRUSTED_ADDRESS_SPACE;
+        spec.cpu_seconds = Q2S_UNTRUSTED_CPU_SECONDS;
+    }
     if (pipe2(pipe_fds, O_CLOEXEC) < 0)
-        return NULL;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null",
-                                     O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
-                                     O_RDONLY, 0);
-    if (posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ) != 0) {
-        posix_spawn_file_actions_destroy(&actions);
+        return 0;
+    spec.stdout_fd = pipe_fds[1];
+    if (q2s_child_spawn(&spec, &pid, &(struct q2s_error){ 0 }) < 0) {
         close(pipe_fds[0]);
         close(pipe_fds[1]);
-        return NULL;
+        return 0;
     }
-    posix_spawn_file_actions_destroy(&actions);
     close(pipe_fds[1]);
     for (;;) {
+        struct pollfd readable = { .fd = pipe_fds[0], .events = POLLIN };
         ssize_t n;
 
+        if (interrupted && *interrupted) {
+            ret = q2s_error_set(err, "interrupted");
+            break;
+        }
+        if (poll(&readable, 1, POLL_MILLISECONDS) <= 0)
+            continue;
         if (used + 4096 + 1 > capacity) {
             char *bigger = realloc(output, capacity ? capacity * 2 : 65536);
 
             if (!bigger) {
-                ok = false;
+                ret = q2s_error_set_errno(err, ENOMEM, "qemu-img map");
                 break;
             }
             output = bigger;
@@ -56,20 +71,34 @@ static char *run_for_output(char *const argv[])
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            ok = n == 0;
+            /* A read error only loses the shortcut. */
+            if (n < 0) {
+                free(output);
+                output = NULL;
+            }
             break;
         }
         used += (size_t)n;
     }
     close(pipe_fds[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (ret < 0) {
+        q2s_child_kill(pid);
         free(output);
-        return NULL;
+        return -1;
+    }
+    status = q2s_child_wait(pid, interrupted);
+    if (interrupted && *interrupted) {
+        free(output);
+        return q2s_error_set(err, "interrupted");
+    }
+    if (!output || status < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        free(output);
+        return 0;
     }
     output[used] = '\0';
-    return output;
+    *result = output;
+    return 0;
 }
 
 /* "0x10000   0x4000000   0x50000   name": three numbers, then the file
@@ -98,17 +127,20 @@ static bool parse_line(char *line, const char *path, struct q2s_mapping *m,
 }
 
 int q2s_qemu_img_map(const char *image_options, const char *path,
-                     struct q2s_mapping **result, size_t *count)
+                     bool untrusted, const volatile sig_atomic_t *interrupted,
+                     struct q2s_mapping **result, size_t *count,
+                     struct q2s_error *err)
 {
     char *argv[] = { "qemu-img", "map", "--image-opts", "--",
                      (char *)image_options, NULL };
-    char *output = run_for_output(argv);
     struct q2s_mapping *mappings = NULL;
     size_t used = 0, capacity = 0;
-    char *line, *next;
+    char *output, *line, *next;
 
     *result = NULL;
     *count = 0;
+    if (run_for_output(argv, untrusted, interrupted, &output, err) < 0)
+        return -1;
     if (!output)
         return 0;
     /* The first line names the columns. */
@@ -136,7 +168,7 @@ int q2s_qemu_img_map(const char *image_options, const char *path,
             if (!grown) {
                 free(mappings);
                 free(output);
-                return -1;
+                return q2s_error_set_errno(err, ENOMEM, "qemu-img map");
             }
             mappings = grown;
             capacity = bigger;

@@ -2,8 +2,12 @@
 #ifndef Q2S_QEMU_IMG_MAP_H
 #define Q2S_QEMU_IMG_MAP_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "qcow2_to_stdout.h"
 
 struct q2s_mapping {
     uint64_t start;        /* guest offset */
@@ -16,8 +20,13 @@ struct q2s_mapping {
  * data file or another extent file.  Returns them sorted and disjoint, or
  * none (*count == 0) when qemu-img is missing, fails (as it does for
  * compressed or encrypted clusters), or says anything unexpected: the
- * map is only ever a shortcut.  Returns -1 only when out of memory. */
+ * map is only ever a shortcut.  With untrusted, qemu-img runs within the
+ * resource limits for images from someone else.  Returns -1 only when
+ * out of memory or interrupted (*interrupted non-zero; it may be NULL),
+ * having killed qemu-img. */
 int q2s_qemu_img_map(const char *image_options, const char *path,
-                     struct q2s_mapping **mappings, size_t *count);
+                     bool untrusted, const volatile sig_atomic_t *interrupted,
+                     struct q2s_mapping **mappings, size_t *count,
+                     struct q2s_error *err);
 
 #endif

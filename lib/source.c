@@ -58,30 +58,38 @@ static int open_stdin(const volatile sig_atomic_t *interrupted,
                                   source, err);
 }
 
-int q2s_source_open(const char *input, const char *format,
-                    const volatile sig_atomic_t *interrupted,
+void q2s_source_options_init(struct q2s_source_options *options)
+{
+    *options = (struct q2s_source_options){ .format = NULL };
+}
+
+int q2s_source_open(const char *input, const struct q2s_source_options *options,
                     struct q2s_source **source, struct q2s_error *err)
 {
+    const char *format = options->format;
+    struct q2s_source_options effective = *options;
     int ret;
 
+    if (effective.untrusted && effective.timeout_seconds == 0)
+        effective.timeout_seconds = Q2S_UNTRUSTED_TIMEOUT_SECONDS;
     if (strcmp(input, "-") == 0) {
         if (!is_raw(format))
             return q2s_error_set(err, "standard input can only be read as a "
                                  "raw image");
-        ret = open_stdin(interrupted, source, err);
+        ret = open_stdin(options->interrupted, source, err);
     } else if (q2s_input_is_nbd_uri(input)) {
         if (!is_raw(format))
             return q2s_error_set(err, "an NBD export is read as raw; -f %s "
                                  "does not apply to it", format);
-        ret = q2s_source_open_nbd_uri(input, source, err);
+        ret = q2s_source_open_nbd_uri(input, &effective, source, err);
     } else if (is_raw(format)) {
         ret = q2s_source_open_file(input, source, err);
     } else {
-        ret = q2s_source_open_qemu_nbd(input, format, source, err);
+        ret = q2s_source_open_qemu_nbd(input, &effective, source, err);
     }
-    /* The stream source had it already, to stop while reading stdin. */
+    /* The stream and NBD sources had it already, to stop while opening. */
     if (ret == 0)
-        (*source)->interrupted = interrupted;
+        (*source)->interrupted = options->interrupted;
     return ret;
 }
 

@@ -9,9 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "error.h"
 #include "qemu_img_map.h"
 
@@ -22,6 +27,11 @@
 #define REQUESTS_IN_FLIGHT 64
 /* How much one block status query asks about. */
 #define STATUS_QUERY_BYTES (UINT64_C(1) << 30)
+/* How long one wait for the server lasts before the interrupt flag and
+ * the timeout are looked at again. */
+#define POLL_MILLISECONDS 100
+/* How long a clean disconnect may take before the socket is just closed. */
+#define DISCONNECT_MILLISECONDS 1000
 
 struct extent {
     uint64_t start, end;
@@ -29,7 +39,12 @@ struct extent {
 
 struct nbd_source {
     struct q2s_source source;  /* first */
+    /* NULL once the connection is dropped after a failure: no reply can
+     * then land in a buffer that the caller has freed. */
     struct nbd_handle *nbd;
+    bool failed;               /* no clean disconnect at the end */
+    pid_t server_pid;          /* a qemu-nbd we started, or 0 */
+    uint32_t timeout_seconds;  /* 0: wait for ever */
     bool has_allocation;       /* base:allocation was negotiated */
     uint64_t request_bytes;
     uint64_t minimum_bytes;    /* requests are multiples of this, aligned */
@@ -94,6 +109,86 @@ static int nbd_failure(struct nbd_source *nbd, struct q2s_error *err,
                          nbd_get_error() ? nbd_get_error() : "NBD error");
 }
 
+static uint64_t now_milliseconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Ends the connection at once, after a failure or an interrupt. */
+static void drop_connection(struct nbd_source *nbd)
+{
+    nbd->failed = true;
+    if (nbd->nbd) {
+        nbd_close(nbd->nbd);
+        nbd->nbd = NULL;
+    }
+}
+
+static int connection_gone(struct nbd_source *nbd, struct q2s_error *err)
+{
+    return q2s_error_set(err, "%s: the connection was closed after an "
+                         "earlier error", nbd->name);
+}
+
+enum wait_goal {
+    WAIT_CONNECTED,     /* the handshake is done */
+    WAIT_REPLIES,       /* no command is in flight */
+};
+
+static bool reached(struct nbd_source *nbd, enum wait_goal goal)
+{
+    if (goal == WAIT_CONNECTED)
+        return nbd_aio_is_ready(nbd->nbd) > 0;
+    return nbd_aio_in_flight(nbd->nbd) == 0;
+}
+
+/* Runs the connection until goal is reached.  It polls in short slices,
+ * so that an interrupt is seen at once, and fails when the server has
+ * answered nothing for the timeout (a reply to any command counts).  On
+ * failure the connection is dropped; doing (what was waited for) goes
+ * into the message. */
+static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
+                    const char *doing, struct q2s_error *err)
+{
+    uint64_t last_answer = now_milliseconds();
+    int64_t in_flight = nbd_aio_in_flight(nbd->nbd);
+
+    while (!reached(nbd, goal)) {
+        int64_t still;
+
+        if (q2s_source_interrupted(&nbd->source)) {
+            drop_connection(nbd);
+            return q2s_error_set(err, "interrupted");
+        }
+        if (nbd_poll(nbd->nbd, POLL_MILLISECONDS) < 0 &&
+            nbd_get_errno() != EINTR) {
+            char what[160];
+
+            snprintf(what, sizeof what, "%s %s", goal == WAIT_CONNECTED
+                     ? "cannot connect" : "connection lost", doing);
+            nbd_failure(nbd, err, what);
+            drop_connection(nbd);
+            return -1;
+        }
+        still = nbd_aio_in_flight(nbd->nbd);
+        if (still < in_flight)
+            last_answer = now_milliseconds();
+        in_flight = still;
+        if (nbd->timeout_seconds && !reached(nbd, goal) &&
+            now_milliseconds() - last_answer >=
+                (uint64_t)nbd->timeout_seconds * 1000) {
+            q2s_error_set(err, "%s: the server did not answer for %u s %s",
+                          nbd->name, nbd->timeout_seconds, doing);
+            drop_connection(nbd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 struct status_answer {
     struct nbd_source *nbd;
     uint64_t offset;  /* where the answer starts */
@@ -148,23 +243,53 @@ static int status_callback(void *opaque, const char *context, uint64_t offset,
     return 0;
 }
 
+/* What is left of the export from offset (a multiple of the minimum block
+ * size) is shorter than one block: its size is not a multiple of it.  No
+ * aligned request can ask about that tail, so it is taken for data, which
+ * a later read tries to get. */
+static bool in_short_tail(const struct nbd_source *nbd, uint64_t offset)
+{
+    return nbd->source.size - offset < nbd->minimum_bytes;
+}
+
 static int query_status(struct nbd_source *nbd, uint64_t offset,
                         struct q2s_error *err)
 {
     uint64_t count;
     struct status_answer answer;
+    char doing[96];
+    int64_t cookie;
 
+    if (!nbd->nbd)
+        return connection_gone(nbd, err);
     offset -= offset % nbd->minimum_bytes;
+    nbd->extent_count = 0;
+    if (in_short_tail(nbd, offset)) {
+        if (add_extent(nbd, offset, nbd->source.size) < 0)
+            return q2s_error_set_errno(err, ENOMEM, "%s: block status",
+                                       nbd->name);
+        nbd->status_start = offset;
+        nbd->status_end = nbd->source.size;
+        return 0;
+    }
     count = nbd->source.size - offset;
-    answer = (struct status_answer){ .nbd = nbd, .offset = offset };
-
     if (count > STATUS_QUERY_BYTES)
         count = STATUS_QUERY_BYTES;
-    nbd->extent_count = 0;
-    if (nbd_block_status(nbd->nbd, count, offset,
-                         (nbd_extent_callback){ .callback = status_callback,
-                                                .user_data = &answer },
-                         0) < 0) {
+    /* Whole blocks only: the server may describe more than asked. */
+    count -= count % nbd->minimum_bytes;
+    answer = (struct status_answer){ .nbd = nbd, .offset = offset };
+    snprintf(doing, sizeof doing, "during a block status query at offset "
+             "%llu", (unsigned long long)offset);
+    cookie = nbd_aio_block_status(nbd->nbd, count, offset,
+                                  (nbd_extent_callback){
+                                      .callback = status_callback,
+                                      .user_data = &answer },
+                                  NBD_NULL_COMPLETION, 0);
+    if (cookie < 0)
+        return nbd_failure(nbd, err, "cannot get the block status");
+    if (wait_for(nbd, WAIT_REPLIES, doing, err) < 0)
+        return -1;
+    if (nbd_aio_command_completed(nbd->nbd, cookie) < 0) {
         if (answer.out_of_memory)
             return q2s_error_set_errno(err, ENOMEM, "%s: block status",
                                        nbd->name);
@@ -215,25 +340,6 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
     return 0;
 }
 
-/* Waits until no request is in flight: even when interrupted, since the
- * replies land in the caller's buffer (a second signal ends the wait). */
-static int wait_for_requests(struct nbd_source *nbd, uint64_t offset,
-                             struct q2s_error *err)
-{
-    while (nbd_aio_in_flight(nbd->nbd) > 0) {
-        if (nbd_poll(nbd->nbd, -1) < 0 && errno != EINTR) {
-            char what[96];
-
-            snprintf(what, sizeof what, "connection lost while reading at "
-                     "offset %llu", (unsigned long long)offset);
-            return nbd_failure(nbd, err, what);
-        }
-    }
-    if (q2s_source_interrupted(&nbd->source))
-        return q2s_error_set(err, "interrupted");
-    return 0;
-}
-
 /* Splits the read into requests that are all in flight at once. */
 static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
                          uint64_t offset, struct q2s_error *err)
@@ -242,8 +348,11 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
         int64_t cookies[REQUESTS_IN_FLIGHT];
         uint64_t offsets[REQUESTS_IN_FLIGHT];
         size_t count = 0;
+        char doing[96];
         int ret = 0;
 
+        if (!nbd->nbd)
+            return connection_gone(nbd, err);
         for (; count < REQUESTS_IN_FLIGHT && length > 0; count++) {
             size_t n = length < nbd->request_bytes ? length
                                                    : nbd->request_bytes;
@@ -263,12 +372,15 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
             offset += n;
             length -= n;
         }
-        /* Even after an error, let what was sent finish before the
-         * buffer goes away. */
-        if (count > 0 &&
-            wait_for_requests(nbd, offsets[0],
-                              ret < 0 ? &(struct q2s_error){ 0 } : err) < 0)
-            ret = -1;
+        if (count == 0)
+            return -1;
+        /* Even after an error, what was sent must finish (or the
+         * connection go) before the buffer goes away. */
+        snprintf(doing, sizeof doing, "while reading at offset %llu",
+                 (unsigned long long)offsets[0]);
+        if (wait_for(nbd, WAIT_REPLIES, doing,
+                     ret < 0 ? &(struct q2s_error){ 0 } : err) < 0)
+            return -1;
         for (size_t i = 0; i < count; i++) {
             if (nbd_aio_command_completed(nbd->nbd, cookies[i]) < 0 &&
                 ret == 0) {
@@ -285,6 +397,37 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
     return 0;
 }
 
+/* The end of an export whose size is not a multiple of the server's
+ * minimum block size: no aligned request can read it, so it is asked for
+ * as it is, which many servers allow (libnbd's client-side alignment
+ * check is lifted for this one request). */
+static int read_short_tail(struct nbd_source *nbd, uint8_t *p, size_t length,
+                           uint64_t offset, struct q2s_error *err)
+{
+    uint32_t strict;
+    int ret;
+
+    if (!nbd->nbd)
+        return connection_gone(nbd, err);
+    strict = nbd_get_strict_mode(nbd->nbd);
+    nbd_set_strict_mode(nbd->nbd, strict & ~(uint32_t)LIBNBD_STRICT_ALIGN);
+    ret = read_requests(nbd, p, length, offset, err);
+    if (nbd->nbd)
+        nbd_set_strict_mode(nbd->nbd, strict);
+    if (ret < 0 && nbd->nbd) {
+        char why[sizeof err->message];
+
+        snprintf(why, sizeof why, "%s", err->message);
+        return q2s_error_set(err, "cannot read the last %zu bytes: the "
+                             "export's size, %llu, is not a multiple of the "
+                             "server's minimum block size, %llu, and the "
+                             "server refuses a shorter request (%s)",
+                             length, (unsigned long long)nbd->source.size,
+                             (unsigned long long)nbd->minimum_bytes, why);
+    }
+    return ret;
+}
+
 /* Reads up to *length bytes at offset (all, or fewer for an unaligned
  * head, leaving *length at what was read), keeping to the server's
  * minimum block size: an unaligned head or tail is read as a whole block
@@ -294,25 +437,27 @@ static int read_aligned(struct nbd_source *nbd, uint8_t *p, size_t *length,
 {
     uint64_t block = nbd->minimum_bytes;
     uint64_t head = offset % block;
+    uint64_t start = offset - head;
     uint8_t bounce[65536];
 
     if (head == 0 && *length >= block) {
         *length -= *length % block;  /* the tail comes next time */
         return read_requests(nbd, p, *length, offset, err);
     }
-    /* One block around offset; past the end of the export only if its
-     * size is not a multiple of the block, which the server allows. */
-    {
-        uint64_t start = offset - head;
-        uint64_t size = nbd->source.size - start < block
-                            ? nbd->source.size - start : block;
+    if (in_short_tail(nbd, start)) {
+        uint64_t size = nbd->source.size - start;
 
         if (*length > size - head)
             *length = (size_t)(size - head);
-        if (read_requests(nbd, bounce, (size_t)size, start, err) < 0)
+        if (read_short_tail(nbd, bounce, (size_t)size, start, err) < 0)
             return -1;
-        memcpy(p, bounce + head, *length);
+    } else {
+        if (*length > block - head)
+            *length = (size_t)(block - head);
+        if (read_requests(nbd, bounce, (size_t)block, start, err) < 0)
+            return -1;
     }
+    memcpy(p, bounce + head, *length);
     return 0;
 }
 
@@ -391,12 +536,23 @@ static void nbd_source_close(struct q2s_source *source)
 {
     struct nbd_source *nbd = nbd_of(source);
 
-    /* Closing the handle also ends a server that libnbd started, and
-     * removes its socket. */
-    if (nbd->nbd) {
-        nbd_shutdown(nbd->nbd, 0);
-        nbd_close(nbd->nbd);
+    /* A clean disconnect, briefly: a server that does not take it is
+     * just left. */
+    if (nbd->nbd && !nbd->failed && nbd_aio_is_ready(nbd->nbd) > 0 &&
+        nbd_aio_disconnect(nbd->nbd, 0) == 0) {
+        uint64_t deadline = now_milliseconds() + DISCONNECT_MILLISECONDS;
+
+        while (nbd_aio_is_closed(nbd->nbd) <= 0 &&
+               nbd_aio_is_dead(nbd->nbd) <= 0 &&
+               !q2s_source_interrupted(source) &&
+               now_milliseconds() < deadline &&
+               (nbd_poll(nbd->nbd, POLL_MILLISECONDS) >= 0 ||
+                nbd_get_errno() == EINTR))
+            ;
     }
+    if (nbd->nbd)
+        nbd_close(nbd->nbd);
+    q2s_child_kill(nbd->server_pid);
     if (nbd->server_stderr >= 0)
         close(nbd->server_stderr);
     if (nbd->image_fd >= 0)
@@ -414,8 +570,9 @@ static const struct q2s_source_ops nbd_ops = {
     .close = nbd_source_close,
 };
 
-static struct nbd_source *nbd_source_new(const char *name,
-                                         struct q2s_error *err)
+static struct nbd_source *
+nbd_source_new(const char *name, const struct q2s_source_options *options,
+               struct q2s_error *err)
 {
     struct nbd_source *nbd = calloc(1, sizeof *nbd + strlen(name) + 1);
 
@@ -429,6 +586,8 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->minimum_bytes = 1;
     nbd->server_stderr = -1;
     nbd->image_fd = -1;
+    nbd->timeout_seconds = options->timeout_seconds;
+    nbd->source.interrupted = options->interrupted;
     strcpy(nbd->name, name);
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
@@ -463,46 +622,44 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
     return 0;
 }
 
-int q2s_source_open_nbd_uri(const char *uri, struct q2s_source **source,
+/* Whether the qemu-nbd we started has exited (it is then reaped). */
+static bool server_exited(struct nbd_source *nbd)
+{
+    if (nbd->server_pid <= 0 ||
+        waitpid(nbd->server_pid, NULL, WNOHANG) != nbd->server_pid)
+        return false;
+    nbd->server_pid = 0;
+    return true;
+}
+
+/* Waits for the handshake, then takes in what the server offers. */
+static int finish_connecting(struct nbd_source *nbd, struct q2s_error *err)
+{
+    if (wait_for(nbd, WAIT_CONNECTED, "during the handshake", err) < 0)
+        return -1;
+    return nbd_source_ready(nbd, err);
+}
+
+int q2s_source_open_nbd_uri(const char *uri,
+                            const struct q2s_source_options *options,
+                            struct q2s_source **source,
                             struct q2s_error *err)
 {
-    struct nbd_source *nbd = nbd_source_new(uri, err);
+    struct nbd_source *nbd = nbd_source_new(uri, options, err);
 
     if (!nbd)
         return -1;
-    if (nbd_connect_uri(nbd->nbd, uri) < 0) {
+    if (nbd_aio_connect_uri(nbd->nbd, uri) < 0) {
         nbd_failure(nbd, err, "cannot connect");
         nbd_source_close(&nbd->source);
         return -1;
     }
-    if (nbd_source_ready(nbd, err) < 0) {
+    if (finish_connecting(nbd, err) < 0) {
         nbd_source_close(&nbd->source);
         return -1;
     }
     *source = &nbd->source;
     return 0;
-}
-
-/* Whether a program is on $PATH. */
-static bool on_path(const char *program)
-{
-    const char *path = getenv("PATH");
-
-    if (!path || !*path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        size_t length = strcspn(path, ":");
-        char candidate[4096];
-
-        snprintf(candidate, sizeof candidate, "%.*s/%s", (int)length,
-                 length ? path : ".", program);
-        if (access(candidate, X_OK) == 0)
-            return true;
-        path += length;
-        if (*path == ':')
-            path++;
-    }
-    return false;
 }
 
 /* QEMU block driver names are lower-case words; anything else could
@@ -545,11 +702,12 @@ static char *image_options(const char *path, const char *format,
 /* Reads and checks the map of a local image.  A map that does not fit
  * the image or its file is dropped: everything then goes through NBD. */
 static int use_map(struct nbd_source *nbd, const char *options,
-                   const char *path)
+                   const char *path, bool untrusted, struct q2s_error *err)
 {
     uint64_t file_size;
 
-    if (q2s_qemu_img_map(options, path, &nbd->map, &nbd->map_count) < 0)
+    if (q2s_qemu_img_map(options, path, untrusted, nbd->source.interrupted,
+                         &nbd->map, &nbd->map_count, err) < 0)
         return -1;
     if (nbd->map_count == 0)
         return 0;
@@ -574,73 +732,122 @@ drop:
     return 0;
 }
 
-int q2s_source_open_qemu_nbd(const char *path, const char *format,
+/* A listening socket for qemu-nbd and our connection to it, with no name
+ * left anywhere: bound in a private directory, connected to (the
+ * connection waits in the backlog), and its name and directory removed
+ * before qemu-nbd starts.  So no other process can ever connect, and
+ * nothing is left in $TMPDIR whatever happens later. */
+static int private_socket(int *listen_fd, int *client_fd,
+                          struct q2s_error *err)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    char directory[sizeof address.sun_path - 2];
+    int saved;
+
+    if (!tmpdir || !*tmpdir ||
+        strlen(tmpdir) + sizeof "/q2s-XXXXXX" > sizeof directory)
+        tmpdir = "/tmp";
+    snprintf(directory, sizeof directory, "%s/q2s-XXXXXX", tmpdir);
+    *client_fd = -1;
+    *listen_fd = -1;
+    if (!mkdtemp(directory))
+        return q2s_error_set_errno(err, errno, "cannot make a directory for "
+                                   "qemu-nbd's socket in %s", tmpdir);
+    snprintf(address.sun_path, sizeof address.sun_path, "%s/s", directory);
+    *listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *client_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*listen_fd < 0 || *client_fd < 0 ||
+        bind(*listen_fd, (struct sockaddr *)&address, sizeof address) < 0 ||
+        listen(*listen_fd, 1) < 0 ||
+        connect(*client_fd, (struct sockaddr *)&address, sizeof address) < 0)
+        goto fail;
+    unlink(address.sun_path);
+    rmdir(directory);
+    return 0;
+
+fail:
+    saved = errno;
+    unlink(address.sun_path);
+    rmdir(directory);
+    if (*listen_fd >= 0)
+        close(*listen_fd);
+    if (*client_fd >= 0)
+        close(*client_fd);
+    return q2s_error_set_errno(err, saved, "cannot make a socket for "
+                               "qemu-nbd");
+}
+
+/* Starts qemu-nbd on the image, served to us alone over a socket that it
+ * gets by systemd socket activation.  Its stderr goes to a memory file,
+ * so that its complaint becomes part of one error message. */
+static int start_qemu_nbd(struct nbd_source *nbd, char *image_opts,
+                          bool untrusted, struct q2s_error *err)
+{
+    char *argv[] = { "qemu-nbd", "--read-only", "--image-opts", "--",
+                     image_opts, NULL };
+    struct q2s_child_spec spec = { .argv = argv, .stdout_fd = -1 };
+    int client_fd;
+
+    nbd->server_stderr = memfd_create("qemu-nbd-stderr", MFD_CLOEXEC);
+    if (private_socket(&spec.listen_fd, &client_fd, err) < 0)
+        return -1;
+    spec.stderr_fd = nbd->server_stderr;
+    if (untrusted)
+        spec.address_space_bytes = Q2S_UNTRUSTED_ADDRESS_SPACE;
+    if (q2s_child_spawn(&spec, &nbd->server_pid, err) < 0) {
+        close(spec.listen_fd);
+        close(client_fd);
+        return -1;
+    }
+    close(spec.listen_fd);
+    /* The handle owns the socket from here on, even on failure. */
+    if (nbd_aio_connect_socket(nbd->nbd, client_fd) < 0)
+        return nbd_failure(nbd, err, "cannot connect to qemu-nbd");
+    return 0;
+}
+
+int q2s_source_open_qemu_nbd(const char *path,
+                             const struct q2s_source_options *options,
                              struct q2s_source **source,
                              struct q2s_error *err)
 {
+    const char *format = options->format;
     struct nbd_source *nbd;
-    char *options, *script = NULL;
+    char *image_opts;
     struct stat st;
-    int memfd;
 
     if (!plausible_format(format))
         return q2s_error_set(err, "unknown input format '%s'", format);
     if (q2s_stat_input(path, &st, err) < 0)
         return -1;
-    if (!on_path("qemu-nbd"))
+    if (!q2s_on_path("qemu-nbd"))
         return q2s_error_set(err, "reading %s images needs qemu-nbd, which "
                              "is not installed (Debian package qemu-utils)",
                              format);
-    nbd = nbd_source_new(path, err);
+    nbd = nbd_source_new(path, options, err);
     if (!nbd)
         return -1;
-    /* qemu-nbd's stderr goes to a memory file, so that its complaint
-     * becomes part of one error message instead of a second line.  The
-     * descriptor stays open across exec. */
-    memfd = memfd_create("qemu-nbd-stderr", 0);
-    if (memfd >= 0) {
-        /* sh redirects only one-digit descriptors; 3 is the socket's. */
-        nbd->server_stderr = fcntl(memfd, F_DUPFD, 4);
-        close(memfd);
-        if (nbd->server_stderr > 9) {
-            close(nbd->server_stderr);
-            nbd->server_stderr = -1;
-        }
-    }
-    options = image_options(path, format, S_ISBLK(st.st_mode));
-    if (!options ||
-        (nbd->server_stderr >= 0 &&
-         asprintf(&script, "exec \"$0\" \"$@\" 2>&%d", nbd->server_stderr) < 0)) {
-        free(options);
+    image_opts = image_options(path, format, S_ISBLK(st.st_mode));
+    if (!image_opts) {
         nbd_source_close(&nbd->source);
         return q2s_error_set_errno(err, ENOMEM, "%s", path);
     }
-    {
-        char *with_stderr[] = { "/bin/sh", "-c", script, "qemu-nbd",
-                                "--read-only", "--image-opts", "--", options,
-                                NULL };
-        char **argv = script ? with_stderr : with_stderr + 3;
+    if (start_qemu_nbd(nbd, image_opts, options->untrusted, err) < 0 ||
+        finish_connecting(nbd, err) < 0 ||
+        use_map(nbd, image_opts, path, options->untrusted, err) < 0) {
+        char said[1024];
 
-        char what[256];
-
-        snprintf(what, sizeof what, "cannot open it as %s", format);
-        if (nbd_connect_systemd_socket_activation(nbd->nbd, argv) < 0 ||
-            nbd_source_ready(nbd, err) < 0) {
-            nbd_failure(nbd, err, what);
-            free(options);
-            free(script);
-            nbd_source_close(&nbd->source);
-            return -1;
-        }
-    }
-    if (use_map(nbd, options, path) < 0) {
-        free(options);
-        free(script);
+        /* When qemu-nbd gave up, its own reason beats "connection lost". */
+        server_said(nbd, said, sizeof said);
+        if (said[0] && server_exited(nbd))
+            q2s_error_set(err, "%s: cannot open it as %s: %s", path, format,
+                          said);
+        free(image_opts);
         nbd_source_close(&nbd->source);
-        return q2s_error_set_errno(err, ENOMEM, "%s", path);
+        return -1;
     }
-    free(options);
-    free(script);
+    free(image_opts);
     *source = &nbd->source;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* qcow2-to-stdout: the command line, a thin layer over the library. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -17,11 +18,13 @@
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
 #define Q2S_MAX_THREADS 1024
+/* A day: longer is a typo, not a patient server. */
+#define Q2S_MAX_TIMEOUT 86400
 
 struct cli {
     struct q2s_options options;
+    struct q2s_source_options source_options;
     const char *input;
-    const char *format;
     bool data_file;
     bool measure;
     bool json;
@@ -99,18 +102,38 @@ static void help(void)
            Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS);
 }
 
+/* One line on stderr, whatever a file name or a server's message holds:
+ * control characters are written as C escapes. */
+static void print_error_line(const char *message)
+{
+    fprintf(stderr, "%s: ", PROGRAM);
+    for (const unsigned char *c = (const unsigned char *)message; *c; c++) {
+        if (*c == '\n')
+            fputs("\\n", stderr);
+        else if (*c == '\r')
+            fputs("\\r", stderr);
+        else if (*c == '\t')
+            fputs("\\t", stderr);
+        else if (*c < 0x20 || *c == 0x7f)
+            fprintf(stderr, "\\x%02x", *c);
+        else
+            fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 static int usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
 static int usage_error(const char *fmt, ...)
 {
+    char message[1024];
     va_list ap;
 
-    fprintf(stderr, "%s: ", PROGRAM);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    print_error_line(message);
     usage_line(stderr);
     fprintf(stderr, "Try '%s --help' for more information.\n", PROGRAM);
     return EXIT_USAGE;
@@ -118,8 +141,20 @@ static int usage_error(const char *fmt, ...)
 
 static int fail(const char *message)
 {
-    fprintf(stderr, "%s: %s\n", PROGRAM, message);
+    print_error_line(message);
     return EXIT_FAILURE;
+}
+
+/* What --help and --version print must arrive, as with GNU tools. */
+static int flush_stdout(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        char message[128];
+
+        snprintf(message, sizeof message, "write error: %s", strerror(errno));
+        return fail(message);
+    }
+    return EXIT_SUCCESS;
 }
 
 /* A decimal number with an optional binary suffix K, M, G, T, P or E. */
@@ -164,6 +199,8 @@ enum {
     OPT_COMPRESS,
     OPT_COMPRESS_LEVEL,
     OPT_COMPRESS_CACHE,
+    OPT_UNTRUSTED,
+    OPT_TIMEOUT,
 };
 
 /* The CPUs this process may run on. */
@@ -209,8 +246,29 @@ static bool parse_int(const char *text, int *value)
 static void default_options(struct cli *cli)
 {
     q2s_options_init(&cli->options);
+    q2s_source_options_init(&cli->source_options);
+    cli->source_options.format = "raw";
     cli->options.threads = available_cpus();
     cli->options.cache_bytes = default_compress_cache();
+}
+
+/* What only the options together can tell: usage errors too.  Returns -1
+ * to go on, or the exit status. */
+static int check_combinations(const struct cli *cli)
+{
+    struct q2s_error err;
+
+    if (cli->data_file && strcmp(cli->source_options.format, "raw") != 0)
+        return usage_error("external data files can only be used with raw "
+                           "input images");
+    if (cli->data_file && (strcmp(cli->input, "-") == 0 ||
+                           q2s_input_is_nbd_uri(cli->input)))
+        return usage_error("an external data file must be a file that the "
+                           "image can name, not standard input or an NBD "
+                           "export");
+    if (q2s_options_check(&cli->options, &err) < 0)
+        return usage_error("%s", err.message);
+    return -1;
 }
 
 /* Returns -1 to go on, or the exit status. */
@@ -228,19 +286,20 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "compress-level", required_argument, NULL, OPT_COMPRESS_LEVEL },
         { "compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE },
         { "threads", required_argument, NULL, 'j' },
+        { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { NULL, 0, NULL, 0 },
     };
     uint64_t n;
     int c;
 
     default_options(cli);
-    cli->format = "raw";
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":f:c:r:dRj:ph", long_options,
                             NULL)) != -1) {
         switch (c) {
         case 'f':
-            cli->format = optarg;
+            cli->source_options.format = optarg;
             break;
         case 'c':
             if (!parse_size(optarg, &n) ||
@@ -292,12 +351,23 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                                    "1 to %d", optarg, Q2S_MAX_THREADS);
             cli->options.threads = (uint32_t)n;
             break;
+        case OPT_UNTRUSTED:
+            cli->source_options.untrusted = true;
+            break;
+        case OPT_TIMEOUT:
+            if (optarg[strspn(optarg, "0123456789")] != '\0' ||
+                !parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_TIMEOUT)
+                return usage_error("invalid timeout '%s': must be a whole "
+                                   "number of seconds from 1 to %d", optarg,
+                                   Q2S_MAX_TIMEOUT);
+            cli->source_options.timeout_seconds = (uint32_t)n;
+            break;
         case 'h':
             help();
-            return EXIT_SUCCESS;
+            return flush_stdout();
         case OPT_VERSION:
             printf("%s %s\n", PROGRAM, Q2S_VERSION);
-            return EXIT_SUCCESS;
+            return flush_stdout();
         case OPT_MEASURE:
             cli->measure = true;
             break;
@@ -314,8 +384,14 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             cli->length_given = true;
             break;
         case ':':
+            /* A short option (also inside a group such as -dc) has its
+             * letter in optopt; a long one, its own word. */
+            if (optopt > 0 && optopt < 256)
+                return usage_error("option '-%c' needs a value", optopt);
             return usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
+            if (optopt > 0 && optopt < 256)
+                return usage_error("unknown option '-%c'", optopt);
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -348,7 +424,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     /* Nothing would read what is kept. */
     if (cli->measure)
         cli->options.cache_bytes = 0;
-    return -1;
+    return check_combinations(cli);
 }
 
 static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
@@ -454,6 +530,14 @@ out:
  * read: the only state outside main, as a handler needs it. */
 static volatile sig_atomic_t stop_signal;
 
+static void catch_unless_ignored(int signum, const struct sigaction *action)
+{
+    struct sigaction old;
+
+    if (sigaction(signum, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+        sigaction(signum, action, NULL);
+}
+
 static void on_stop_signal(int signum)
 {
     /* A second signal does not wait for the clean-up: a call that began
@@ -465,46 +549,83 @@ static void on_stop_signal(int signum)
     stop_signal = signum;
 }
 
+/* Every signal whose default is to end the process, and which can be
+ * caught.  Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) are
+ * not: a child dies with us all the same (PR_SET_PDEATHSIG). */
+static const int stop_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+    SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR, SIGSTKFLT,
+};
+
 /* Stop signals interrupt blocking calls (no SA_RESTART), so that the
- * library sees them, cleans up (a qemu-nbd it started, its socket) and
- * returns; main then dies of the same signal. */
+ * library sees them, cleans up (a qemu-nbd it started) and returns; main
+ * then dies of the same signal.  A signal ignored by whoever started us
+ * (nohup) stays ignored. */
 static void catch_stop_signals(void)
 {
     struct sigaction action = { .sa_handler = on_stop_signal };
-    static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
 
     sigemptyset(&action.sa_mask);
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        sigaction(signals[i], &action, NULL);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+        catch_unless_ignored(stop_signals[i], &action);
+    for (int signum = SIGRTMIN; signum <= SIGRTMAX; signum++)
+        catch_unless_ignored(signum, &action);
     /* A reader that goes away is an error to report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Descriptors 0, 1 and 2 that are closed would be taken by the next ones
+ * opened (a spool file, a socket), which would then receive the stream or
+ * the messages.  So each gets /dev/null; a closed stdout is an error, as
+ * there is nowhere to write the stream.  *stdout_closed and *stdin_closed
+ * say which were.  -1 if /dev/null cannot be opened. */
+static int guard_standard_descriptors(bool *stdin_closed, bool *stdout_closed,
+                                      bool *stderr_closed)
+{
+    bool *closed[] = { stdin_closed, stdout_closed, stderr_closed };
+
+    for (int fd = 0; fd <= 2; fd++)
+        *closed[fd] = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (*closed[fd]) {
+            int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+
+            /* The lowest free number: fd itself, as lower ones are open. */
+            if (null_fd != fd) {
+                if (null_fd >= 0)
+                    close(null_fd);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    bool stdin_closed, stdout_closed, stderr_closed;
     struct q2s_source *source;
     struct q2s_error err;
     struct cli cli = { 0 };
     int status;
 
+    if (guard_standard_descriptors(&stdin_closed, &stdout_closed,
+                                   &stderr_closed) < 0)
+        return EXIT_FAILURE;
     status = parse_arguments(&cli, argc, argv);
     if (status >= 0)
         return status;
-    if (cli.data_file && strcmp(cli.format, "raw") != 0)
-        return fail("external data files can only be used with raw input "
-                    "images");
-    if (cli.data_file && (strcmp(cli.input, "-") == 0 ||
-                          q2s_input_is_nbd_uri(cli.input)))
-        return fail("an external data file must be a file that the image "
-                    "can name, not standard input or an NBD export");
-    if (q2s_options_check(&cli.options, &err) < 0)
-        return fail(err.message);
+    if (stdout_closed)
+        return fail("standard output is closed; redirect it to where the "
+                    "image should go");
+    if (stdin_closed && strcmp(cli.input, "-") == 0)
+        return fail("standard input is closed; it holds no image to read");
     if (!cli.measure && isatty(STDOUT_FILENO))
         return fail("refusing to write to a terminal; redirect standard "
                     "output");
     catch_stop_signals();
-    if (q2s_source_open(cli.input, cli.format, &stop_signal, &source,
-                        &err) < 0) {
+    cli.source_options.interrupted = &stop_signal;
+    if (q2s_source_open(cli.input, &cli.source_options, &source, &err) < 0) {
         status = EXIT_FAILURE;
     } else {
         status = run(&cli, source, &err) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

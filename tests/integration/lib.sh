@@ -88,6 +88,22 @@ fails() {
     fi
 }
 
+# in_background COMMAND... &: runs COMMAND with SIGINT and SIGQUIT at their
+# defaults.  A shell without job control starts background commands with
+# them ignored, and the tool, like GNU tools, leaves ignored signals be.
+in_background() { exec env --default-signal=INT,QUIT "$@"; }
+
+# gone_within PID SECONDS: the process ends within that time (checked
+# every 50 ms; tail --pid looks only once a second).
+gone_within() {
+    local i
+    for ((i = 0; i < $2 * 20; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    echo "process $1 still runs after $2 s"; return 1
+}
+
 # sigint_status PID: sends SIGINT to PID, a child of this shell, and gives
 # its exit status (130 when it died of the signal); it gets 20 seconds.
 sigint_status() {

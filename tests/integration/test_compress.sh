@@ -217,12 +217,12 @@ interrupted() {
     local tool status
     rm -f fifo.out && mkfifo fifo.out
     if [ "$1" = pass1 ]; then
-        "$Q2S" --compress --compress-level=9 -j 1 big.raw > fifo.out 2> int.err &
+        in_background "$Q2S" --compress --compress-level=9 -j 1 big.raw > fifo.out 2> int.err &
         tool=$!
         exec 7< fifo.out
         sleep 0.5  # about a third of pass 1
     else
-        "$Q2S" --compress --compress-cache=0 -j 2 big.raw > fifo.out 2> int.err &
+        in_background "$Q2S" --compress --compress-cache=0 -j 2 big.raw > fifo.out 2> int.err &
         tool=$!
         exec 7< fifo.out
         head -c 1 <&7 > /dev/null  # pass 2 has begun; then stop reading
@@ -238,8 +238,8 @@ check "SIGINT while compressing again in pass 2: the tool dies of it" interrupte
 # Refusals.
 check "--compress zstd, without '='" fails 2 "write --compress=zstd" "$Q2S" --compress zstd many.raw
 check "an unknown type" fails 2 "invalid compression type 'lz4'" "$Q2S" --compress=lz4 many.raw
-check "a zlib level out of range" fails 1 "invalid zlib compression level 10" "$Q2S" --compress --compress-level=10 many.raw
-check "a zstd level out of range" fails 1 "invalid zstd compression level 23" "$Q2S" --compress=zstd --compress-level=23 many.raw
+check "a zlib level out of range: a usage error" fails 2 "invalid zlib compression level 10" "$Q2S" --compress --compress-level=10 many.raw
+check "a zstd level out of range: a usage error" fails 2 "invalid zstd compression level 23" "$Q2S" --compress=zstd --compress-level=23 many.raw
 check "a level that is not a number" fails 2 "invalid compression level 'high'" "$Q2S" --compress --compress-level=high many.raw
 check "--compress-level without --compress" fails 2 "go with --compress" "$Q2S" --compress-level=3 many.raw
 check "--compress-cache without --compress" fails 2 "go with --compress" "$Q2S" --compress-cache=1M many.raw

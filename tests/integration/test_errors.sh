@@ -24,11 +24,11 @@ check "--json without --measure" fails 2 "--json goes with --measure" "$Q2S" --j
 check "--measure with a range" fails 2 "--measure" "$Q2S" --measure --offset=1 disk.raw
 check "bad offset" fails 2 "invalid offset" "$Q2S" --offset=-1 disk.raw
 check "a format that smuggles options" fails 1 "unknown input format 'qcow2,file.driver=nbd'" "$Q2S" -f qcow2,file.driver=nbd disk.raw
-check "-d with another format" fails 1 "external data files can only be used with raw" "$Q2S" -d -f vmdk disk.raw
-check "-d with 512-byte clusters" fails 1 "larger cluster size" "$Q2S" -d -c 512 disk.raw
+check "-d with another format: a usage error" fails 2 "external data files can only be used with raw" "$Q2S" -d -f vmdk disk.raw
+check "-d with 512-byte clusters: a usage error" fails 2 "larger cluster size" "$Q2S" -d -c 512 disk.raw
 # 112 header bytes, 8 + 700 for the name, 392 for the feature table.
 long=$(printf 'sub/%.0s' $(seq 1 175))disk.raw
-check "-d with a name too long for the header" fails 1 "too long" "$Q2S" -d -c 1024 "$long"
+check "-d with a name too long for the header: a usage error" fails 2 "too long" "$Q2S" -d -c 1024 "$long"
 
 if have script; then
     tty_test() {

@@ -441,8 +441,8 @@ check "a socket path that does not exist: one line, status 1" \
 nouri="nbd+unix:///?socket=$scratch/nothing"
 check "-f qcow2 with an NBD URI is refused" fails 1 "read as raw" "$Q2S" -f qcow2 "$nouri"
 check "-f vmdk with an NBD URI is refused" fails 1 "read as raw" "$Q2S" -f vmdk "$nouri"
-check "-d with an NBD URI is refused" fails 1 "NBD export" "$Q2S" -d "$nouri"
-check "-R with an NBD URI is refused" fails 1 "NBD export" "$Q2S" -R "$nouri"
+check "-d with an NBD URI is refused: a usage error" fails 2 "NBD export" "$Q2S" -d "$nouri"
+check "-R with an NBD URI is refused: a usage error" fails 2 "NBD export" "$Q2S" -R "$nouri"
 
 # --- 10. --measure and byte ranges ------------------------------------------
 if serve ranges -r file "$scratch/disk.raw"; then
@@ -470,6 +470,77 @@ if serve ranges -r file "$scratch/disk.raw"; then
     stop_server
 else
     not_ok "nbdkit file plugin starts"
+fi
+
+# --- 11. Servers that stop answering, and signals while waiting ----------
+# A server that accepts and then says nothing: a Python listener (it ends
+# by itself after 60 s, and at the end of the test).
+silent_pids=()
+stop_silent() { local pid; for pid in "${silent_pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done; }
+cleanup_hooks+=(stop_silent)
+serve_silent() {
+    rm -f "$scratch/silent.sock" "$scratch/silent.ready"
+    python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4)
+open(sys.argv[2], "w").close()
+connections = []
+end = time.time() + 60
+while time.time() < end:
+    s.settimeout(end - time.time())
+    try:
+        connections.append(s.accept())
+    except OSError:
+        break' "$scratch/silent.sock" "$scratch/silent.ready" &
+    silent_pids+=($!)
+    local i
+    for ((i = 0; i < 100; i++)); do [ -e "$scratch/silent.ready" ] && break; sleep 0.05; done
+    uri="nbd+unix:///?socket=$scratch/silent.sock"
+}
+if have python3; then
+    serve_silent
+    sigterm_silent() {
+        local tool status
+        "$Q2S" "$uri" > /dev/null 2> silent.err &
+        tool=$!
+        sleep 0.5
+        kill -TERM "$tool"
+        gone_within "$tool" 1 || { kill -KILL "$tool"; return 1; }
+        wait "$tool"; status=$?
+        [ "$status" = 143 ] || { echo "status $status"; cat silent.err; return 1; }
+    }
+    check "SIGTERM while a server never answers the handshake: ends within a second" sigterm_silent
+    check "--timeout against a server that never answers: one line, status 1" \
+        fails 1 "the server did not answer for 1 s during the handshake" "$Q2S" --timeout=1 "$uri"
+    stop_silent
+else
+    skip "a server that never answers" "no python3"
+fi
+if have_plugin pattern && serve slow --filter=delay pattern size=4M delay-read=5; then
+    check "--timeout while reading: the message names the offset" \
+        fails 1 "did not answer for 1 s while reading at offset 0" "$Q2S" --timeout=1 "$uri"
+    stop_server
+else
+    not_ok "nbdkit delay filter starts"
+fi
+
+# --- 12. An export size that is not a multiple of the minimum block size -----
+head -c 10000 /dev/urandom > tail.raw
+if serve tailok --filter=blocksize-policy file "$scratch/tail.raw" \
+        blocksize-minimum=4096 blocksize-error-policy=allow; then
+    tail_allowed() { "$Q2S" "$uri" > tail.qcow2 && valid_image tail.qcow2 tail.raw; }
+    check "minimum block 4096, size 10000, the server allows the tail: a valid image" tail_allowed
+    stop_server
+else
+    not_ok "nbdkit blocksize-policy filter starts"
+fi
+if serve tailstrict --filter=blocksize-policy file "$scratch/tail.raw" \
+        blocksize-minimum=4096 blocksize-error-policy=error; then
+    check "the same with a server that refuses the tail: one line naming the cause" \
+        fails 1 "cannot read the last 1808 bytes: the export's size, 10000, is not a multiple of the server's minimum block size, 4096" "$Q2S" "$uri"
+    stop_server
+else
+    not_ok "nbdkit blocksize-policy filter starts"
 fi
 
 # --- Nothing left behind ------------------------------------------------------

@@ -52,7 +52,7 @@ check "a sparse 4 GiB stream" bash -c \
 
 check "stdin with -f qcow2 is refused" fails 1 "standard input can only be read as a raw image" \
     bash -c "'$Q2S' -f qcow2 - < disk.raw"
-check "stdin with -d is refused" fails 1 "external data file" \
+check "stdin with -d is refused: a usage error" fails 2 "external data file" \
     bash -c "'$Q2S' -d - < disk.raw"
 if [ -n "${Q2S_VALGRIND_PROGRAM:-}" ]; then
     skip "an unusable TMPDIR" "valgrind needs a usable TMPDIR itself"
