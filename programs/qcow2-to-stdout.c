@@ -86,6 +86,16 @@ static void help(void)
            "      --json         with --measure: print a JSON object\n"
            "      --offset=N     write the image from byte N on (default: 0)\n"
            "      --length=N     write at most N bytes of the image\n"
+           "      --untrusted    the image comes from someone else: refuse "
+           "one that names\n"
+           "                     another file (backing file, data file, "
+           "extents), and\n"
+           "                     limit the memory and time of qemu-nbd and "
+           "qemu-img\n"
+           "      --timeout=SECONDS\n"
+           "                     fail when an NBD server or qemu-nbd answers "
+           "nothing for\n"
+           "                     SECONDS (default: wait; %d with --untrusted)\n"
            "  -p, --progress     show progress on standard error\n"
            "  -h, --help         show this help and exit\n"
            "      --version      show the version and exit\n"
@@ -99,7 +109,8 @@ static void help(void)
            "Sizes take a suffix K, M, G or T (powers of 1024).  The output is "
            "never\n"
            "seeked: it can be a pipe.\n",
-           Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS);
+           Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS,
+           Q2S_UNTRUSTED_TIMEOUT_SECONDS);
 }
 
 /* One line on stderr, whatever a file name or a server's message holds:
