@@ -112,10 +112,18 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
     g.virtual_size = (input_size + 511) & ~(uint64_t)511;
     g.guest_clusters = q2s_div_round_up(g.virtual_size, g.cluster_size);
     g.l1_entries = q2s_div_round_up(g.guest_clusters, g.l2_entries_per_table);
+    /* Checked here, before the input is read, as it depends on the size
+     * alone.  At 2 MiB clusters the limit is 2^61 bytes (2 EiB), which an
+     * NBD export can exceed: then no cluster size helps. */
     if (g.l1_entries > Q2S_MAX_L1_BYTES / 8)
-        return q2s_error_set(err, "the image size is too large for a %u-byte "
-                             "cluster size (its L1 table would exceed 32 MiB); "
-                             "try a larger cluster size", g.cluster_size);
+        return q2s_error_set(err, "the virtual size is too large: the L1 "
+                             "table would take %llu entries, more than "
+                             "QEMU's limit of 32 MiB (%u entries of 8 bytes): "
+                             "%s", (unsigned long long)g.l1_entries,
+                             Q2S_MAX_L1_BYTES / 8,
+                             g.cluster_size < Q2S_MAX_CLUSTER_SIZE
+                                 ? "use a larger cluster size (-c)"
+                                 : "qcow2 cannot hold a disk this large");
     g.l1_clusters = q2s_div_round_up(g.l1_entries, g.cluster_size / 8);
     *geometry = g;
     return 0;
@@ -210,7 +218,6 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
 {
     const struct q2s_geometry *g = geometry;
     uint64_t data_host_clusters, other_clusters, cluster, compressed_bytes;
-    uint64_t host_bytes;
 
     memset(plan, 0, sizeof *plan);
     plan->geometry = *g;
@@ -253,6 +260,24 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
                           &plan->compressed_clusters, g->cluster_bits - 3) < 0)
         goto out_of_memory;
 
+    /* With an external data file, the L2 entries hold offsets into it,
+     * which are the guest offsets: the last mapped cluster must start
+     * below Q2S_MAX_OFFSET_END.  (Without one, guest offsets are stored
+     * nowhere; the host offsets are checked below.) */
+    if (options->data_file_name && plan->data_clusters.count > 0 &&
+        last_member(&plan->data_clusters) >=
+            Q2S_MAX_OFFSET_END >> g->cluster_bits) {
+        unsigned long long offset = (unsigned long long)last_member(
+                                        &plan->data_clusters)
+                                    << g->cluster_bits;
+
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "with an external data file, the L2 "
+                             "entries would need the data file offset %llu, "
+                             "past the 64 PiB that their 56 bits of offset "
+                             "can reach: convert without -d or -R", offset);
+    }
+
     /* With an external data file, data clusters live there, not here. */
     data_host_clusters =
         options->data_file_name ? 0 : q2s_runs_total(&plan->data_clusters);
@@ -266,6 +291,38 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
                           &plan->refcount_table_clusters);
     plan->total_clusters =
         other_clusters + plan->refcount_blocks + plan->refcount_table_clusters;
+    /* qcow2_do_open refuses a refcount table over QCOW_MAX_REFTABLE_SIZE.
+     * It takes 2^20 refcount blocks, 2^23 * cluster_size^2 / refcount_bits
+     * bytes of clusters: 32 GiB at 512-byte clusters and 64-bit refcounts.
+     * Below 16-bit refcounts the L1 limit always comes first, and at 2 MiB
+     * clusters the host offset limit does, so both remedies exist. */
+    if (plan->refcount_table_clusters >
+        Q2S_MAX_REFTABLE_BYTES / g->cluster_size) {
+        unsigned long long table_clusters = plan->refcount_table_clusters;
+
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "the refcount table would take %llu "
+                             "clusters, more than QEMU's limit of 8 MiB (%u "
+                             "clusters of %u bytes): use a larger cluster "
+                             "size (-c) or a narrower refcount width (-r)",
+                             table_clusters,
+                             Q2S_MAX_REFTABLE_BYTES / g->cluster_size,
+                             g->cluster_size);
+    }
+    /* Every host cluster must start below Q2S_MAX_OFFSET_END for the L1
+     * and L2 entries (and refcount table entries) to point to it.  This
+     * also keeps the image within QEMU's BDRV_MAX_LENGTH (block.c,
+     * bdrv_refresh_total_sectors) and the offsets within int64_t. */
+    if (plan->total_clusters > Q2S_MAX_OFFSET_END >> g->cluster_bits) {
+        unsigned long long total_clusters = plan->total_clusters;
+
+        q2s_plan_fini(plan);
+        return q2s_error_set(err, "the image would take %llu clusters of %u "
+                             "bytes, past the 64 PiB that qcow2 can address "
+                             "(56 bits of offset in L1 and L2 entries): the "
+                             "input holds too much data for one qcow2 image",
+                             total_clusters, g->cluster_size);
+    }
 
     cluster = 1;
     plan->refcount_table_offset = cluster << g->cluster_bits;
@@ -279,13 +336,6 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     plan->data_offset = cluster << g->cluster_bits;
     cluster += data_host_clusters;
     plan->compressed_offset = cluster << g->cluster_bits;
-    /* Every host cluster, whole, must be addressable. */
-    if (__builtin_mul_overflow(plan->total_clusters, (uint64_t)g->cluster_size,
-                               &host_bytes) ||
-        host_bytes > INT64_MAX) {
-        q2s_plan_fini(plan);
-        return q2s_error_set(err, "the image would be too large");
-    }
     /* The last compressed cluster is padded to a whole sector, so that
      * reading the sectors its descriptor names stays within the image. */
     plan->image_size = plan->compressed_offset +

@@ -20,8 +20,22 @@
 #include "qcow2_to_stdout.h"
 #include "runs.h"
 
-/* QCOW_MAX_L1_SIZE in QEMU's block/qcow2.h. */
+/* The limits QEMU enforces when it opens an image, which the plan checks
+ * so that no image QEMU refuses is ever written.
+ *
+ * QCOW_MAX_L1_SIZE in QEMU's block/qcow2.h: qcow2_do_open refuses a larger
+ * L1 table ("Active L1 table too large", through qcow2_validate_table). */
 #define Q2S_MAX_L1_BYTES (32u * 1024 * 1024)
+/* QCOW_MAX_REFTABLE_SIZE in block/qcow2.h: qcow2_do_open refuses a larger
+ * refcount table ("Reference count table too large"). */
+#define Q2S_MAX_REFTABLE_BYTES (8u * 1024 * 1024)
+/* L1 entries, standard L2 entries and refcount table entries hold bits 9-55
+ * (9-63 for the refcount table) of a host offset (qcow2.rst, "Cluster
+ * mapping"; L1E_OFFSET_MASK, L2E_OFFSET_MASK and QCOW_MAX_CLUSTER_OFFSET,
+ * 2^56 - 1, in block/qcow2.h): every cluster they point to must start
+ * below 2^56, 64 PiB.  With an external data file, L2 entries point into
+ * that file, at the guest offset. */
+#define Q2S_MAX_OFFSET_END (UINT64_C(1) << 56)
 
 /* What follows from the options and the input size alone. */
 struct q2s_geometry {
@@ -77,7 +91,8 @@ struct q2s_plan {
 };
 
 /* Checks the options and the input size (cluster size, refcount width, the
- * header space the data file name needs, the L1 size limit). */
+ * header space the data file name needs, the L1 size limit): what can be
+ * checked before the input is read. */
 int q2s_geometry_init(struct q2s_geometry *geometry,
                       const struct q2s_options *options, uint64_t input_size,
                       struct q2s_error *err);
@@ -93,7 +108,10 @@ void q2s_refcount_clusters(uint64_t other_clusters, uint32_t cluster_size,
                            uint32_t refcount_bits, uint64_t *refcount_blocks,
                            uint64_t *refcount_table_clusters);
 
-/* Computes the plan.  Takes ownership of *clusters (left empty), whose
+/* Computes the plan, and refuses one that QEMU would not open (the
+ * refcount table size, host offsets past 2^56, with an external data file
+ * guest offsets past 2^56, compressed cluster offsets past what their
+ * descriptors hold).  Takes ownership of *clusters (left empty), whose
  * members must lie below geometry->guest_clusters; with data_file_raw, it
  * must be empty, as every cluster is allocated.  The cache starts empty. */
 int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,

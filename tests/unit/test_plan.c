@@ -46,6 +46,25 @@ static void make_plan(struct q2s_plan *plan, const struct q2s_options *options,
     assert_int_equal(data.raw.count, 0);  /* ownership went to the plan */
 }
 
+/* Plans an input of input_size bytes whose clusters all hold data (or,
+ * with data_file_raw, are all mapped); returns what q2s_plan_init returns.
+ * The plan is left empty when it fails. */
+static int plan_all_data(struct q2s_plan *plan,
+                         const struct q2s_options *options,
+                         uint64_t input_size, struct q2s_error *err)
+{
+    struct q2s_geometry geometry;
+    struct q2s_clusters data;
+
+    assert_int_equal(q2s_geometry_init(&geometry, options, input_size, err),
+                     0);
+    q2s_clusters_init(&data, &geometry);
+    if (!options->data_file_raw)
+        assert_int_equal(q2s_runs_add(&data.raw, 0, geometry.guest_clusters),
+                         0);
+    return q2s_plan_init(plan, &geometry, options, &data, err);
+}
+
 static void test_defaults(void **state)
 {
     struct q2s_options options;
@@ -187,6 +206,165 @@ static void test_l1_limit(void **state)
     assert_int_equal(q2s_geometry_init(&g, &large, UINT64_MAX, &err), -1);
 }
 
+/* The L1 message names the limit; at 2 MiB clusters (2^61 bytes, 2 EiB)
+ * no larger cluster size exists to suggest. */
+static void test_l1_limit_messages(void **state)
+{
+    struct q2s_options small = options_of(512, 16);
+    struct q2s_options largest = options_of(2097152, 16);
+    struct q2s_geometry g;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(q2s_geometry_init(&g, &small, 128 * GiB + 1, &err), -1);
+    assert_string_equal(err.message,
+                        "the virtual size is too large: the L1 table would "
+                        "take 4194305 entries, more than QEMU's limit of "
+                        "32 MiB (4194304 entries of 8 bytes): use a larger "
+                        "cluster size (-c)");
+    assert_int_equal(q2s_geometry_init(&g, &largest, UINT64_C(1) << 61, &err),
+                     0);
+    assert_int_equal(g.l1_entries, 4194304);
+    assert_int_equal(q2s_geometry_init(&g, &largest,
+                                       (UINT64_C(1) << 61) + 512, &err), -1);
+    assert_non_null(strstr(err.message, "L1 table"));
+    assert_null(strstr(err.message, "-c"));
+}
+
+/* qcow2_do_open refuses an image without a refcount table ("Image does not
+ * contain a reference count table"): even an empty input gets one, since
+ * the header cluster needs a refcount. */
+static void test_empty_input_has_refcount_table(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    struct q2s_plan plan;
+
+    (void)state;
+    make_plan(&plan, &options, 0, NULL, 0);
+    assert_int_equal(plan.geometry.l1_entries, 0);
+    assert_int_equal(plan.refcount_table_clusters, 1);
+    assert_int_equal(plan.refcount_blocks, 1);
+    q2s_plan_fini(&plan);
+}
+
+/* QEMU's refcount table limit: QCOW_MAX_REFTABLE_SIZE (8 MiB) in
+ * block/qcow2.h, which qcow2_do_open checks through qcow2_validate_table
+ * ("Reference count table too large").  At 512-byte clusters and 64-bit
+ * refcounts that is 16384 table clusters, 2^20 refcount blocks of 64
+ * refcounts: 2^26 host clusters, reached by 65012214 data clusters (with
+ * their 1015816 L2 tables, 15873 L1 clusters and the header). */
+static void test_refcount_table_limit_512(void **state)
+{
+    struct q2s_options options = options_of(512, 64);
+    struct q2s_plan plan;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(plan_all_data(&plan, &options, UINT64_C(65012214) * 512, &err), 0);
+    assert_int_equal(plan.refcount_table_clusters, 16384);
+    assert_int_equal(plan.refcount_blocks, 1048576);
+    assert_int_equal(plan.total_clusters, 67108864);
+    q2s_plan_fini(&plan);
+
+    assert_int_equal(plan_all_data(&plan, &options, UINT64_C(65012215) * 512, &err), -1);
+    assert_string_equal(err.message,
+                        "the refcount table would take 16385 clusters, more "
+                        "than QEMU's limit of 8 MiB (16384 clusters of 512 "
+                        "bytes): use a larger cluster size (-c) or a narrower "
+                        "refcount width (-r)");
+    q2s_plan_fini(&plan);
+}
+
+/* The same limit at the default geometry, 64 KiB clusters and 16-bit
+ * refcounts: 128 table clusters, 2^20 blocks of 32768 refcounts, 2^35 host
+ * clusters.  Just under 2 PiB of data reaches it, before the L1 limit. */
+static void test_refcount_table_limit_64k(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    struct q2s_plan plan;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(plan_all_data(&plan, &options,
+                                   UINT64_C(34354495487) * 65536, &err), 0);
+    assert_int_equal(plan.refcount_table_clusters, 128);
+    assert_int_equal(plan.total_clusters, UINT64_C(1) << 35);
+    q2s_plan_fini(&plan);
+
+    assert_int_equal(plan_all_data(&plan, &options,
+                                   UINT64_C(34354495488) * 65536, &err), -1);
+    assert_non_null(strstr(err.message, "the refcount table would take 129 "
+                                        "clusters"));
+    q2s_plan_fini(&plan);
+
+}
+
+/* L1 and L2 entries hold bits 9-55 of a host offset (qcow2.rst, "Cluster
+ * mapping"; L1E_OFFSET_MASK and L2E_OFFSET_MASK in QEMU's block/qcow2.h,
+ * QCOW_MAX_CLUSTER_OFFSET = 2^56 - 1): every cluster of the image must
+ * start below 64 PiB.  At 2 MiB clusters the refcount table allows more,
+ * so this limit comes first: 2^35 host clusters, reached by 34359476222
+ * data clusters. */
+static void test_host_offset_limit(void **state)
+{
+    struct q2s_options options = options_of(2097152, 64);
+    struct q2s_plan plan;
+    struct q2s_error err;
+
+    (void)state;
+    assert_int_equal(plan_all_data(&plan, &options,
+                                   UINT64_C(34359476222) * 2097152, &err), 0);
+    assert_int_equal(plan.total_clusters, UINT64_C(1) << 35);
+    assert_int_equal(plan.image_size, UINT64_C(1) << 56);
+    q2s_plan_fini(&plan);
+
+    assert_int_equal(plan_all_data(&plan, &options,
+                                   UINT64_C(34359476223) * 2097152, &err), -1);
+    assert_non_null(strstr(err.message, "64 PiB"));
+    q2s_plan_fini(&plan);
+}
+
+/* With an external data file, L2 entries hold offsets into that file,
+ * which are guest offsets: the last allocated cluster must start below
+ * 64 PiB too, whatever the size of the image itself. */
+static void test_data_file_offset_limit(void **state)
+{
+    struct q2s_options options = options_of(2097152, 16);
+    struct q2s_geometry geometry;
+    struct q2s_clusters data;
+    struct q2s_plan plan;
+    struct q2s_error err;
+
+    (void)state;
+    options.data_file_name = "disk.raw";
+    /* One data cluster, the last that starts below 2^56. */
+    assert_int_equal(q2s_geometry_init(&geometry, &options, UINT64_C(1) << 56,
+                                       &err), 0);
+    q2s_clusters_init(&data, &geometry);
+    assert_int_equal(q2s_runs_add(&data.raw, (UINT64_C(1) << 35) - 1, 1), 0);
+    assert_int_equal(q2s_plan_init(&plan, &geometry, &options, &data, &err), 0);
+    q2s_plan_fini(&plan);
+    /* The next one starts at 2^56. */
+    assert_int_equal(q2s_geometry_init(&geometry, &options,
+                                       (UINT64_C(1) << 56) + 512, &err), 0);
+    q2s_clusters_init(&data, &geometry);
+    assert_int_equal(q2s_runs_add(&data.raw, UINT64_C(1) << 35, 1), 0);
+    assert_int_equal(q2s_plan_init(&plan, &geometry, &options, &data, &err),
+                     -1);
+    assert_non_null(strstr(err.message, "64 PiB"));
+    q2s_plan_fini(&plan);
+
+    /* With data_file_raw every cluster is mapped: the virtual size. */
+    options.data_file_raw = true;
+    assert_int_equal(plan_all_data(&plan, &options, UINT64_C(1) << 56, &err),
+                     0);
+    q2s_plan_fini(&plan);
+    assert_int_equal(plan_all_data(&plan, &options, (UINT64_C(1) << 56) + 1,
+                                   &err), -1);
+    assert_non_null(strstr(err.message, "64 PiB"));
+    q2s_plan_fini(&plan);
+}
+
 /* A 1 PiB disk with data in three far-apart places: the plan holds three
  * runs, whatever the virtual size. */
 static void test_sparse_petabyte(void **state)
@@ -304,6 +482,12 @@ int main(void)
         cmocka_unit_test(test_unaligned_sizes),
         cmocka_unit_test(test_refcount_fixed_point),
         cmocka_unit_test(test_l1_limit),
+        cmocka_unit_test(test_l1_limit_messages),
+        cmocka_unit_test(test_empty_input_has_refcount_table),
+        cmocka_unit_test(test_refcount_table_limit_512),
+        cmocka_unit_test(test_refcount_table_limit_64k),
+        cmocka_unit_test(test_host_offset_limit),
+        cmocka_unit_test(test_data_file_offset_limit),
         cmocka_unit_test(test_sparse_petabyte),
         cmocka_unit_test(test_external_data_file),
         cmocka_unit_test(test_options_checked),
