@@ -25,6 +25,9 @@ LIBRARY = $(BUILD)/libqcow2-to-stdout.a
 PROGRAM = $(BUILD)/qcow2-to-stdout
 UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
+# Small programs that integration tests run to reach the library directly.
+HELPER_SOURCES = $(wildcard tests/helpers/*.c)
+HELPERS = $(HELPER_SOURCES:%.c=$(BUILD)/%)
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
 DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdkit qemu-utils \
@@ -57,7 +60,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
 	$(CC) $(Q2S_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
 		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS) $(LIB_LIBS)
 
-unit-tests: $(UNIT_TESTS)
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBRARY) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIBRARY) $(LIB_LIBS)
+
+unit-tests: $(UNIT_TESTS) $(HELPERS)
 
 # A conversion of a small generated image, checked by qemu-img.
 demo: qcow2-to-stdout
