@@ -18,6 +18,7 @@
 
 #include "child.h"
 #include "error.h"
+#include "image_refs.h"
 #include "qemu_img_map.h"
 
 /* One request: many small ones in flight kept qemu-nbd busier than a few
@@ -825,6 +826,11 @@ int q2s_source_open_qemu_nbd(const char *path,
         return q2s_error_set(err, "reading %s images needs qemu-nbd, which "
                              "is not installed (Debian package qemu-utils)",
                              format);
+    /* Before QEMU opens anything: what the image names could block it or
+     * leak another file into the output. */
+    if (q2s_check_image_references(path, format, options->untrusted,
+                                   err) < 0)
+        return -1;
     nbd = nbd_source_new(path, options, err);
     if (!nbd)
         return -1;
