@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,26 @@ static int write_all(int fd, const uint8_t *p, size_t length)
     return 0;
 }
 
+/* Waits until a non-blocking input has data (or its end) to read.  The
+ * descriptor may be shared with a parent that set O_NONBLOCK, so it is
+ * left as it is.  A signal ends poll() with EINTR whatever SA_RESTART
+ * says; one caught before the wait began is seen by the look before it. */
+static int wait_readable(struct stream_source *stream, int fd,
+                         struct q2s_error *err)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+    for (;;) {
+        if (q2s_source_interrupted(&stream->source))
+            return q2s_error_set(err, "interrupted");
+        if (poll(&pfd, 1, -1) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return q2s_error_set_errno(err, errno, "%s: cannot wait for "
+                                       "data", stream->name);
+    }
+}
+
 /* Fills buf from fd; returns the bytes read, fewer only at the end. */
 static ssize_t read_full(struct stream_source *stream, int fd, uint8_t *buf,
                          size_t length, struct q2s_error *err)
@@ -215,6 +236,11 @@ static ssize_t read_full(struct stream_source *stream, int fd, uint8_t *buf,
         if (n < 0 && errno == EINTR) {
             if (q2s_source_interrupted(&stream->source))
                 return q2s_error_set(err, "interrupted");
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            if (wait_readable(stream, fd, err) < 0)
+                return -1;
             continue;
         }
         if (n < 0)

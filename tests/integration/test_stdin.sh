@@ -36,6 +36,36 @@ fi
 "$Q2S" disk.raw > want.qcow2
 check "a file redirected to stdin: same bytes" cmp redirected.qcow2 want.qcow2
 
+# A pipe with O_NONBLOCK set (as a parent may leave it): the tool waits for
+# the data instead of failing with EAGAIN, and a signal still stops it.
+# (exec: the tool keeps the pid that signals are sent to.)
+nonblocking() {
+    exec python3 -c 'import fcntl, os, sys
+fcntl.fcntl(0, fcntl.F_SETFL, fcntl.fcntl(0, fcntl.F_GETFL) | os.O_NONBLOCK)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
+nonblocking_pipe() {
+    { sleep 0.3; head -c 3M disk.raw; sleep 0.3; tail -c +$((3 * 1024 * 1024 + 1)) disk.raw; } |
+        nonblocking "$Q2S" - > nonblocking.qcow2 || return 1
+    valid_image nonblocking.qcow2 disk.raw && cmp nonblocking.qcow2 want.qcow2
+}
+check "a non-blocking pipe that is slow to fill: valid, same bytes" nonblocking_pipe
+nonblocking_pipe_interrupted() {
+    local tool status
+    rm -f fifo.in && mkfifo fifo.in
+    nonblocking "$Q2S" - < fifo.in > /dev/null 2> int.err &
+    tool=$!
+    exec 8> fifo.in
+    head -c 100000 /dev/urandom >&8
+    sleep 0.5  # the tool waits for more
+    sigint_status "$tool" 2>&1
+    status=$?
+    exec 8>&-
+    [ "$status" = 130 ] || { echo "status $status"; cat int.err; return 1; }
+}
+check "a non-blocking pipe: SIGINT while waiting for data stops the tool" \
+    nonblocking_pipe_interrupted
+
 check "--measure on a pipe" \
     test "$(cat disk.raw | "$Q2S" --measure -)" = "$(stat -c %s want.qcow2)"
 ranges_from_pipe() {
