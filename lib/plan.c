@@ -62,6 +62,9 @@ static int compression_check(const struct q2s_options *options,
     if (options->threads < 1)
         return q2s_error_set(err, "at least one compression thread is "
                              "needed");
+    if (options->threads > Q2S_MAX_THREADS)
+        return q2s_error_set(err, "too many compression threads (%u): at "
+                             "most %d", options->threads, Q2S_MAX_THREADS);
     return 0;
 }
 

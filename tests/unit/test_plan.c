@@ -457,6 +457,29 @@ static void test_options_checked(void **state)
     assert_non_null(strstr(err.message, "too long"));
 }
 
+/* Compression needs from 1 to Q2S_MAX_THREADS threads: a count beyond
+ * that (a negative number come through an unsigned one, say) is refused
+ * rather than tried. */
+static void test_thread_count_checked(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    struct q2s_error err;
+
+    (void)state;
+    options.compression = Q2S_COMPRESSION_ZLIB;
+    options.threads = 0;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    options.threads = 1;
+    assert_int_equal(q2s_options_check(&options, &err), 0);
+    options.threads = Q2S_MAX_THREADS;
+    assert_int_equal(q2s_options_check(&options, &err), 0);
+    options.threads = Q2S_MAX_THREADS + 1;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_non_null(strstr(err.message, "too many compression threads"));
+    options.threads = UINT32_MAX;
+    assert_int_equal(q2s_options_check(&options, &err), -1);
+}
+
 /* L2 tables are shared by neighbouring runs and counted once. */
 static void test_l2_tables_shared(void **state)
 {
@@ -491,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_sparse_petabyte),
         cmocka_unit_test(test_external_data_file),
         cmocka_unit_test(test_options_checked),
+        cmocka_unit_test(test_thread_count_checked),
         cmocka_unit_test(test_l2_tables_shared),
     };
 
