@@ -12,9 +12,19 @@
 #include "error.h"
 #include "zero.h"
 
-/* Enough for every thread to take a share, and at least this much input,
- * so that the caller's reads stay large. */
+/* A batch holds two claims (see CLAIM_BYTES) for every thread, so that
+ * each has its share, and at least this much input, so that the caller's
+ * reads stay large... */
 #define BATCH_MIN_BYTES (4 * 1024 * 1024)
+/* ...but all the batches' buffers together, input and output, fit this
+ * budget, whatever the thread count: with batches sized by the threads
+ * alone, -j 1024 at 2 MiB clusters had 4 GiB batches and took the whole
+ * input into memory.  64 MiB is what two threads at 2 MiB clusters
+ * already used (batches of 2 x 2 x 2 MiB), so two to four threads keep
+ * the batches they had.  It is a fixed amount, not a share of the
+ * --compress-cache budget: the cache is output kept for pass 2, which may
+ * well be 0, not room to work in. */
+#define BATCHES_BUDGET_BYTES (64 * 1024 * 1024)
 /* How often a caller waiting for a batch looks whether it was interrupted:
  * a signal does not end a wait on a condition variable. */
 #define INTERRUPT_POLL_NS (50 * 1000 * 1000)
@@ -23,6 +33,13 @@
 /* A thread takes about this much input at once, so that small clusters do
  * not make it take the lock for each. */
 #define CLAIM_BYTES (64 * 1024)
+/* Input bytes a batch may hold: its input and its output buffers, in each
+ * of the BATCHES, within the budget. */
+#define BATCH_MAX_BYTES (BATCHES_BUDGET_BYTES / (2 * BATCHES))
+_Static_assert(BATCH_MAX_BYTES >= BATCH_MIN_BYTES &&
+               BATCH_MAX_BYTES >= 2 * Q2S_MAX_CLUSTER_SIZE,
+               "the budget holds the smallest batches, and batches of two "
+               "of the largest clusters");
 
 enum batch_state { BATCH_FREE, BATCH_FILLING, BATCH_SUBMITTED, BATCH_COLLECTED };
 
@@ -183,7 +200,7 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
                  struct q2s_pool **result, struct q2s_error *err)
 {
     struct q2s_pool *pool;
-    size_t clusters;
+    size_t claim_bytes, batch_bytes, clusters, claims;
 
     if (threads == 0)
         return q2s_error_set(err, "at least one compression thread is "
@@ -191,24 +208,33 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
     pool = calloc(1, sizeof *pool);
     if (!pool)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate threads");
-    clusters = BATCH_MIN_BYTES / cluster_size;
-    if (clusters < 2 * (size_t)threads)
-        clusters = 2 * (size_t)threads;
+    /* Clusters and both bounds are powers of two: a batch is whole claims
+     * of whole clusters. */
+    claim_bytes = cluster_size >= CLAIM_BYTES ? cluster_size : CLAIM_BYTES;
+    batch_bytes = threads > BATCH_MAX_BYTES / (2 * claim_bytes)
+                      ? BATCH_MAX_BYTES : 2 * threads * claim_bytes;
+    if (batch_bytes < BATCH_MIN_BYTES)
+        batch_bytes = BATCH_MIN_BYTES;
+    clusters = batch_bytes / cluster_size;
+    /* No more threads than a batch has claims: with that many, the
+     * batches submitted after the oldest one are there for whichever
+     * finishes first, so none waits for work while the caller keeps up;
+     * more would only add compressors, hundreds of KiB each. */
+    claims = batch_bytes / claim_bytes;
+    if (threads > claims)
+        threads = (uint32_t)claims;
     pool->cluster_size = cluster_size;
     pool->interrupted = interrupted;
     pool->batch_clusters = clusters;
-    pool->claim_clusters = cluster_size >= CLAIM_BYTES
-                               ? 1 : CLAIM_BYTES / cluster_size;
+    pool->claim_clusters = claim_bytes / cluster_size;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work, NULL);
     init_monotonic_cond(&pool->done);
     for (size_t i = 0; i < BATCHES; i++) {
         struct q2s_batch *batch = &pool->slots[i].batch;
 
-        if (clusters > SIZE_MAX / cluster_size ||
-            posix_memalign((void **)&batch->input, 4096,
-                           clusters * cluster_size) != 0 ||
-            !(batch->output = malloc(clusters * cluster_size)) ||
+        if (posix_memalign((void **)&batch->input, 4096, batch_bytes) != 0 ||
+            !(batch->output = malloc(batch_bytes)) ||
             !(batch->result = calloc(clusters, sizeof *batch->result))) {
             q2s_pool_free(pool);
             return q2s_error_set_errno(err, ENOMEM, "cannot allocate "

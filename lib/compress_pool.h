@@ -26,7 +26,9 @@ struct q2s_batch {
 
 struct q2s_pool;
 
-/* When *interrupted becomes non-zero (it may be NULL), a collect that is
+/* Compresses on up to threads threads: fewer when a batch, which the
+ * memory budget bounds whatever the thread count, has work for fewer.
+ * When *interrupted becomes non-zero (it may be NULL), a collect that is
  * waiting fails with "interrupted". */
 int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
                  uint32_t threads, const volatile sig_atomic_t *interrupted,
