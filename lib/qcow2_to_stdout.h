@@ -25,11 +25,13 @@
 #define Q2S_MIN_CLUSTER_SIZE 512
 #define Q2S_MAX_CLUSTER_SIZE (2 * 1024 * 1024)
 #define Q2S_DEFAULT_REFCOUNT_BITS 16
-/* The most compression threads the options may ask for: a bound on what
- * the pool allocates per thread, and a refusal of counts that cannot be
- * meant, such as a negative number turned unsigned.  1024 is the limit the
- * command line already had: this is the same definition, token for token,
- * so both can stand until the command line uses this one. */
+/* The most compression threads the options may ask for.  Fewer are
+ * started when the batches, which a fixed memory budget bounds, have work
+ * for fewer (128 at most, at 64 KiB clusters and below), so this only
+ * refuses counts that cannot be meant, such as a negative number turned
+ * unsigned.  1024 is the limit the command line already had: this is the
+ * same definition, token for token, so both can stand until the command
+ * line uses this one. */
 #define Q2S_MAX_THREADS 1024
 
 /* How data clusters are stored ("compression_type" in the header). */
