@@ -20,8 +20,8 @@
  * budget, whatever the thread count: with batches sized by the threads
  * alone, -j 1024 at 2 MiB clusters had 4 GiB batches and took the whole
  * input into memory.  64 MiB is what two threads at 2 MiB clusters
- * already used (batches of 2 x 2 x 2 MiB), so two to four threads keep
- * the batches they had.  It is a fixed amount, not a share of the
+ * already used (batches of 2 x 2 x 2 MiB), so two threads keep the
+ * batches they had at every cluster size.  It is a fixed amount, not a share of the
  * --compress-cache budget: the cache is output kept for pass 2, which may
  * well be 0, not room to work in. */
 #define BATCHES_BUDGET_BYTES (64 * 1024 * 1024)
