@@ -17,7 +17,6 @@
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
-#define Q2S_MAX_THREADS 1024
 /* A day: longer is a typo, not a patient server. */
 #define Q2S_MAX_TIMEOUT 86400
 
