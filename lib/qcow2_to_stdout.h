@@ -95,7 +95,9 @@ struct q2s_source_options {
 
 void q2s_source_options_init(struct q2s_source_options *options);
 
-/* Opens an input:
+/* Opens an input.  A qemu-nbd started for it dies with the thread that
+ * opened it (PR_SET_PDEATHSIG): open from a thread that outlives the
+ * conversion.  The input is one of:
  *   "-"               standard input, a raw image (a pipe is read once and
  *                     its data kept in an unlinked file in $TMPDIR);
  *   an NBD URI        (nbd://, nbds://, nbd+unix://, ...), read as raw;

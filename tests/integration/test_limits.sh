@@ -14,12 +14,14 @@ sparse() {
 }
 
 # refused PATTERN ARGS...: the conversion and --measure both exit 1 with
-# one line matching PATTERN, and write nothing to stdout.
+# one line matching PATTERN, and write nothing to stdout.  usage_refused:
+# the same with status 2, for a limit of the options alone.
+usage_refused() { local status=2; refused "$@"; }
 refused() {
-    local pattern=$1; shift
-    fails 1 "$pattern" "$Q2S" "$@" || return 1
+    local pattern=$1 want=${status:-1}; shift
+    fails "$want" "$pattern" "$Q2S" "$@" || return 1
     [ ! -s out.bin ] || { echo "$(stat -c %s out.bin) bytes on stdout"; return 1; }
-    fails 1 "$pattern" "$Q2S" --measure "$@" || return 1
+    fails "$want" "$pattern" "$Q2S" --measure "$@" || return 1
     [ ! -s out.bin ] || { echo "--measure printed: $(head -c 100 out.bin)"; return 1; }
 }
 
@@ -49,8 +51,8 @@ head -c 4096 /dev/urandom > "${name}data.raw"   # 512 bytes of name
 cp "${name}data.raw" "${name}xdata.raw"         # 513
 check "header limit: a 512-byte data file name fills a 1 KiB header cluster" \
     bash -c "'$Q2S' -d -c 1024 '${name}data.raw' > named.qcow2 && qemu-img check -f qcow2 named.qcow2 > /dev/null && qemu-img compare -f raw -F qcow2 '${name}data.raw' named.qcow2"
-check "header limit: a 513-byte name is refused, by --measure too" \
-    refused "the data file name is too long" -d -c 1024 "${name}xdata.raw"
+check "header limit: a 513-byte name is a usage error, with --measure too" \
+    usage_refused "the data file name is too long" -d -c 1024 "${name}xdata.raw"
 
 # --- The refcount table: QCOW_MAX_REFTABLE_SIZE, 8 MiB -------------------
 # 2^20 refcount blocks: at 512-byte clusters and 64-bit refcounts, 2^26

@@ -76,6 +76,7 @@ signal_during_map() {
     wait_for_file fake/qemu-img.pid || { kill -KILL "$tool"; return 1; }
     child=$(cat fake/qemu-img.pid)
     kill "-$signal" "$tool"
+    [ -z "${2:-}" ] || kill "-$signal" "$tool"
     gone_within "$tool" 1 || { kill -KILL "$tool" "$child"; return 1; }
     wait "$tool"; status=$?
     [ "$status" = $((128 + $(kill -l "$signal"))) ] || { echo "status $status"; cat map.err; return 1; }
@@ -83,6 +84,7 @@ signal_during_map() {
 }
 check "SIGTERM during qemu-img map: the tool and qemu-img end within a second" signal_during_map TERM
 check "SIGUSR1 during qemu-img map: the same" signal_during_map USR1
+check "two SIGTERMs at once during qemu-img map: qemu-img ends too" signal_during_map TERM twice
 
 # Mid-stream, blocked on a reader that stopped reading: every terminating
 # signal ends the tool of that signal, with its qemu-nbd, leaving nothing
