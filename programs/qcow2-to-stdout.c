@@ -32,6 +32,7 @@ struct cli {
     uint64_t length;
     bool length_given;
     bool compression_option_given;  /* --compress-level or --compress-cache */
+    bool stdout_closed;  /* at start; it is /dev/null now */
 };
 
 /* What the progress display last showed. */
@@ -156,8 +157,10 @@ static int fail(const char *message)
 }
 
 /* What --help and --version print must arrive, as with GNU tools. */
-static int flush_stdout(void)
+static int flush_stdout(const struct cli *cli)
 {
+    if (cli->stdout_closed)
+        return fail("write error: standard output is closed");
     if (fflush(stdout) != 0 || ferror(stdout)) {
         char message[128];
 
@@ -303,7 +306,6 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     uint64_t n;
     int c;
 
-    default_options(cli);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":f:c:r:dRj:ph", long_options,
                             NULL)) != -1) {
@@ -374,10 +376,10 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case 'h':
             help();
-            return flush_stdout();
+            return flush_stdout(cli);
         case OPT_VERSION:
             printf("%s %s\n", PROGRAM, Q2S_VERSION);
-            return flush_stdout();
+            return flush_stdout(cli);
         case OPT_MEASURE:
             cli->measure = true;
             break;
@@ -613,19 +615,20 @@ static int guard_standard_descriptors(bool *stdin_closed, bool *stdout_closed,
 
 int main(int argc, char **argv)
 {
-    bool stdin_closed, stdout_closed, stderr_closed;
+    bool stdin_closed, stderr_closed;
     struct q2s_source *source;
     struct q2s_error err;
     struct cli cli = { 0 };
     int status;
 
-    if (guard_standard_descriptors(&stdin_closed, &stdout_closed,
+    if (guard_standard_descriptors(&stdin_closed, &cli.stdout_closed,
                                    &stderr_closed) < 0)
         return EXIT_FAILURE;
+    default_options(&cli);
     status = parse_arguments(&cli, argc, argv);
     if (status >= 0)
         return status;
-    if (stdout_closed)
+    if (cli.stdout_closed)
         return fail("standard output is closed; redirect it to where the "
                     "image should go");
     if (stdin_closed && strcmp(cli.input, "-") == 0)

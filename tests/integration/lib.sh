@@ -93,6 +93,16 @@ fails() {
 # them ignored, and the tool, like GNU tools, leaves ignored signals be.
 in_background() { exec env --default-signal=INT,QUIT "$@"; }
 
+# qemu_nbd_count: the qemu-nbd processes of this test, those working in
+# its scratch directory (other tests may run at the same time).
+qemu_nbd_count() {
+    local pid count=0
+    for pid in $(pgrep -x qemu-nbd); do
+        [ "$(readlink "/proc/$pid/cwd")" = "$scratch" ] && count=$((count + 1))
+    done
+    echo "$count"
+}
+
 # gone_within PID SECONDS: the process ends within that time (checked
 # every 50 ms; tail --pid looks only once a second).
 gone_within() {

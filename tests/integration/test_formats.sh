@@ -7,16 +7,6 @@ if ! have qemu-img || ! have qemu-nbd; then
     finish; exit 0
 fi
 
-# No qemu-nbd of ours may outlive a conversion: ours are those working
-# in this test's directory.
-qemu_nbd_count() {
-    local pid count=0
-    for pid in $(pgrep -x qemu-nbd); do
-        [ "$(readlink "/proc/$pid/cwd")" = "$scratch" ] && count=$((count + 1))
-    done
-    echo "$count"
-}
-
 # Not a multiple of the cluster size; several extents, allocated zeros.
 make_image disk.raw $((6 * 1024 * 1024 + 4096))
 "$Q2S" disk.raw > want.qcow2

@@ -106,7 +106,6 @@ mid_stream_signal() {
     [ "$(qemu_nbd_count)" = 0 ] || { echo "qemu-nbd left running"; return 1; }
     [ -z "$(ls -A tool-tmp)" ] || { echo "left in TMPDIR: $(ls -A tool-tmp)"; return 1; }
 }
-qemu_nbd_count() { pgrep -x qemu-nbd -d ' ' | wc -w; }
 for signal in TERM INT HUP QUIT USR1 USR2 ALRM; do
     check "SIG$signal mid-stream: the tool dies of it, qemu-nbd too" mid_stream_signal "$signal"
 done
@@ -143,5 +142,6 @@ control_name() {
 }
 check "a file name with an escape character: written as \\x1b" control_name
 check "--help into a full device: status 1" fails 1 "write error" bash -c "exec '$Q2S' --help > /dev/full"
+check "--help with stdout closed: status 1" fails 1 "write error" bash -c "exec '$Q2S' --help >&-"
 check "--version into a full device: status 1" fails 1 "write error" bash -c "exec '$Q2S' --version > /dev/full"
 finish
