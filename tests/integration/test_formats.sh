@@ -99,7 +99,8 @@ interrupted() {
     tool=$!
     exec 7< fifo.out
     head -c 1 <&7 > /dev/null
-    ls -A tool-tmp > tmp-while-running.txt
+    # (Under valgrind, its own vgdb FIFOs live there while it runs.)
+    ls -A tool-tmp | grep -v '^vgdb-' > tmp-while-running.txt
     sigint_status "$tool" 2>&1
     status=$?
     exec 7<&-
