@@ -104,11 +104,14 @@ qemu_nbd_count() {
 }
 
 # gone_within PID SECONDS: the process ends within that time (checked
-# every 50 ms; tail --pid looks only once a second).
+# every 50 ms; tail --pid looks only once a second).  A zombie has ended:
+# a child of a dead tool waits there until init reaps it.
 gone_within() {
-    local i
+    local i state
     for ((i = 0; i < $2 * 20; i++)); do
         kill -0 "$1" 2>/dev/null || return 0
+        state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+        [ "$state" = Z ] && return 0
         sleep 0.05
     done
     echo "process $1 still runs after $2 s"; return 1
