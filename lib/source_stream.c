@@ -204,24 +204,25 @@ static int write_all(int fd, const uint8_t *p, size_t length)
     return 0;
 }
 
-/* Waits until a non-blocking input has data (or its end) to read.  The
- * descriptor may be shared with a parent that set O_NONBLOCK, so it is
- * left as it is.  A signal ends poll() with EINTR whatever SA_RESTART
- * says; one caught before the wait began is seen by the look before it. */
+/* How long one wait for input lasts before the interrupt flag is looked
+ * at again. */
+#define POLL_MILLISECONDS 100
+
+/* Waits until the input has data (or its end) to read: 1, or 0 when the
+ * wait timed out.  Waiting in poll(), never in read(), does for a pipe
+ * with O_NONBLOCK set (the descriptor may be shared with a parent that
+ * set it, so it is left as it is) and closes the gap in which a signal
+ * caught just before a blocking read() would not interrupt it. */
 static int wait_readable(struct stream_source *stream, int fd,
                          struct q2s_error *err)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int ready = poll(&pfd, 1, POLL_MILLISECONDS);
 
-    for (;;) {
-        if (q2s_source_interrupted(&stream->source))
-            return q2s_error_set(err, "interrupted");
-        if (poll(&pfd, 1, -1) >= 0)
-            return 0;
-        if (errno != EINTR)
-            return q2s_error_set_errno(err, errno, "%s: cannot wait for "
-                                       "data", stream->name);
-    }
+    if (ready < 0 && errno != EINTR)
+        return q2s_error_set_errno(err, errno, "%s: cannot wait for data",
+                                   stream->name);
+    return ready > 0;
 }
 
 /* Fills buf from fd; returns the bytes read, fewer only at the end. */
@@ -231,18 +232,21 @@ static ssize_t read_full(struct stream_source *stream, int fd, uint8_t *buf,
     size_t done = 0;
 
     while (done < length) {
-        ssize_t n = read(fd, buf + done, length - done);
+        ssize_t n;
+        int ready;
 
-        if (n < 0 && errno == EINTR) {
-            if (q2s_source_interrupted(&stream->source))
-                return q2s_error_set(err, "interrupted");
+        /* Looked at before every read: a writer faster than the tool
+         * never makes a read fail with EINTR. */
+        if (q2s_source_interrupted(&stream->source))
+            return q2s_error_set(err, "interrupted");
+        ready = wait_readable(stream, fd, err);
+        if (ready < 0)
+            return -1;
+        if (ready == 0)
             continue;
-        }
-        if (n < 0 && errno == EAGAIN) {
-            if (wait_readable(stream, fd, err) < 0)
-                return -1;
+        n = read(fd, buf + done, length - done);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        }
         if (n < 0)
             return q2s_error_set_errno(err, errno, "%s: read error at offset "
                                        "%llu", stream->name,

@@ -109,6 +109,39 @@ mid_stream_signal() {
 for signal in TERM INT HUP QUIT USR1 USR2 ALRM; do
     check "SIG$signal mid-stream: the tool dies of it, qemu-nbd too" mid_stream_signal "$signal"
 done
+# A pipe that never makes the tool wait (its writer is faster than the
+# spooling): the signal lands during a read that returns data, not EINTR,
+# and must still end the tool.
+fast_pipe_signal() {
+    local feeder tool status attempt
+    # Whether the tool happens to block in read() when the signal lands
+    # is a race, so several tries: each must end the tool.
+    for attempt in 1 2 3 4 5; do
+        rm -f zeros.fifo && mkfifo zeros.fifo
+        head -c 64G /dev/zero > zeros.fifo &
+        feeder=$!
+        TMPDIR=$scratch/tool-tmp "$Q2S" - < zeros.fifo > /dev/null 2> fast.err &
+        tool=$!
+        sleep 0.3
+        kill -TERM "$tool"
+        gone_within "$tool" 1 || { kill -KILL "$tool" "$feeder"; wait "$tool"; echo "try $attempt"; return 1; }
+        kill "$feeder" 2>/dev/null
+        wait "$tool"; status=$?
+        [ "$status" = 143 ] || { echo "status $status"; cat fast.err; return 1; }
+    done
+}
+check "SIGTERM while spooling a fast pipe on stdin: the tool ends within a second" fast_pipe_signal
+dev_zero_signal() {
+    local tool status
+    TMPDIR=$scratch/tool-tmp "$Q2S" - < /dev/zero > /dev/null 2> zero.err &
+    tool=$!
+    sleep 0.5
+    kill -TERM "$tool"
+    gone_within "$tool" 1 || { kill -KILL "$tool"; wait "$tool"; return 1; }
+    wait "$tool"; status=$?
+    [ "$status" = 143 ] || { echo "status $status"; cat zero.err; return 1; }
+}
+check "SIGTERM while reading /dev/zero on stdin: the tool ends within a second" dev_zero_signal
 # nohup: a signal the caller ignores stays ignored.
 nohup_test() {
     local tool
