@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -18,12 +19,26 @@
  * interrupt it. */
 #define POLL_MILLISECONDS 100
 
+static uint64_t now_milliseconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* All of the program's standard output in *output; 0 with NULL if it
- * could not run or did not exit 0, -1 if interrupted or out of memory. */
-static int run_for_output(char *const argv[], bool untrusted,
-                          const volatile sig_atomic_t *interrupted,
+ * could not run, did not exit 0 or ran past the timeout (it is then
+ * killed), -1 if interrupted or out of memory. */
+static int run_for_output(char *const argv[],
+                          const struct q2s_source_options *options,
                           char **result, struct q2s_error *err)
 {
+    const volatile sig_atomic_t *interrupted = options->interrupted;
+    uint64_t deadline = options->timeout_seconds
+                            ? now_milliseconds() +
+                                  (uint64_t)options->timeout_seconds * 1000
+                            : UINT64_MAX;
     struct q2s_child_spec spec = {
         .argv = argv, .stderr_fd = -1, .listen_fd = -1,
     };
@@ -34,7 +49,7 @@ static int run_for_output(char *const argv[], bool untrusted,
     pid_t pid;
 
     *result = NULL;
-    if (untrusted) {
+    if (options->untrusted) {
         spec.address_space_bytes = Q2S_UNTRUSTED_ADDRESS_SPACE;
         spec.cpu_seconds = Q2S_UNTRUSTED_CPU_SECONDS;
     }
@@ -54,6 +69,14 @@ static int run_for_output(char *const argv[], bool untrusted,
         if (interrupted && *interrupted) {
             ret = q2s_error_set(err, "interrupted");
             break;
+        }
+        /* A backing file behind a server that stopped answering: the map
+         * is only a shortcut, so it is given up. */
+        if (now_milliseconds() >= deadline) {
+            q2s_child_kill(pid);
+            close(pipe_fds[0]);
+            free(output);
+            return 0;
         }
         if (poll(&readable, 1, POLL_MILLISECONDS) <= 0)
             continue;
@@ -127,7 +150,7 @@ static bool parse_line(char *line, const char *path, struct q2s_mapping *m,
 }
 
 int q2s_qemu_img_map(const char *image_options, const char *path,
-                     bool untrusted, const volatile sig_atomic_t *interrupted,
+                     const struct q2s_source_options *options,
                      struct q2s_mapping **result, size_t *count,
                      struct q2s_error *err)
 {
@@ -139,7 +162,7 @@ int q2s_qemu_img_map(const char *image_options, const char *path,
 
     *result = NULL;
     *count = 0;
-    if (run_for_output(argv, untrusted, interrupted, &output, err) < 0)
+    if (run_for_output(argv, options, &output, err) < 0)
         return -1;
     if (!output)
         return 0;

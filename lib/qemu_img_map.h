@@ -2,8 +2,6 @@
 #ifndef Q2S_QEMU_IMG_MAP_H
 #define Q2S_QEMU_IMG_MAP_H
 
-#include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,12 +18,13 @@ struct q2s_mapping {
  * data file or another extent file.  Returns them sorted and disjoint, or
  * none (*count == 0) when qemu-img is missing, fails (as it does for
  * compressed or encrypted clusters), or says anything unexpected: the
- * map is only ever a shortcut.  With untrusted, qemu-img runs within the
- * resource limits for images from someone else.  Returns -1 only when
- * out of memory or interrupted (*interrupted non-zero; it may be NULL),
- * having killed qemu-img. */
+ * map is only ever a shortcut, and so when it takes longer than
+ * options->timeout_seconds.  With options->untrusted, qemu-img runs
+ * within the resource limits for images from someone else.  Returns -1
+ * only when out of memory or interrupted (options->interrupted), having
+ * killed qemu-img. */
 int q2s_qemu_img_map(const char *image_options, const char *path,
-                     bool untrusted, const volatile sig_atomic_t *interrupted,
+                     const struct q2s_source_options *options,
                      struct q2s_mapping **mappings, size_t *count,
                      struct q2s_error *err);
 

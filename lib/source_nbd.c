@@ -702,13 +702,14 @@ static char *image_options(const char *path, const char *format,
 
 /* Reads and checks the map of a local image.  A map that does not fit
  * the image or its file is dropped: everything then goes through NBD. */
-static int use_map(struct nbd_source *nbd, const char *options,
-                   const char *path, bool untrusted, struct q2s_error *err)
+static int use_map(struct nbd_source *nbd, const char *image_opts,
+                   const char *path, const struct q2s_source_options *options,
+                   struct q2s_error *err)
 {
     uint64_t file_size;
 
-    if (q2s_qemu_img_map(options, path, untrusted, nbd->source.interrupted,
-                         &nbd->map, &nbd->map_count, err) < 0)
+    if (q2s_qemu_img_map(image_opts, path, options, &nbd->map,
+                         &nbd->map_count, err) < 0)
         return -1;
     if (nbd->map_count == 0)
         return 0;
@@ -841,7 +842,7 @@ int q2s_source_open_qemu_nbd(const char *path,
     }
     if (start_qemu_nbd(nbd, image_opts, options->untrusted, err) < 0 ||
         finish_connecting(nbd, err) < 0 ||
-        use_map(nbd, image_opts, path, options->untrusted, err) < 0) {
+        use_map(nbd, image_opts, path, options, err) < 0) {
         char said[1024];
 
         /* When qemu-nbd gave up, its own reason beats "connection lost". */

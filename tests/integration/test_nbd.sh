@@ -524,6 +524,75 @@ else
     not_ok "nbdkit delay filter starts"
 fi
 
+# A qcow2 whose backing file is an NBD export (trusted: QEMU opens it):
+# its server answers qemu-nbd's connection and then nothing more, so the
+# second opener, qemu-img map, waits.  --timeout bounds every wait
+# ("Images you did not make"), that one too.
+serve_first_only() {
+    rm -f "$scratch/first.sock" "$scratch/first.ready"
+    python3 -c 'import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4)
+open(sys.argv[2], "w").close()
+def rx(c, n):
+    b = b""
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x: raise EOFError
+        b += x
+    return b
+def reply(c, opt, kind, data=b""):
+    c.sendall(struct.pack(">QIII", 0x3e889045565a9, opt, kind, len(data)) + data)
+held = []
+end = time.time() + 60
+c = s.accept()[0]
+try:
+    c.sendall(b"NBDMAGIC" + struct.pack(">QH", 0x49484156454F5054, 3))
+    rx(c, 4)
+    while True:
+        _, opt, n = struct.unpack(">QII", rx(c, 16)); rx(c, n)
+        if opt == 7:
+            reply(c, 7, 3, struct.pack(">HQH", 0, 1 << 20, 3)); reply(c, 7, 1); break
+        reply(c, opt, 2**31 + 1)
+    s.setblocking(False)
+    while time.time() < end:
+        try:
+            held.append(s.accept())
+        except BlockingIOError:
+            pass
+        c.settimeout(0.05)
+        try:
+            _, _, kind, handle, _, n = struct.unpack(">IHHQQI", rx(c, 28))
+        except socket.timeout:
+            continue
+        if kind == 2: break
+        c.sendall(struct.pack(">IIQ", 0x67446698, 0, handle) + bytes(n if kind == 0 else 0))
+except (EOFError, OSError):
+    time.sleep(max(0, end - time.time()))' "$scratch/first.sock" "$scratch/first.ready" &
+    silent_pids+=($!)
+    local i
+    for ((i = 0; i < 100; i++)); do [ -e "$scratch/first.ready" ] && break; sleep 0.05; done
+}
+if have python3 && have qemu-img && have qemu-nbd; then
+    serve_first_only
+    qemu-img create -q -f qcow2 -u -b "nbd+unix:///?socket=$scratch/first.sock" \
+        -F raw nbd-backed.qcow2 1M
+    # qemu-img map is only a shortcut: past the timeout it is given up, and
+    # the data comes through qemu-nbd, which does get answers.
+    map_given_up() {
+        local start=$SECONDS
+        truncate -s 1M zeros-1m.raw
+        timeout 15 "$Q2S" --timeout=1 -f qcow2 nbd-backed.qcow2 > nbd-backed-out.qcow2 &&
+            valid_image nbd-backed-out.qcow2 zeros-1m.raw || return 1
+        echo "took $((SECONDS - start)) s"
+        [ $((SECONDS - start)) -le 5 ]
+    }
+    check "--timeout=1, a backing NBD server that answers only qemu-nbd: qemu-img map given up, a valid image" map_given_up
+    stop_silent
+else
+    skip "a backing NBD server that answers once" "no python3 or qemu-utils"
+fi
+
 # --- 12. An export size that is not a multiple of the minimum block size -----
 head -c 10000 /dev/urandom > tail.raw
 if serve tailok --filter=blocksize-policy file "$scratch/tail.raw" \
