@@ -70,7 +70,11 @@ struct q2s_pool {
     pthread_mutex_t lock;
     pthread_cond_t work;  /* clusters to take, or stopping */
     pthread_cond_t done;  /* a batch finished */
-    bool stopping;
+    bool stopping;         /* read without the lock too: atomic */
+    /* Workers still in worker_main, and whether the caller left them to
+     * finish alone: then the last one out frees the pool. */
+    uint32_t workers_running;
+    bool abandoned;
     struct q2s_error error;  /* the first failure of a thread */
     const volatile sig_atomic_t *interrupted;
 
@@ -110,10 +114,18 @@ static bool compress_one(struct worker *worker, struct q2s_batch *batch,
     return true;
 }
 
+static void pool_destroy(struct q2s_pool *pool);
+
+static bool stopping(struct q2s_pool *pool)
+{
+    return __atomic_load_n(&pool->stopping, __ATOMIC_ACQUIRE);
+}
+
 static void *worker_main(void *opaque)
 {
     struct worker *worker = opaque;
     struct q2s_pool *pool = worker->pool;
+    bool last_out;
 
     pthread_mutex_lock(&pool->lock);
     for (;;) {
@@ -122,9 +134,10 @@ static void *worker_main(void *opaque)
         size_t first, count;
         bool ok = true;
 
-        while (!pool->stopping && !(slot = next_work(pool)))
+        slot = NULL;
+        while (!stopping(pool) && !(slot = next_work(pool)))
             pthread_cond_wait(&pool->work, &pool->lock);
-        if (pool->stopping)
+        if (!slot)
             break;
         first = slot->claimed;
         count = slot->batch.count - first;
@@ -133,7 +146,9 @@ static void *worker_main(void *opaque)
         slot->claimed += count;
         pthread_mutex_unlock(&pool->lock);
 
-        for (size_t i = first; ok && i < first + count; i++)
+        /* A pool that is stopping wants no more of this claim. */
+        for (size_t i = first; ok && i < first + count && !stopping(pool);
+             i++)
             ok = compress_one(worker, &slot->batch, i, &err);
 
         pthread_mutex_lock(&pool->lock);
@@ -145,7 +160,10 @@ static void *worker_main(void *opaque)
         if (slot->finished == slot->batch.count)
             pthread_cond_broadcast(&pool->done);
     }
+    last_out = --pool->workers_running == 0 && pool->abandoned;
     pthread_mutex_unlock(&pool->lock);
+    if (last_out)
+        pool_destroy(pool);
     return NULL;
 }
 
@@ -173,8 +191,14 @@ static int start_workers(struct q2s_pool *pool, enum q2s_compression type,
             ret = -1;
             break;
         }
+        pthread_mutex_lock(&pool->lock);
+        pool->workers_running++;
+        pthread_mutex_unlock(&pool->lock);
         error = pthread_create(&worker->thread, NULL, worker_main, worker);
         if (error != 0) {
+            pthread_mutex_lock(&pool->lock);
+            pool->workers_running--;
+            pthread_mutex_unlock(&pool->lock);
             ret = q2s_error_set_errno(err, error, "cannot start a thread");
             break;
         }
@@ -251,17 +275,40 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
 
 void q2s_pool_free(struct q2s_pool *pool)
 {
+    bool leave;
+
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
-    pool->stopping = true;
+    __atomic_store_n(&pool->stopping, true, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work);
+    /* Interrupted: a thread may be inside one cluster for seconds (zstd
+     * at level 22 on 2 MiB), which no call can cut short.  The caller
+     * goes on at once; the last thread out frees the pool. */
+    leave = pool->interrupted && *pool->interrupted &&
+            pool->workers_running > 0;
+    if (leave) {
+        pool->abandoned = true;
+        for (uint32_t i = 0; i < pool->worker_count; i++) {
+            if (pool->workers[i].started)
+                pthread_detach(pool->workers[i].thread);
+        }
+    }
     pthread_mutex_unlock(&pool->lock);
+    if (leave)
+        return;
     for (uint32_t i = 0; i < pool->worker_count; i++) {
         if (pool->workers[i].started)
             pthread_join(pool->workers[i].thread, NULL);
-        q2s_compressor_free(pool->workers[i].compressor);
     }
+    pool_destroy(pool);
+}
+
+/* Frees the pool once no worker runs. */
+static void pool_destroy(struct q2s_pool *pool)
+{
+    for (uint32_t i = 0; i < pool->worker_count; i++)
+        q2s_compressor_free(pool->workers[i].compressor);
     free(pool->workers);
     for (size_t i = 0; i < BATCHES; i++) {
         free(pool->slots[i].batch.input);

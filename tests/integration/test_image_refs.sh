@@ -63,6 +63,22 @@ create -f qcow2 -u -b loop-b.qcow2 -F qcow2 loop-a.qcow2 1M
 create -f qcow2 -u -b loop-a.qcow2 -F qcow2 loop-b.qcow2 1M
 check "qcow2 chain loop: refused" refused 'loops back' qcow2 loop-a.qcow2
 
+# QEMU's "file:" prefix names a local file all the same: an image named
+# that way is opened, and what it names in turn, so it must be followed.
+create -f qcow2 -u -b base.fifo -F raw prefixed-mid.qcow2 1M
+create -f qcow2 -u -b file:prefixed-mid.qcow2 -F qcow2 prefixed-top.qcow2 1M
+check "qcow2 backing named file:..., whose own backing is a FIFO: refused" \
+    refused '"base.fifo" is a FIFO' qcow2 prefixed-top.qcow2
+create -f qcow2 -u -b file:prefixed-loop.qcow2 -F qcow2 prefixed-loop.qcow2 1M
+check "qcow2 backing named file:itself: the loop is refused" \
+    refused 'loops back' qcow2 prefixed-loop.qcow2
+# Through the tool: qemu-nbd blocks on the FIFO, or opens the loop until
+# it runs out of descriptors; the tool must refuse before it starts.
+check "-f qcow2 with a file:-named backing whose backing is a FIFO: refused at once" \
+    fails 1 'is a FIFO' timeout 10 "$Q2S" -f qcow2 prefixed-top.qcow2
+check "-f qcow2 whose backing is file:itself: refused at once" \
+    fails 1 'loops back' timeout 10 "$Q2S" -f qcow2 prefixed-loop.qcow2
+
 create -f qcow -u -b base.fifo -F raw old.qcow 1M
 check "qcow backing FIFO: refused" refused 'is a FIFO' qcow old.qcow
 create -f qed -u -b base.raw -F raw over.qed 1M
