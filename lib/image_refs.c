@@ -332,7 +332,20 @@ static int take_backing(struct checker *c, const struct image *image,
         return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
     }
     ret = check_named(c, kind, name, path, &st);
-    if (ret == 1 && local_file(path) == path) {
+    if (ret == 1) {
+        /* "file:NAME" is NAME to QEMU (raw_parse_filename()), relative
+         * to the current directory, and so are the names it holds in
+         * turn (path_combine() keeps the prefix): followed as NAME. */
+        if (local_file(path) != path) {
+            char *file = strdup(local_file(path));
+
+            free(path);
+            path = file;
+            if (!path) {
+                free(name);
+                return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
+            }
+        }
         next->name = name;
         next->path = path;
         snprintf(next->format, sizeof next->format, "%s", format);
