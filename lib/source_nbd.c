@@ -148,9 +148,9 @@ static bool reached(struct nbd_source *nbd, enum wait_goal goal)
 
 /* Runs the connection until goal is reached.  It polls in short slices,
  * so that an interrupt is seen at once, and fails when the server has
- * answered nothing for the timeout (a reply to any command counts).  On
- * failure the connection is dropped; doing (what was waited for) goes
- * into the message. */
+ * answered nothing for the timeout (a reply to any command counts; the
+ * handshake must be over within it).  On failure the connection is
+ * dropped; doing (what was waited for) goes into the message. */
 static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
                     const char *doing, struct q2s_error *err)
 {

@@ -93,9 +93,11 @@ static void help(void)
            "                     limit the memory and time of qemu-nbd and "
            "qemu-img\n"
            "      --timeout=SECONDS\n"
-           "                     fail when an NBD server or qemu-nbd answers "
-           "nothing for\n"
-           "                     SECONDS (default: wait; %d with --untrusted)\n"
+           "                     fail when an NBD server or qemu-nbd takes "
+           "longer than\n"
+           "                     SECONDS for the handshake or for a reply "
+           "(default: wait;\n"
+           "                     %d with --untrusted)\n"
            "  -p, --progress     show progress on standard error\n"
            "  -h, --help         show this help and exit\n"
            "      --version      show the version and exit\n"
@@ -281,6 +283,9 @@ static int check_combinations(const struct cli *cli)
                            "export");
     if (q2s_options_check(&cli->options, &err) < 0)
         return usage_error("%s", err.message);
+    if (cli->source_options.format[0] == '\0')
+        return usage_error("invalid format '': give a format QEMU reads, "
+                           "or leave -f out for raw");
     return -1;
 }
 

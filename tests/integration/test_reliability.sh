@@ -204,5 +204,7 @@ control_name() {
 check "a file name with an escape character: written as \\x1b" control_name
 check "--help into a full device: status 1" fails 1 "write error" bash -c "exec '$Q2S' --help > /dev/full"
 check "--help with stdout closed: status 1" fails 1 "write error" bash -c "exec '$Q2S' --help >&-"
+check "--version with stdout closed: status 1" fails 1 "write error" bash -c "exec '$Q2S' --version >&-"
+check "an empty format: a usage error" fails 2 "invalid format ''" "$Q2S" -f '' disk.raw
 check "--version into a full device: status 1" fails 1 "write error" bash -c "exec '$Q2S' --version > /dev/full"
 finish
