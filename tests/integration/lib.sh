@@ -117,6 +117,17 @@ gone_within() {
     echo "process $1 still runs after $2 s"; return 1
 }
 
+# dies_of SIGNAL PID ERRFILE: sends SIGNAL to PID, a background child of
+# this shell, which must end within a second, dying of that signal.
+dies_of() {
+    local status
+    kill "-$1" "$2"
+    gone_within "$2" 1 || { kill -KILL "$2"; wait "$2"; return 1; }
+    wait "$2"; status=$?
+    [ "$status" = $((128 + $(kill -l "$1"))) ] ||
+        { echo "status $status"; cat "$3"; return 1; }
+}
+
 # sigint_status PID: sends SIGINT to PID, a child of this shell, and gives
 # its exit status (130 when it died of the signal); it gets 20 seconds.
 sigint_status() {

@@ -500,14 +500,11 @@ while time.time() < end:
 if have python3; then
     serve_silent
     sigterm_silent() {
-        local tool status
+        local tool
         "$Q2S" "$uri" > /dev/null 2> silent.err &
         tool=$!
         sleep 0.5
-        kill -TERM "$tool"
-        gone_within "$tool" 1 || { kill -KILL "$tool"; return 1; }
-        wait "$tool"; status=$?
-        [ "$status" = 143 ] || { echo "status $status"; cat silent.err; return 1; }
+        dies_of TERM "$tool" silent.err
     }
     check "SIGTERM while a server never answers the handshake: ends within a second" sigterm_silent
     check "--timeout against a server that never answers: one line, status 1" \

@@ -132,21 +132,18 @@ fast_pipe_signal() {
 }
 check "SIGTERM while spooling a fast pipe on stdin: the tool ends within a second" fast_pipe_signal
 dev_zero_signal() {
-    local tool status
+    local tool
     TMPDIR=$scratch/tool-tmp "$Q2S" - < /dev/zero > /dev/null 2> zero.err &
     tool=$!
     sleep 0.5
-    kill -TERM "$tool"
-    gone_within "$tool" 1 || { kill -KILL "$tool"; wait "$tool"; return 1; }
-    wait "$tool"; status=$?
-    [ "$status" = 143 ] || { echo "status $status"; cat zero.err; return 1; }
+    dies_of TERM "$tool" zero.err
 }
 check "SIGTERM while reading /dev/zero on stdin: the tool ends within a second" dev_zero_signal
 # While compressing: zstd at level 22 takes a second or two over one
 # 2 MiB cluster of near-repetitive data, and a signal must not wait for
 # the cluster to be done.
 compressing_signal() {
-    local tool status
+    local tool
     python3 -c 'import random
 random.seed(2)
 block = bytes(random.getrandbits(8) for _ in range(1000))
@@ -160,10 +157,7 @@ open("slow-zstd.raw", "wb").write(out[:4 << 20])' || return 1
     "$Q2S" --compress=zstd --compress-level=22 -c 2M -j 1 slow-zstd.raw > /dev/null 2> zstd.err &
     tool=$!
     sleep 0.1
-    kill -TERM "$tool"
-    gone_within "$tool" 1 || { kill -KILL "$tool"; wait "$tool"; return 1; }
-    wait "$tool"; status=$?
-    [ "$status" = 143 ] || { echo "status $status"; cat zstd.err; return 1; }
+    dies_of TERM "$tool" zstd.err
 }
 if have python3; then
     check "SIGTERM while zstd -22 compresses a 2 MiB cluster: the tool ends within a second" compressing_signal

@@ -27,14 +27,11 @@ qemu-img create -q -f qcow2 -u -F raw \
     -b "json:{\"driver\": \"raw\", \"file\": {\"driver\": \"file\", \"filename\": \"$scratch/fifo\"}}" \
     json-backing.qcow2 3M
 sigterm_blocked() {
-    local tool status
+    local tool
     "$Q2S" -f qcow2 json-backing.qcow2 > /dev/null 2> blocked.err &
     tool=$!
     sleep 1
-    kill -TERM "$tool"
-    gone_within "$tool" 1 || { kill -KILL "$tool"; return 1; }
-    wait "$tool"; status=$?
-    [ "$status" = 143 ] || { echo "status $status"; cat blocked.err; return 1; }
+    dies_of TERM "$tool" blocked.err
 }
 check "qemu-nbd blocked on a FIFO behind a json: name: SIGTERM ends the tool at once" sigterm_blocked
 check "the same with --timeout=1: one line, status 1" \
