@@ -270,15 +270,13 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     if (options->data_file_name && plan->data_clusters.count > 0 &&
         last_member(&plan->data_clusters) >=
             Q2S_MAX_OFFSET_END >> g->cluster_bits) {
-        unsigned long long offset = (unsigned long long)last_member(
-                                        &plan->data_clusters)
-                                    << g->cluster_bits;
-
-        q2s_plan_fini(plan);
-        return q2s_error_set(err, "with an external data file, the L2 "
-                             "entries would need the data file offset %llu, "
-                             "past the 64 PiB that their 56 bits of offset "
-                             "can reach: convert without -d or -R", offset);
+        q2s_error_set(err, "with an external data file, the L2 entries "
+                      "would need the data file offset %llu, past the 64 PiB "
+                      "that their 56 bits of offset can reach: convert "
+                      "without -d or -R",
+                      (unsigned long long)last_member(&plan->data_clusters)
+                          << g->cluster_bits);
+        goto refused;
     }
 
     /* With an external data file, data clusters live there, not here. */
@@ -301,30 +299,27 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
      * clusters the host offset limit does, so both remedies exist. */
     if (plan->refcount_table_clusters >
         Q2S_MAX_REFTABLE_BYTES / g->cluster_size) {
-        unsigned long long table_clusters = plan->refcount_table_clusters;
-
-        q2s_plan_fini(plan);
-        return q2s_error_set(err, "the refcount table would take %llu "
-                             "clusters, more than QEMU's limit of 8 MiB (%u "
-                             "clusters of %u bytes): use a larger cluster "
-                             "size (-c) or a narrower refcount width (-r)",
-                             table_clusters,
-                             Q2S_MAX_REFTABLE_BYTES / g->cluster_size,
-                             g->cluster_size);
+        q2s_error_set(err, "the refcount table would take %llu clusters, "
+                      "more than QEMU's limit of 8 MiB (%u clusters of %u "
+                      "bytes): use a larger cluster size (-c) or a narrower "
+                      "refcount width (-r)",
+                      (unsigned long long)plan->refcount_table_clusters,
+                      Q2S_MAX_REFTABLE_BYTES / g->cluster_size,
+                      g->cluster_size);
+        goto refused;
     }
     /* Every host cluster must start below Q2S_MAX_OFFSET_END for the L1
      * and L2 entries (and refcount table entries) to point to it.  This
      * also keeps the image within QEMU's BDRV_MAX_LENGTH (block.c,
      * bdrv_refresh_total_sectors) and the offsets within int64_t. */
     if (plan->total_clusters > Q2S_MAX_OFFSET_END >> g->cluster_bits) {
-        unsigned long long total_clusters = plan->total_clusters;
-
-        q2s_plan_fini(plan);
-        return q2s_error_set(err, "the image would take %llu clusters of %u "
-                             "bytes, past the 64 PiB that qcow2 can address "
-                             "(56 bits of offset in L1 and L2 entries): the "
-                             "input holds too much data for one qcow2 image",
-                             total_clusters, g->cluster_size);
+        q2s_error_set(err, "the image would take %llu clusters of %u bytes, "
+                      "past the 64 PiB that qcow2 can address (56 bits of "
+                      "offset in L1 and L2 entries): the input holds too "
+                      "much data for one qcow2 image",
+                      (unsigned long long)plan->total_clusters,
+                      g->cluster_size);
+        goto refused;
     }
 
     cluster = 1;
@@ -354,8 +349,10 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     return 0;
 
 out_of_memory:
+    q2s_error_set_errno(err, ENOMEM, "cannot compute the plan");
+refused:  /* err says why */
     q2s_plan_fini(plan);
-    return q2s_error_set_errno(err, ENOMEM, "cannot compute the plan");
+    return -1;
 }
 
 void q2s_plan_fini(struct q2s_plan *plan)
