@@ -356,6 +356,19 @@ static int take_backing(struct checker *c, const struct image *image,
     return ret < 0 ? -1 : 0;
 }
 
+/* The backing file whose name is length bytes at offset in the header,
+ * taken as take_backing() takes it. */
+static int take_backing_at(struct checker *c, const struct image *image,
+                           size_t length, uint64_t offset, const char *format,
+                           struct backing *next)
+{
+    char *name = read_name(c, image, length, offset);
+
+    if (!name)
+        return -1;
+    return take_backing(c, image, name, format, "backing file", next);
+}
+
 /* qcow2: qcow2_do_open() and qcow2_read_extensions(). */
 static int inspect_qcow2(struct checker *c, const struct image *image,
                          struct backing *next)
@@ -467,19 +480,14 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
     }
 
     if (backing_offset != 0) {
-        char *name;
-
         if (backing_length > QCOW_MAX_BACKING_NAME ||
             backing_length > cluster_size - backing_offset)
             return refuse(c, "its backing file name (%" PRIu32 " bytes at "
                           "offset %" PRIu64 ") is longer than QEMU reads "
                           "(1023 bytes, in the first cluster); refusing",
                           backing_length, backing_offset);
-        name = read_name(c, image, backing_length, backing_offset);
-        if (!name)
-            return -1;
-        return take_backing(c, image, name, backing_format, "backing file",
-                            next);
+        return take_backing_at(c, image, backing_length, backing_offset,
+                               backing_format, next);
     }
     return 0;
 }
@@ -491,7 +499,6 @@ static int inspect_qcow(struct checker *c, const struct image *image,
     uint8_t header[20];
     uint64_t backing_offset;
     uint32_t backing_length;
-    char *name;
 
     if (read_at(c, image, header, sizeof header, 0) < 0)
         return -1;
@@ -504,10 +511,8 @@ static int inspect_qcow(struct checker *c, const struct image *image,
     if (backing_length > QCOW_MAX_BACKING_NAME)
         return refuse(c, "its backing file name is %" PRIu32 " bytes, more "
                       "than QEMU reads (1023); refusing", backing_length);
-    name = read_name(c, image, backing_length, backing_offset);
-    if (!name)
-        return -1;
-    return take_backing(c, image, name, "", "backing file", next);
+    return take_backing_at(c, image, backing_length, backing_offset, "",
+                           next);
 }
 
 /* QED: bdrv_qed_do_open(); a raw backing file when the image says so,
@@ -518,7 +523,6 @@ static int inspect_qed(struct checker *c, const struct image *image,
     uint8_t header[QED_HEADER_BYTES];
     uint32_t cluster_size, header_clusters, name_offset, name_length;
     uint64_t features;
-    char *name;
 
     if (read_at(c, image, header, sizeof header, 0) < 0)
         return -1;
@@ -541,12 +545,10 @@ static int inspect_qed(struct checker *c, const struct image *image,
         return refuse(c, "its backing file name (%" PRIu32 " bytes at "
                       "offset %" PRIu32 ") is not where QEMU reads one; "
                       "refusing", name_length, name_offset);
-    name = read_name(c, image, name_length, name_offset);
-    if (!name)
-        return -1;
-    return take_backing(c, image, name,
-                        features & QED_F_BACKING_FORMAT_NO_PROBE ? "raw" : "",
-                        "backing file", next);
+    return take_backing_at(c, image, name_length, name_offset,
+                           features & QED_F_BACKING_FORMAT_NO_PROBE ? "raw"
+                                                                    : "",
+                           next);
 }
 
 /* vmdk_read_desc(): from offset, as many bytes as the file has, at most
