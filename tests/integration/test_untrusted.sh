@@ -48,11 +48,12 @@ trusted_chain() {
 check "without --untrusted a backing file is read, as qemu-img would" trusted_chain
 
 # --- With --untrusted ------------------------------------------------------
-untrusted_plain() {
-    "$Q2S" --untrusted -f qcow2 plain.qcow2 > plain-out.qcow2 &&
-        valid_image plain-out.qcow2 disk.raw
+# untrusted_converts FORMAT IMAGE: a valid image of disk.raw's content.
+untrusted_converts() {
+    "$Q2S" --untrusted -f "$1" "$2" > untrusted-out.qcow2 &&
+        valid_image untrusted-out.qcow2 disk.raw
 }
-check "--untrusted: a self-contained qcow2 converts" untrusted_plain
+check "--untrusted: a self-contained qcow2 converts" untrusted_converts qcow2 plain.qcow2
 check "--untrusted: a backing file is refused" \
     fails 1 "--untrusted: the image names a backing file" "$Q2S" --untrusted -f qcow2 overlay.qcow2
 check "--untrusted: nothing of the backing file reaches stdout" test ! -s out.bin
@@ -63,16 +64,12 @@ qemu-img create -q -f vmdk -o subformat=monolithicFlat flat.vmdk 1M
 check "--untrusted: a vmdk descriptor naming extents is refused" \
     fails 1 "--untrusted" "$Q2S" --untrusted -f vmdk flat.vmdk
 qemu-img convert -O vmdk disk.raw sparse.vmdk
-untrusted_vmdk() {
-    "$Q2S" --untrusted -f vmdk sparse.vmdk > vmdk-out.qcow2 &&
-        valid_image vmdk-out.qcow2 disk.raw
-}
-check "--untrusted: a monolithic sparse vmdk converts" untrusted_vmdk
+check "--untrusted: a monolithic sparse vmdk converts" untrusted_converts vmdk sparse.vmdk
 check "--untrusted: a format that is not inspected is refused" \
     fails 1 "not inspected" "$Q2S" --untrusted -f luks disk.raw
 # qemu-nbd runs within the limits: its address space is bounded.
 limits_seen() {
-    local tool pid i limit
+    local tool pid limit
     rm -f fifo.out && mkfifo fifo.out
     "$Q2S" --untrusted -f qcow2 plain.qcow2 > fifo.out 2> limits.err &
     tool=$!
