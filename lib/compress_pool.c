@@ -21,9 +21,9 @@
  * alone, -j 1024 at 2 MiB clusters had 4 GiB batches and took the whole
  * input into memory.  64 MiB is what two threads at 2 MiB clusters
  * already used (batches of 2 x 2 x 2 MiB), so two threads keep the
- * batches they had at every cluster size.  It is a fixed amount, not a share of the
- * --compress-cache budget: the cache is output kept for pass 2, which may
- * well be 0, not room to work in. */
+ * batches they had at every cluster size.  It is a fixed amount, not a
+ * share of the --compress-cache budget: the cache is output kept for
+ * pass 2, which may well be 0, not room to work in. */
 #define BATCHES_BUDGET_BYTES (64 * 1024 * 1024)
 /* How often a caller waiting for a batch looks whether it was interrupted:
  * a signal does not end a wait on a condition variable. */

@@ -8,24 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
 #include "error.h"
-
-/* How long a wait for output lasts before the interrupt flag is looked
- * at again: a signal that lands just before a blocking read would not
- * interrupt it. */
-#define POLL_MILLISECONDS 100
-
-static uint64_t now_milliseconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "source.h"
 
 /* All of the program's standard output in *output; 0 with NULL if it
  * could not run, did not exit 0 or ran past the timeout (it is then
@@ -36,7 +23,7 @@ static int run_for_output(char *const argv[],
 {
     const volatile sig_atomic_t *interrupted = options->interrupted;
     uint64_t deadline = options->timeout_seconds
-                            ? now_milliseconds() +
+                            ? q2s_now_milliseconds() +
                                   (uint64_t)options->timeout_seconds * 1000
                             : UINT64_MAX;
     struct q2s_child_spec spec = {
@@ -72,13 +59,13 @@ static int run_for_output(char *const argv[],
         }
         /* A backing file behind a server that stopped answering: the map
          * is only a shortcut, so it is given up. */
-        if (now_milliseconds() >= deadline) {
+        if (q2s_now_milliseconds() >= deadline) {
             q2s_child_kill(pid);
             close(pipe_fds[0]);
             free(output);
             return 0;
         }
-        if (poll(&readable, 1, POLL_MILLISECONDS) <= 0)
+        if (poll(&readable, 1, Q2S_POLL_MILLISECONDS) <= 0)
             continue;
         if (used + 4096 + 1 > capacity) {
             char *bigger = realloc(output, capacity ? capacity * 2 : 65536);

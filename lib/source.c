@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -115,6 +116,14 @@ int q2s_fd_size(int fd, uint64_t *size)
         return ioctl(fd, BLKGETSIZE64, size);
     *size = (uint64_t)st.st_size;
     return 0;
+}
+
+uint64_t q2s_now_milliseconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,

@@ -59,6 +59,14 @@ int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
                              size_t length, uint64_t offset,
                              struct q2s_error *err);
 
+/* How long one wait (for a server, a child, a pipe) lasts before the
+ * interrupt flag and any timeout are looked at again: a signal caught
+ * just before a blocking call would not interrupt it. */
+#define Q2S_POLL_MILLISECONDS 100
+
+/* CLOCK_MONOTONIC in milliseconds, for timeouts. */
+uint64_t q2s_now_milliseconds(void);
+
 /* pread(2) of exactly length bytes; name and offset go in the message. */
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
                    const char *name, struct q2s_error *err);

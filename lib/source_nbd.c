@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -28,9 +27,6 @@
 #define REQUESTS_IN_FLIGHT 64
 /* How much one block status query asks about. */
 #define STATUS_QUERY_BYTES (UINT64_C(1) << 30)
-/* How long one wait for the server lasts before the interrupt flag and
- * the timeout are looked at again. */
-#define POLL_MILLISECONDS 100
 /* How long a clean disconnect may take before the socket is just closed. */
 #define DISCONNECT_MILLISECONDS 1000
 
@@ -110,14 +106,6 @@ static int nbd_failure(struct nbd_source *nbd, struct q2s_error *err,
                          nbd_get_error() ? nbd_get_error() : "NBD error");
 }
 
-static uint64_t now_milliseconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Ends the connection at once, after a failure or an interrupt. */
 static void drop_connection(struct nbd_source *nbd)
 {
@@ -154,7 +142,7 @@ static bool reached(struct nbd_source *nbd, enum wait_goal goal)
 static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
                     const char *doing, struct q2s_error *err)
 {
-    uint64_t last_answer = now_milliseconds();
+    uint64_t last_answer = q2s_now_milliseconds();
     int64_t in_flight = nbd_aio_in_flight(nbd->nbd);
 
     while (!reached(nbd, goal)) {
@@ -164,7 +152,7 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
             drop_connection(nbd);
             return q2s_error_set(err, "interrupted");
         }
-        if (nbd_poll(nbd->nbd, POLL_MILLISECONDS) < 0 &&
+        if (nbd_poll(nbd->nbd, Q2S_POLL_MILLISECONDS) < 0 &&
             nbd_get_errno() != EINTR) {
             char what[160];
 
@@ -176,10 +164,10 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
         }
         still = nbd_aio_in_flight(nbd->nbd);
         if (still < in_flight)
-            last_answer = now_milliseconds();
+            last_answer = q2s_now_milliseconds();
         in_flight = still;
         if (nbd->timeout_seconds && !reached(nbd, goal) &&
-            now_milliseconds() - last_answer >=
+            q2s_now_milliseconds() - last_answer >=
                 (uint64_t)nbd->timeout_seconds * 1000) {
             q2s_error_set(err, "%s: the server did not answer for %u s %s",
                           nbd->name, nbd->timeout_seconds, doing);
@@ -541,13 +529,14 @@ static void nbd_source_close(struct q2s_source *source)
      * just left. */
     if (nbd->nbd && !nbd->failed && nbd_aio_is_ready(nbd->nbd) > 0 &&
         nbd_aio_disconnect(nbd->nbd, 0) == 0) {
-        uint64_t deadline = now_milliseconds() + DISCONNECT_MILLISECONDS;
+        uint64_t deadline =
+            q2s_now_milliseconds() + DISCONNECT_MILLISECONDS;
 
         while (nbd_aio_is_closed(nbd->nbd) <= 0 &&
                nbd_aio_is_dead(nbd->nbd) <= 0 &&
                !q2s_source_interrupted(source) &&
-               now_milliseconds() < deadline &&
-               (nbd_poll(nbd->nbd, POLL_MILLISECONDS) >= 0 ||
+               q2s_now_milliseconds() < deadline &&
+               (nbd_poll(nbd->nbd, Q2S_POLL_MILLISECONDS) >= 0 ||
                 nbd_get_errno() == EINTR))
             ;
     }

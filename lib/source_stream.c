@@ -204,10 +204,6 @@ static int write_all(int fd, const uint8_t *p, size_t length)
     return 0;
 }
 
-/* How long one wait for input lasts before the interrupt flag is looked
- * at again. */
-#define POLL_MILLISECONDS 100
-
 /* Waits until the input has data (or its end) to read: 1, or 0 when the
  * wait timed out.  Waiting in poll(), never in read(), does for a pipe
  * with O_NONBLOCK set (the descriptor may be shared with a parent that
@@ -217,7 +213,7 @@ static int wait_readable(struct stream_source *stream, int fd,
                          struct q2s_error *err)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
-    int ready = poll(&pfd, 1, POLL_MILLISECONDS);
+    int ready = poll(&pfd, 1, Q2S_POLL_MILLISECONDS);
 
     if (ready < 0 && errno != EINTR)
         return q2s_error_set_errno(err, errno, "%s: cannot wait for data",
