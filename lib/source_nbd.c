@@ -39,7 +39,6 @@ struct nbd_source {
     /* NULL once the connection is dropped after a failure: no reply can
      * then land in a buffer that the caller has freed. */
     struct nbd_handle *nbd;
-    bool failed;               /* no clean disconnect at the end */
     pid_t server_pid;          /* a qemu-nbd we started, or 0 */
     uint32_t timeout_seconds;  /* 0: wait for ever */
     bool has_allocation;       /* base:allocation was negotiated */
@@ -109,7 +108,6 @@ static int nbd_failure(struct nbd_source *nbd, struct q2s_error *err,
 /* Ends the connection at once, after a failure or an interrupt. */
 static void drop_connection(struct nbd_source *nbd)
 {
-    nbd->failed = true;
     if (nbd->nbd) {
         nbd_close(nbd->nbd);
         nbd->nbd = NULL;
@@ -527,7 +525,7 @@ static void nbd_source_close(struct q2s_source *source)
 
     /* A clean disconnect, briefly: a server that does not take it is
      * just left. */
-    if (nbd->nbd && !nbd->failed && nbd_aio_is_ready(nbd->nbd) > 0 &&
+    if (nbd->nbd && nbd_aio_is_ready(nbd->nbd) > 0 &&
         nbd_aio_disconnect(nbd->nbd, 0) == 0) {
         uint64_t deadline =
             q2s_now_milliseconds() + DISCONNECT_MILLISECONDS;

@@ -593,18 +593,14 @@ static void catch_stop_signals(void)
 
 /* Descriptors 0, 1 and 2 that are closed would be taken by the next ones
  * opened (a spool file, a socket), which would then receive the stream or
- * the messages.  So each gets /dev/null; a closed stdout is an error, as
- * there is nowhere to write the stream.  *stdout_closed and *stdin_closed
- * say which were.  -1 if /dev/null cannot be opened. */
-static int guard_standard_descriptors(bool *stdin_closed, bool *stdout_closed,
-                                      bool *stderr_closed)
+ * the messages.  So each gets /dev/null, and closed[fd] says which were:
+ * a closed stdout is an error, as there is nowhere to write the stream.
+ * -1 if /dev/null cannot be opened. */
+static int guard_standard_descriptors(bool closed[3])
 {
-    bool *closed[] = { stdin_closed, stdout_closed, stderr_closed };
-
-    for (int fd = 0; fd <= 2; fd++)
-        *closed[fd] = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
     for (int fd = 0; fd <= 2; fd++) {
-        if (*closed[fd]) {
+        closed[fd] = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+        if (closed[fd]) {
             int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
 
             /* The lowest free number: fd itself, as lower ones are open. */
@@ -620,15 +616,15 @@ static int guard_standard_descriptors(bool *stdin_closed, bool *stdout_closed,
 
 int main(int argc, char **argv)
 {
-    bool stdin_closed, stderr_closed;
+    bool closed[3];
     struct q2s_source *source;
     struct q2s_error err;
     struct cli cli = { 0 };
     int status;
 
-    if (guard_standard_descriptors(&stdin_closed, &cli.stdout_closed,
-                                   &stderr_closed) < 0)
+    if (guard_standard_descriptors(closed) < 0)
         return EXIT_FAILURE;
+    cli.stdout_closed = closed[STDOUT_FILENO];
     default_options(&cli);
     status = parse_arguments(&cli, argc, argv);
     if (status >= 0)
@@ -636,7 +632,7 @@ int main(int argc, char **argv)
     if (cli.stdout_closed)
         return fail("standard output is closed; redirect it to where the "
                     "image should go");
-    if (stdin_closed && strcmp(cli.input, "-") == 0)
+    if (closed[STDIN_FILENO] && strcmp(cli.input, "-") == 0)
         return fail("standard input is closed; it holds no image to read");
     if (!cli.measure && isatty(STDOUT_FILENO))
         return fail("refusing to write to a terminal; redirect standard "
