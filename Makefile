@@ -11,7 +11,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 WERROR ?= -Werror
 Q2S_CFLAGS = -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Wformat=2 -Ilib
+	-Wmissing-prototypes -Wformat=2 -Iinclude -Ilib -I.
 # libnbd for NBD, zlib and libzstd for compressed clusters.
 LIB_PACKAGES = libnbd zlib libzstd
 LIB_CFLAGS = $(shell pkg-config --cflags $(LIB_PACKAGES) 2>/dev/null) -pthread
@@ -19,7 +19,8 @@ LIB_LIBS = $(shell pkg-config --libs $(LIB_PACKAGES) 2>/dev/null) -pthread
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-LIB_SOURCES = $(wildcard lib/*.c)
+LIB_SOURCES = $(wildcard lib/*.c lib/*/*.c common/*.c)
+LIB_HEADERS = $(wildcard include/*.h lib/*.h lib/*/*.h common/*.h)
 LIB_OBJECTS = $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 LIBRARY = $(BUILD)/libqcow2-to-stdout.a
 PROGRAM = $(BUILD)/qcow2-to-stdout
@@ -45,7 +46,7 @@ deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h) Makefile
+$(BUILD)/%.o: %.c $(LIB_HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
 
@@ -55,12 +56,12 @@ $(LIBRARY): $(LIB_OBJECTS)
 $(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(wildcard lib/*.h)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CMOCKA_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
 		-o $@ $< $(LIBRARY) $(CMOCKA_LIBS) $(LIB_LIBS)
 
-$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBRARY) $(wildcard lib/*.h)
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIBRARY) $(LIB_LIBS)
 

@@ -61,14 +61,14 @@ int q2s_compressor_new(enum q2s_compression type, int level,
                             c->zstd, ZSTD_c_compressionLevel, level))) {
             ZSTD_freeCCtx(c->zstd);
             free(c);
-            return q2s_error_set(err, "cannot set up zstd at level %d",
+            return q2s_error_set(err, ENOMEM, "cannot set up zstd at level %d",
                                  level);
         }
     } else if (deflateInit2(&c->zlib, level, Z_DEFLATED,
                             QCOW2_ZLIB_WINDOW_BITS, ZLIB_MEM_LEVEL,
                             Z_DEFAULT_STRATEGY) != Z_OK) {
         free(c);
-        return q2s_error_set(err, "cannot set up zlib at level %d", level);
+        return q2s_error_set(err, ENOMEM, "cannot set up zlib at level %d", level);
     }
     *result = c;
     return 0;
@@ -94,7 +94,7 @@ static int compress_zlib(struct q2s_compressor *c, const uint8_t *in,
     int ret;
 
     if (deflateReset(strm) != Z_OK)
-        return q2s_error_set(err, "zlib: cannot reset the stream");
+        return q2s_error_set(err, EIO, "zlib: cannot reset the stream");
     strm->next_in = (Bytef *)(uintptr_t)in;
     strm->avail_in = c->cluster_size;
     strm->next_out = out;
@@ -104,7 +104,7 @@ static int compress_zlib(struct q2s_compressor *c, const uint8_t *in,
         return (int)(c->cluster_size - 1 - strm->avail_out);
     if (ret == Z_OK || ret == Z_BUF_ERROR)
         return 0;  /* the output is full */
-    return q2s_error_set(err, "zlib: %s", strm->msg ? strm->msg : "error");
+    return q2s_error_set(err, EIO, "zlib: %s", strm->msg ? strm->msg : "error");
 }
 
 static int compress_zstd(struct q2s_compressor *c, const uint8_t *in,
@@ -117,7 +117,7 @@ static int compress_zstd(struct q2s_compressor *c, const uint8_t *in,
         return (int)ret;
     if (ZSTD_getErrorCode(ret) == ZSTD_error_dstSize_tooSmall)
         return 0;
-    return q2s_error_set(err, "zstd: %s", ZSTD_getErrorName(ret));
+    return q2s_error_set(err, EIO, "zstd: %s", ZSTD_getErrorName(ret));
 }
 
 int q2s_compress_cluster(struct q2s_compressor *c, const uint8_t *in,

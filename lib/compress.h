@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 /* One per thread: it keeps the compressor's state between clusters. */
 struct q2s_compressor;

@@ -227,7 +227,7 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
     size_t claim_bytes, batch_bytes, clusters, claims;
 
     if (threads == 0)
-        return q2s_error_set(err, "at least one compression thread is "
+        return q2s_error_set(err, EINVAL, "at least one compression thread is "
                              "needed");
     pool = calloc(1, sizeof *pool);
     if (!pool)
@@ -380,7 +380,7 @@ int q2s_pool_collect(struct q2s_pool *pool, struct q2s_batch **batch,
         if (pool->interrupted && *pool->interrupted) {
             pthread_mutex_unlock(&pool->lock);
             *batch = NULL;
-            return q2s_error_set(err, "interrupted");
+            return q2s_error_set(err, ECANCELED, "interrupted");
         }
         clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_nsec += INTERRUPT_POLL_NS;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 struct q2s_batch {
     uint64_t first_cluster;  /* the caller's, for its own bookkeeping */

@@ -2,12 +2,19 @@
 #ifndef Q2S_ERROR_H
 #define Q2S_ERROR_H
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
-/* Both return -1 so that "return q2s_error_set(...)" reads naturally. */
-int q2s_error_set(struct q2s_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Appends ": strerror(errnum)". */
+/* Both return -1 so that "return q2s_error_set(...)" reads naturally.
+ * code is an errno value that says what kind of failure it is, for a
+ * program to act on: EINVAL for options or arguments that cannot be used,
+ * EFBIG for an image past a limit of qcow2 or QEMU, ECANCELED when
+ * interrupted, ETIMEDOUT for a server that stopped answering, ESTALE for
+ * an input that changed while being converted, EPROTO for an input or
+ * server that answered nonsense, EPERM for an image refused as untrusted,
+ * ENOTRECOVERABLE for a bug of ours; what a system call said otherwise. */
+int q2s_error_set(struct q2s_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Appends ": strerror(errnum)"; the code is errnum. */
 int q2s_error_set_errno(struct q2s_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -48,22 +48,22 @@ static int compression_check(const struct q2s_options *options,
 
     if (options->compression != Q2S_COMPRESSION_ZLIB &&
         options->compression != Q2S_COMPRESSION_ZSTD)
-        return q2s_error_set(err, "unknown compression type %d",
+        return q2s_error_set(err, EINVAL, "unknown compression type %d",
                              (int)options->compression);
     if (options->data_file_name)
-        return q2s_error_set(err, "compression cannot be used with an "
+        return q2s_error_set(err, EINVAL, "compression cannot be used with an "
                              "external data file");
     q2s_compression_levels(options->compression, &min, &max, &default_level);
     if (options->compression_level != Q2S_COMPRESSION_LEVEL_DEFAULT &&
         (options->compression_level < min || options->compression_level > max))
-        return q2s_error_set(err, "invalid %s compression level %d: must be "
+        return q2s_error_set(err, EINVAL, "invalid %s compression level %d: must be "
                              "from %d to %d", name, options->compression_level,
                              min, max);
     if (options->threads < 1)
-        return q2s_error_set(err, "at least one compression thread is "
+        return q2s_error_set(err, EINVAL, "at least one compression thread is "
                              "needed");
     if (options->threads > Q2S_MAX_THREADS)
-        return q2s_error_set(err, "too many compression threads (%u): at "
+        return q2s_error_set(err, EINVAL, "too many compression threads (%u): at "
                              "most %d", options->threads, Q2S_MAX_THREADS);
     return 0;
 }
@@ -73,24 +73,24 @@ int q2s_options_check(const struct q2s_options *options, struct q2s_error *err)
     if (!is_power_of_two(options->cluster_size) ||
         options->cluster_size < Q2S_MIN_CLUSTER_SIZE ||
         options->cluster_size > Q2S_MAX_CLUSTER_SIZE)
-        return q2s_error_set(err, "invalid cluster size %u: must be a power "
+        return q2s_error_set(err, EINVAL, "invalid cluster size %u: must be a power "
                              "of two from 512 to 2097152",
                              options->cluster_size);
     if (!is_power_of_two(options->refcount_bits) ||
         options->refcount_bits > 64)
-        return q2s_error_set(err, "invalid refcount width %u: must be 1, 2, "
+        return q2s_error_set(err, EINVAL, "invalid refcount width %u: must be 1, 2, "
                              "4, 8, 16, 32 or 64", options->refcount_bits);
     if (options->data_file_raw && !options->data_file_name)
-        return q2s_error_set(err, "data_file_raw needs an external data file");
+        return q2s_error_set(err, EINVAL, "data_file_raw needs an external data file");
     if (options->data_file_name &&
         options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
-        return q2s_error_set(err, "external data files require a larger "
+        return q2s_error_set(err, EINVAL, "external data files require a larger "
                              "cluster size");
     if (options->compression != Q2S_COMPRESSION_NONE &&
         compression_check(options, err) < 0)
         return -1;
     if (q2s_header_bytes(options->data_file_name) > options->cluster_size)
-        return q2s_error_set(err, "the data file name is too long for a "
+        return q2s_error_set(err, EINVAL, "the data file name is too long for a "
                              "%u-byte header cluster; use a shorter path or "
                              "a larger cluster size", options->cluster_size);
     return 0;
@@ -111,7 +111,7 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
     g.l2_entries_per_table = options->cluster_size / 8;
     g.input_size = input_size;
     if (input_size > UINT64_MAX - 511)
-        return q2s_error_set(err, "the image size is too large");
+        return q2s_error_set(err, EFBIG, "the image size is too large");
     g.virtual_size = (input_size + 511) & ~(uint64_t)511;
     g.guest_clusters = q2s_div_round_up(g.virtual_size, g.cluster_size);
     g.l1_entries = q2s_div_round_up(g.guest_clusters, g.l2_entries_per_table);
@@ -119,7 +119,7 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
      * alone.  At 2 MiB clusters the limit is 2^61 bytes (2 EiB), which an
      * NBD export can exceed: then no cluster size helps. */
     if (g.l1_entries > Q2S_MAX_L1_BYTES / 8)
-        return q2s_error_set(err, "the virtual size is too large: the L1 "
+        return q2s_error_set(err, EFBIG, "the virtual size is too large: the L1 "
                              "table would take %llu entries, more than "
                              "QEMU's limit of 32 MiB (%u entries of 8 bytes): "
                              "%s", (unsigned long long)g.l1_entries,
@@ -241,12 +241,12 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         (plan->compressed_clusters.count > 0 &&
          last_member(&plan->compressed_clusters) >= g->guest_clusters)) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, "internal error: a data cluster lies "
+        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: a data cluster lies "
                              "beyond the end of the disk");
     }
     if (q2s_runs_total(&plan->compressed_clusters) != plan->packing.count) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, "internal error: compressed clusters "
+        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: compressed clusters "
                              "without a size");
     }
     if (options->data_file_name) {
@@ -270,7 +270,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     if (options->data_file_name && plan->data_clusters.count > 0 &&
         last_member(&plan->data_clusters) >=
             Q2S_MAX_OFFSET_END >> g->cluster_bits) {
-        q2s_error_set(err, "with an external data file, the L2 entries "
+        q2s_error_set(err, EFBIG, "with an external data file, the L2 entries "
                       "would need the data file offset %llu, past the 64 PiB "
                       "that their 56 bits of offset can reach: convert "
                       "without -d or -R",
@@ -299,7 +299,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
      * clusters the host offset limit does, so both remedies exist. */
     if (plan->refcount_table_clusters >
         Q2S_MAX_REFTABLE_BYTES / g->cluster_size) {
-        q2s_error_set(err, "the refcount table would take %llu clusters, "
+        q2s_error_set(err, EFBIG, "the refcount table would take %llu clusters, "
                       "more than QEMU's limit of 8 MiB (%u clusters of %u "
                       "bytes): use a larger cluster size (-c) or a narrower "
                       "refcount width (-r)",
@@ -313,7 +313,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
      * also keeps the image within QEMU's BDRV_MAX_LENGTH (block.c,
      * bdrv_refresh_total_sectors) and the offsets within int64_t. */
     if (plan->total_clusters > Q2S_MAX_OFFSET_END >> g->cluster_bits) {
-        q2s_error_set(err, "the image would take %llu clusters of %u bytes, "
+        q2s_error_set(err, EFBIG, "the image would take %llu clusters of %u bytes, "
                       "past the 64 PiB that qcow2 can address (56 bits of "
                       "offset in L1 and L2 entries): the input holds too "
                       "much data for one qcow2 image",
@@ -342,7 +342,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         plan->compressed_offset + compressed_bytes >
             compressed_offset_limit(g->cluster_bits)) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, "the image is too large for compressed "
+        return q2s_error_set(err, EFBIG, "the image is too large for compressed "
                              "clusters of %u bytes; try a smaller cluster "
                              "size", g->cluster_size);
     }

@@ -17,7 +17,7 @@
 
 #include "cache.h"
 #include "packing.h"
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 #include "runs.h"
 
 /* The limits QEMU enforces when it opens an image, which the plan checks

@@ -69,7 +69,7 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
         int fd = -1;
 
         if (q2s_source_interrupted(source))
-            return q2s_error_set(err, "interrupted");
+            return q2s_error_set(err, ECANCELED, "interrupted");
         /* Zero-copy pays off for long runs; short ones are cheaper read
          * into the output buffer than with a flush and a splice each. */
         if (source->ops->locate && readable >= ZERO_COPY_MIN_BYTES)
@@ -123,7 +123,7 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
         }
     }
     if (*pos < limit)
-        return q2s_error_set(err, "internal error: the plan has no data for "
+        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: the plan has no data for "
                              "image offset %llu", (unsigned long long)*pos);
     return 0;
 }
@@ -227,10 +227,10 @@ static int write_batch(struct render *r, const struct q2s_batch *batch,
         struct chunk chunk;
 
         if (!walk_next(plan, walk, &chunk))
-            return q2s_error_set(err, "internal error: a compressed cluster "
+            return q2s_error_set(err, ENOTRECOVERABLE, "internal error: a compressed cluster "
                                  "too many");
         if (batch->result[i] != chunk.bytes)
-            return q2s_error_set(err, "the input changed since it was read: "
+            return q2s_error_set(err, ESTALE, "the input changed since it was read: "
                                  "the cluster at offset %llu compresses "
                                  "differently",
                                  (unsigned long long)(chunk.guest_cluster *
@@ -292,7 +292,7 @@ static int recompress(struct render *r, uint64_t *pos, uint64_t end,
             continue;
         }
         if (q2s_source_interrupted(r->source)) {
-            ret = q2s_error_set(err, "interrupted");
+            ret = q2s_error_set(err, ECANCELED, "interrupted");
             break;
         }
         while (more && batch->count < capacity) {
@@ -360,13 +360,13 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     int ret = -1;
 
     if (offset > plan->image_size || length > plan->image_size - offset)
-        return q2s_error_set(err, "bytes %llu to %llu lie beyond the end of "
+        return q2s_error_set(err, EINVAL, "bytes %llu to %llu lie beyond the end of "
                              "the image (%llu bytes)",
                              (unsigned long long)offset,
                              (unsigned long long)(offset + length),
                              (unsigned long long)plan->image_size);
     if (source->size != plan->geometry.input_size)
-        return q2s_error_set(err, "the input is not the one that was scanned");
+        return q2s_error_set(err, EINVAL, "the input is not the one that was scanned");
     if (source->ops->check_size(source, err) < 0)
         return -1;
     r.buffer_bytes = source->read_bytes;

@@ -47,7 +47,7 @@ static int scan_extent(struct scan *scan, uint64_t start, uint64_t end,
                                                          : scan->window_bytes;
 
         if (q2s_source_interrupted(source))
-            return q2s_error_set(err, "interrupted");
+            return q2s_error_set(err, ECANCELED, "interrupted");
         if (scan->window(scan, pos, length, err) < 0)
             return -1;
         pos += length;
@@ -76,7 +76,7 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
         if (ret == 0)
             break;
         if (start < offset || end <= start || end > source->size)
-            return q2s_error_set(err, "the input reported a bad data extent "
+            return q2s_error_set(err, EPROTO, "the input reported a bad data extent "
                                  "%llu to %llu", (unsigned long long)start,
                                  (unsigned long long)end);
         /* The next search starts after the last whole cluster, so that an

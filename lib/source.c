@@ -1,4 +1,5 @@
-/* Choosing the source for an input name and a format. */
+/* The source interface: the checks every caller goes through, and the
+ * small helpers that inputs share. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -12,94 +13,13 @@
 
 #include "error.h"
 #include "source.h"
-#include "source_nbd.h"
-
-/* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
-bool q2s_input_is_nbd_uri(const char *input)
-{
-    static const char *const schemes[] = {
-        "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
-        "nbds+vsock://",
-    };
-
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        if (strncmp(input, schemes[i], strlen(schemes[i])) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool is_raw(const char *format)
-{
-    return !format || strcmp(format, "raw") == 0;
-}
-
-/* Standard input: read in place when it is a file or a block device,
- * kept in a temporary file when it is a pipe or a socket. */
-static int open_stdin(const volatile sig_atomic_t *interrupted,
-                      struct q2s_source **source, struct q2s_error *err)
-{
-    struct stat st;
-    int fd;
-
-    if (fstat(STDIN_FILENO, &st) < 0)
-        return q2s_error_set_errno(err, errno, "standard input");
-    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
-        fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-            return q2s_error_set_errno(err, errno, "standard input");
-        return q2s_source_open_fd(fd, "standard input", source, err);
-    }
-    if (S_ISDIR(st.st_mode))
-        return q2s_error_set(err, "standard input: is a directory");
-    if (isatty(STDIN_FILENO))
-        return q2s_error_set(err, "standard input is a terminal; give an "
-                             "image on a pipe or a file");
-    return q2s_source_open_stream(STDIN_FILENO, "standard input", interrupted,
-                                  source, err);
-}
-
-void q2s_source_options_init(struct q2s_source_options *options)
-{
-    *options = (struct q2s_source_options){ .format = NULL };
-}
-
-int q2s_source_open(const char *input, const struct q2s_source_options *options,
-                    struct q2s_source **source, struct q2s_error *err)
-{
-    const char *format = options->format;
-    struct q2s_source_options effective = *options;
-    int ret;
-
-    if (effective.untrusted && effective.timeout_seconds == 0)
-        effective.timeout_seconds = Q2S_UNTRUSTED_TIMEOUT_SECONDS;
-    if (strcmp(input, "-") == 0) {
-        if (!is_raw(format))
-            return q2s_error_set(err, "standard input can only be read as a "
-                                 "raw image");
-        ret = open_stdin(options->interrupted, source, err);
-    } else if (q2s_input_is_nbd_uri(input)) {
-        if (!is_raw(format))
-            return q2s_error_set(err, "an NBD export is read as raw; -f %s "
-                                 "does not apply to it", format);
-        ret = q2s_source_open_nbd_uri(input, &effective, source, err);
-    } else if (is_raw(format)) {
-        ret = q2s_source_open_file(input, source, err);
-    } else {
-        ret = q2s_source_open_qemu_nbd(input, &effective, source, err);
-    }
-    /* The stream and NBD sources had it already, to stop while opening. */
-    if (ret == 0)
-        (*source)->interrupted = options->interrupted;
-    return ret;
-}
 
 int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err)
 {
     if (stat(path, st) < 0)
         return q2s_error_set_errno(err, errno, "%s", path);
     if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
-        return q2s_error_set(err, "%s: %s", path,
+        return q2s_error_set(err, S_ISDIR(st->st_mode) ? EISDIR : EINVAL, "%s: %s", path,
                              S_ISDIR(st->st_mode)
                                  ? "is a directory"
                                  : "is not a regular file or a block device");
@@ -142,7 +62,7 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
                                        (unsigned long long)offset);
         }
         if (n == 0)
-            return q2s_error_set(err, "%s: unexpected end of input at offset "
+            return q2s_error_set(err, ESTALE, "%s: unexpected end of input at offset "
                                  "%llu (did it shrink while being read?)",
                                  name, (unsigned long long)offset);
         p += n;
@@ -165,7 +85,7 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
         if (found < 0)
             return -1;
         if (found > 0 && (start < offset || stop <= start))
-            return q2s_error_set(err, "the input reported a bad data extent "
+            return q2s_error_set(err, EPROTO, "the input reported a bad data extent "
                                  "%llu to %llu", (unsigned long long)start,
                                  (unsigned long long)stop);
         if (found == 0 || start > end)

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 struct q2s_source_ops {
     /* Finds the first extent at or after offset that may hold data (holes

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2

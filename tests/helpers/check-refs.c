@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "image_refs.h"
+#include "open/image_refs.h"
 
 int main(int argc, char **argv)
 {
-    struct q2s_error err = { { 0 } };
+    struct q2s_error err = { .code = 0 };
     bool untrusted = argc == 4 && strcmp(argv[1], "--untrusted") == 0;
 
     if (argc != 3 + untrusted) {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "image_refs.h"
+#include "open/image_refs.h"
 
 static char dir[] = "/tmp/q2s-refs.XXXXXX";
 
@@ -146,7 +146,7 @@ static void make_regular(const char *name)
 static void expect(const char *name, const char *format, bool untrusted,
                    int want_ret, const char *want)
 {
-    struct q2s_error err = { { 0 } };
+    struct q2s_error err = { .code = 0 };
     int ret = q2s_check_image_references(at(name), format, untrusted, &err);
 
     if (ret != want_ret || (want && !strstr(err.message, want)))
@@ -286,7 +286,7 @@ static void test_qcow2_lying_header(void **state)
 
 static void test_names_with_control_characters(void **state)
 {
-    struct q2s_error err = { { 0 } };
+    struct q2s_error err = { .code = 0 };
 
     (void)state;
     write_qcow2("evil.qcow2", &(struct qcow2_spec){

@@ -1,4 +1,5 @@
 /* The scan, through an in-memory source that records every read. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -54,7 +55,7 @@ static int fake_read(struct q2s_source *source, void *buf, size_t length,
     fake->reads[fake->read_count][1] = length;
     fake->read_count++;
     if (fake->fail_at >= offset && fake->fail_at < offset + length)
-        return q2s_error_set(err, "read error at offset %llu",
+        return q2s_error_set(err, EIO, "read error at offset %llu",
                              (unsigned long long)fake->fail_at);
     memcpy(buf, fake->bytes + offset, length);
     return 0;

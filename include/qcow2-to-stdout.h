@@ -45,6 +45,7 @@ enum q2s_compression {
 
 struct q2s_error {
     char message[512];
+    int code;  /* an errno value */
 };
 
 struct q2s_options {

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "source_nbd.h"
+#include "sources/nbd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,10 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "open/child.h"
 #include "error.h"
-#include "image_refs.h"
-#include "qemu_img_map.h"
+#include "open/image_refs.h"
+#include "open/qemu_img_map.h"
 
 /* One request: many small ones in flight kept qemu-nbd busier than a few
  * large ones (measured: 256 KiB x 64 beat 2 MiB x 8 by about 2x). */
@@ -57,6 +57,14 @@ struct nbd_source {
     size_t map_count;
     char name[];
 };
+
+/* libnbd's errno for its last error, or fallback when it has none. */
+static int nbd_errno_or(int fallback)
+{
+    int errnum = nbd_get_errno();
+
+    return errnum > 0 ? errnum : fallback;
+}
 
 static struct nbd_source *nbd_of(struct q2s_source *source)
 {
@@ -100,8 +108,9 @@ static int nbd_failure(struct nbd_source *nbd, struct q2s_error *err,
 
     server_said(nbd, said, sizeof said);
     if (said[0])
-        return q2s_error_set(err, "%s: %s: %s", nbd->name, what, said);
-    return q2s_error_set(err, "%s: %s: %s", nbd->name, what,
+        return q2s_error_set(err, nbd_errno_or(EIO), "%s: %s: %s", nbd->name,
+                             what, said);
+    return q2s_error_set(err, nbd_errno_or(EIO), "%s: %s: %s", nbd->name, what,
                          nbd_get_error() ? nbd_get_error() : "NBD error");
 }
 
@@ -116,7 +125,7 @@ static void drop_connection(struct nbd_source *nbd)
 
 static int connection_gone(struct nbd_source *nbd, struct q2s_error *err)
 {
-    return q2s_error_set(err, "%s: the connection was closed after an "
+    return q2s_error_set(err, ENOTCONN, "%s: the connection was closed after an "
                          "earlier error", nbd->name);
 }
 
@@ -148,7 +157,7 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
 
         if (q2s_source_interrupted(&nbd->source)) {
             drop_connection(nbd);
-            return q2s_error_set(err, "interrupted");
+            return q2s_error_set(err, ECANCELED, "interrupted");
         }
         if (nbd_poll(nbd->nbd, Q2S_POLL_MILLISECONDS) < 0 &&
             nbd_get_errno() != EINTR) {
@@ -167,7 +176,7 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
         if (nbd->timeout_seconds && !reached(nbd, goal) &&
             q2s_now_milliseconds() - last_answer >=
                 (uint64_t)nbd->timeout_seconds * 1000) {
-            q2s_error_set(err, "%s: the server did not answer for %u s %s",
+            q2s_error_set(err, ETIMEDOUT, "%s: the server did not answer for %u s %s",
                           nbd->name, nbd->timeout_seconds, doing);
             drop_connection(nbd);
             return -1;
@@ -283,7 +292,7 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
         return nbd_failure(nbd, err, "cannot get the block status");
     }
     if (answer.covered == 0)
-        return q2s_error_set(err, "%s: the server described no extent at "
+        return q2s_error_set(err, EPROTO, "%s: the server described no extent at "
                              "offset %llu", nbd->name,
                              (unsigned long long)offset);
     nbd->status_start = offset;
@@ -309,7 +318,7 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
     while (offset < source->size) {
         if (offset < nbd->status_start || offset >= nbd->status_end) {
             if (q2s_source_interrupted(source))
-                return q2s_error_set(err, "interrupted");
+                return q2s_error_set(err, ECANCELED, "interrupted");
             if (query_status(nbd, offset, err) < 0)
                 return -1;
         }
@@ -405,7 +414,7 @@ static int read_short_tail(struct nbd_source *nbd, uint8_t *p, size_t length,
         char why[sizeof err->message];
 
         snprintf(why, sizeof why, "%s", err->message);
-        return q2s_error_set(err, "cannot read the last %zu bytes: the "
+        return q2s_error_set(err, EIO, "cannot read the last %zu bytes: the "
                              "export's size, %llu, is not a multiple of the "
                              "server's minimum block size, %llu, and the "
                              "server refuses a shorter request (%s)",
@@ -580,7 +589,7 @@ nbd_source_new(const char *name, const struct q2s_source_options *options,
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
         nbd_add_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
-        q2s_error_set(err, "%s: %s", name, nbd_get_error());
+        q2s_error_set(err, nbd_errno_or(ENOMEM), "%s: %s", name, nbd_get_error());
         nbd_source_close(&nbd->source);
         return NULL;
     }
@@ -807,11 +816,11 @@ int q2s_source_open_qemu_nbd(const char *path,
     struct stat st;
 
     if (!plausible_format(format))
-        return q2s_error_set(err, "unknown input format '%s'", format);
+        return q2s_error_set(err, EINVAL, "unknown input format '%s'", format);
     if (q2s_stat_input(path, &st, err) < 0)
         return -1;
     if (!q2s_on_path("qemu-nbd"))
-        return q2s_error_set(err, "reading %s images needs qemu-nbd, which "
+        return q2s_error_set(err, ENOENT, "reading %s images needs qemu-nbd, which "
                              "is not installed (Debian package qemu-utils)",
                              format);
     /* Before QEMU opens anything: what the image names could block it or
@@ -835,7 +844,7 @@ int q2s_source_open_qemu_nbd(const char *path,
         /* When qemu-nbd gave up, its own reason beats "connection lost". */
         server_said(nbd, said, sizeof said);
         if (said[0] && server_exited(nbd))
-            q2s_error_set(err, "%s: cannot open it as %s: %s", path, format,
+            q2s_error_set(err, EIO, "%s: cannot open it as %s: %s", path, format,
                           said);
         free(image_opts);
         nbd_source_close(&nbd->source);

@@ -2,7 +2,7 @@
  * descriptors: a qemu-nbd left holding our standard output would keep
  * the reader of the stream from ever seeing its end. */
 #define _GNU_SOURCE
-#include "child.h"
+#include "open/child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -198,7 +198,7 @@ int q2s_child_spawn(const struct q2s_child_spec *spec, pid_t *pid,
     ssize_t n;
 
     if (!path)
-        return q2s_error_set(err, "%s is not installed (Debian package "
+        return q2s_error_set(err, ENOENT, "%s is not installed (Debian package "
                              "qemu-utils)", spec->argv[0]);
     envp = child_environment(spec->listen_fd >= 0, &listen_pid);
     if (!envp || pipe2(report, O_CLOEXEC) < 0) {

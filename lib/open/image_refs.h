@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 /* Checks the files that an image in the given format names, before any
  * QEMU program opens it: backing files (following the chain), a qcow2

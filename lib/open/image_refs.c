@@ -6,7 +6,7 @@
  * messages.  Where QEMU would refuse the image before opening any file it
  * names, the image is left for QEMU to refuse with its own message. */
 #define _GNU_SOURCE
-#include "image_refs.h"
+#include "open/image_refs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,10 +159,10 @@ static int refuse(struct checker *c, const char *fmt, ...)
     if (c->below) {
         char below[QUOTED_BYTES];
 
-        return q2s_error_set(c->err, "%s: backing file %s: %s", c->top,
+        return q2s_error_set(c->err, EPERM, "%s: backing file %s: %s", c->top,
                              quoted(c->below, below, sizeof below), what);
     }
-    return q2s_error_set(c->err, "%s: %s", c->top, what);
+    return q2s_error_set(c->err, EPERM, "%s: %s", c->top, what);
 }
 
 /* path_has_protocol() in QEMU's block.c: a ':' before any '/'. */
@@ -904,7 +904,7 @@ int q2s_check_image_references(const char *path, const char *format,
     if (!format)
         format = "raw";
     if (untrusted && !is_inspected(format))
-        return q2s_error_set(err, "%s: --untrusted: format %s is not "
+        return q2s_error_set(err, EPERM, "%s: --untrusted: format %s is not "
                              "inspected, so the files it may name are not "
                              "known", path, format);
     if (q2s_stat_input(path, &st, err) < 0)

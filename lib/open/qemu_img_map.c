@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "qemu_img_map.h"
+#include "open/qemu_img_map.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "child.h"
+#include "open/child.h"
 #include "error.h"
 #include "source.h"
 
@@ -54,7 +54,7 @@ static int run_for_output(char *const argv[],
         ssize_t n;
 
         if (interrupted && *interrupted) {
-            ret = q2s_error_set(err, "interrupted");
+            ret = q2s_error_set(err, ECANCELED, "interrupted");
             break;
         }
         /* A backing file behind a server that stopped answering: the map
@@ -99,7 +99,7 @@ static int run_for_output(char *const argv[],
     status = q2s_child_wait(pid, interrupted);
     if (interrupted && *interrupted) {
         free(output);
-        return q2s_error_set(err, "interrupted");
+        return q2s_error_set(err, ECANCELED, "interrupted");
     }
     if (!output || status < 0 || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 0) {

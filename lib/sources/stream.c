@@ -234,7 +234,7 @@ static ssize_t read_full(struct stream_source *stream, int fd, uint8_t *buf,
         /* Looked at before every read: a writer faster than the tool
          * never makes a read fail with EINTR. */
         if (q2s_source_interrupted(&stream->source))
-            return q2s_error_set(err, "interrupted");
+            return q2s_error_set(err, ECANCELED, "interrupted");
         ready = wait_readable(stream, fd, err);
         if (ready < 0)
             return -1;
@@ -301,7 +301,7 @@ static int spool(struct stream_source *stream, int fd, struct q2s_error *err)
         }
         if (__builtin_add_overflow(stream->source.size, (uint64_t)got,
                                    &stream->source.size)) {
-            q2s_error_set(err, "%s: too large", stream->name);
+            q2s_error_set(err, EFBIG, "%s: too large", stream->name);
             goto out;
         }
         if ((size_t)got < STREAM_READ_BYTES)

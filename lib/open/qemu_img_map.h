@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 struct q2s_mapping {
     uint64_t start;        /* guest offset */

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "qcow2_to_stdout.h"
+#include "qcow2-to-stdout.h"
 
 /* Limits for QEMU programs that open an image from someone else, as
  * OpenStack sets for qemu-img (oslo.concurrency prlimit): 1 GiB of address

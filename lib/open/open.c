@@ -1,0 +1,96 @@
+/* Opening an input by its name: "-" for standard input, an NBD URI, a
+ * file or block device, or an image in another format through qemu-nbd.
+ * This is the policy of a program (what "-" means, when to start a
+ * server); an embedder that has its own input uses the constructors in
+ * the public header instead. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "source.h"
+#include "sources/nbd.h"
+
+/* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
+bool q2s_input_is_nbd_uri(const char *input)
+{
+    static const char *const schemes[] = {
+        "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
+        "nbds+vsock://",
+    };
+
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        if (strncmp(input, schemes[i], strlen(schemes[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool is_raw(const char *format)
+{
+    return !format || strcmp(format, "raw") == 0;
+}
+
+/* Standard input: read in place when it is a file or a block device,
+ * kept in a temporary file when it is a pipe or a socket. */
+static int open_stdin(const volatile sig_atomic_t *interrupted,
+                      struct q2s_source **source, struct q2s_error *err)
+{
+    struct stat st;
+    int fd;
+
+    if (fstat(STDIN_FILENO, &st) < 0)
+        return q2s_error_set_errno(err, errno, "standard input");
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+        fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+            return q2s_error_set_errno(err, errno, "standard input");
+        return q2s_source_open_fd(fd, "standard input", source, err);
+    }
+    if (S_ISDIR(st.st_mode))
+        return q2s_error_set(err, EISDIR, "standard input: is a directory");
+    if (isatty(STDIN_FILENO))
+        return q2s_error_set(err, EINVAL, "standard input is a terminal; give an "
+                             "image on a pipe or a file");
+    return q2s_source_open_stream(STDIN_FILENO, "standard input", interrupted,
+                                  source, err);
+}
+
+void q2s_source_options_init(struct q2s_source_options *options)
+{
+    *options = (struct q2s_source_options){ .format = NULL };
+}
+
+int q2s_source_open(const char *input, const struct q2s_source_options *options,
+                    struct q2s_source **source, struct q2s_error *err)
+{
+    const char *format = options->format;
+    struct q2s_source_options effective = *options;
+    int ret;
+
+    if (effective.untrusted && effective.timeout_seconds == 0)
+        effective.timeout_seconds = Q2S_UNTRUSTED_TIMEOUT_SECONDS;
+    if (strcmp(input, "-") == 0) {
+        if (!is_raw(format))
+            return q2s_error_set(err, EINVAL, "standard input can only be read as a "
+                                 "raw image");
+        ret = open_stdin(options->interrupted, source, err);
+    } else if (q2s_input_is_nbd_uri(input)) {
+        if (!is_raw(format))
+            return q2s_error_set(err, EINVAL, "an NBD export is read as raw; -f %s "
+                                 "does not apply to it", format);
+        ret = q2s_source_open_nbd_uri(input, &effective, source, err);
+    } else if (is_raw(format)) {
+        ret = q2s_source_open_file(input, source, err);
+    } else {
+        ret = q2s_source_open_qemu_nbd(input, &effective, source, err);
+    }
+    /* The stream and NBD sources had it already, to stop while opening. */
+    if (ret == 0)
+        (*source)->interrupted = options->interrupted;
+    return ret;
+}
