@@ -3,15 +3,28 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 BUILD ?= build
 
+# The version is the public header's, stated there once.
+VERSION := $(shell sed -n 's/^\#define Q2S_VERSION "\(.*\)"$$/\1/p' \
+	include/qcow2-to-stdout.h)
+SONAME = libqcow2-to-stdout.so.0
+
 CC ?= cc
 CFLAGS ?= -O2 -g
 WERROR ?= -Werror
-Q2S_CFLAGS = -std=gnu11 -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Wformat=2 -Iinclude -Ilib -I.
+WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2
+# The library sees its own headers; the program only the public one.  Only
+# what the public header marks Q2S_API is visible outside the library.
+Q2S_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude -Ilib -I. -fPIC \
+	-fvisibility=hidden
+PROGRAM_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude
 # libnbd for NBD, zlib and libzstd for compressed clusters.
 LIB_PACKAGES = libnbd zlib libzstd
 LIB_CFLAGS = $(shell pkg-config --cflags $(LIB_PACKAGES) 2>/dev/null) -pthread
@@ -23,12 +36,23 @@ LIB_SOURCES = $(wildcard lib/*.c lib/*/*.c common/*.c)
 LIB_HEADERS = $(wildcard include/*.h lib/*.h lib/*/*.h common/*.h)
 LIB_OBJECTS = $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 LIBRARY = $(BUILD)/libqcow2-to-stdout.a
+SHARED_LIBRARY = $(BUILD)/libqcow2-to-stdout.so.$(VERSION)
+# Which symbols the shared library exports: the public header's functions.
+EXPORTS = lib/qcow2-to-stdout.map
 PROGRAM = $(BUILD)/qcow2-to-stdout
 UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 # Small programs that integration tests run to reach the library directly.
 HELPER_SOURCES = $(wildcard tests/helpers/*.c)
 HELPERS = $(HELPER_SOURCES:%.c=$(BUILD)/%)
+# Tests of the public interface, built like a program outside the tree:
+# against the library and header installed into STAGE, found with
+# pkg-config alone.
+API_TEST_SOURCES = $(wildcard tests/api/test_*.c)
+API_TESTS = $(API_TEST_SOURCES:%.c=$(BUILD)/%)
+STAGE = $(abspath $(BUILD))/stage
+STAGED_PKG_CONFIG = PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
+	PKG_CONFIG_SYSROOT_DIR=$(STAGE) pkg-config
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
 DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdkit qemu-utils \
@@ -37,7 +61,7 @@ DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdki
 .PHONY: all deps bench-deps survey-deps demo check check-asan check-valgrind unit-tests bench \
 	deflate-survey install uninstall clean
 
-all: qcow2-to-stdout
+all: qcow2-to-stdout $(SHARED_LIBRARY) $(BUILD)/qcow2-to-stdout.pc
 
 qcow2-to-stdout: $(PROGRAM)
 	cp $(PROGRAM) $@
@@ -50,11 +74,31 @@ $(BUILD)/%.o: %.c $(LIB_HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
 
+$(BUILD)/programs/%.o: programs/%.c include/qcow2-to-stdout.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(PROGRAM_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+
 $(LIBRARY): $(LIB_OBJECTS)
+	rm -f $@
 	$(AR) rcs $@ $^
 
+# The program links the library's objects in: no search path to set, and
+# the same speed as before the library was shared.
 $(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+$(SHARED_LIBRARY): $(LIB_OBJECTS) $(EXPORTS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=$(EXPORTS) -Wl,--no-undefined \
+		-o $@ $(LIB_OBJECTS) $(LIB_LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libqcow2-to-stdout.so
+
+$(BUILD)/qcow2-to-stdout.pc: lib/qcow2-to-stdout.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@REQUIRES_PRIVATE@|$(LIB_PACKAGES)|' $< > $@
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
@@ -65,7 +109,23 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIBRARY) $(LIB_LIBS)
 
-unit-tests: $(UNIT_TESTS) $(HELPERS)
+# The library, header, .pc file and man pages as `make install` puts them,
+# under STAGE with PREFIX=/usr: what the interface tests build against.
+$(STAGE)/.installed: $(SHARED_LIBRARY) $(LIBRARY) $(PROGRAM) \
+		include/qcow2-to-stdout.h lib/qcow2-to-stdout.pc.in $(wildcard man/*)
+	rm -rf $(STAGE)
+	$(MAKE) --no-print-directory install DESTDIR=$(STAGE) PREFIX=/usr \
+		BUILD=$(BUILD)
+	touch $@
+
+$(BUILD)/tests/api/%: tests/api/%.c $(STAGE)/.installed
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS) $(CPPFLAGS) \
+		$$($(STAGED_PKG_CONFIG) --cflags qcow2-to-stdout) $(CMOCKA_CFLAGS) \
+		$(LDFLAGS) -o $@ $< \
+		$$($(STAGED_PKG_CONFIG) --libs qcow2-to-stdout) $(CMOCKA_LIBS) -pthread
+
+unit-tests: $(UNIT_TESTS) $(HELPERS) $(API_TESTS)
 
 # A conversion of a small generated image, checked by qemu-img.
 demo: qcow2-to-stdout
@@ -74,7 +134,8 @@ demo: qcow2-to-stdout
 # Every test, unit and integration; the last line counts them.
 check: $(PROGRAM) unit-tests
 	@Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
-		tests/run-tests.sh
+		Q2S_STAGE=$(STAGE) Q2S_CC="$(CC)" Q2S_CFLAGS="$(CFLAGS)" \
+		Q2S_LDFLAGS="$(LDFLAGS)" tests/run-tests.sh
 
 # The same suite, built with AddressSanitizer and UndefinedBehaviorSanitizer.
 check-asan:
@@ -87,7 +148,8 @@ check-valgrind: $(PROGRAM) unit-tests
 	@Q2S_VALGRIND_PROGRAM=$(abspath $(PROGRAM)) \
 		Q2S_VALGRIND=$$(command -v valgrind) \
 		Q2S_PROGRAM=$(abspath tests/valgrind-wrapper.sh) \
-		Q2S_BUILD=$(abspath $(BUILD)) tests/run-tests.sh
+		Q2S_BUILD=$(abspath $(BUILD)) Q2S_STAGE=$(STAGE) Q2S_CC="$(CC)" \
+		Q2S_CFLAGS="$(CFLAGS)" Q2S_LDFLAGS="$(LDFLAGS)" tests/run-tests.sh
 
 # What make bench needs besides deps to compare with the reference script
 # on other formats: qemu-storage-daemon and FUSE; for the compressed
@@ -117,14 +179,36 @@ deflate-survey:
 	@echo "run: $(BUILD)/deflate-survey [--limit=MiB] IMAGE CLUSTER_SIZE" \
 		"zlib:6 isal:1 zstd:3 libdeflate:6 ..."
 
-install: $(PROGRAM)
+# The program, the shared and static libraries, the header, the .pc file
+# and the man pages; PREFIX, LIBDIR, ... and DESTDIR as usual.  The .pc
+# file is made for this PREFIX and LIBDIR.
+install: $(PROGRAM) $(SHARED_LIBRARY) $(LIBRARY)
+	$(MAKE) --no-print-directory -B $(BUILD)/qcow2-to-stdout.pc
 	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout
+	install -D -m 755 $(SHARED_LIBRARY) \
+		$(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIBRARY))
+	ln -sf $(notdir $(SHARED_LIBRARY)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.so
+	install -D -m 644 $(LIBRARY) $(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.a
+	install -D -m 644 include/qcow2-to-stdout.h \
+		$(DESTDIR)$(INCLUDEDIR)/qcow2-to-stdout.h
+	install -D -m 644 $(BUILD)/qcow2-to-stdout.pc \
+		$(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc
 	install -D -m 644 man/qcow2-to-stdout.1 \
 		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
+	install -D -m 644 man/libqcow2-to-stdout.3 \
+		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qcow2-to-stdout \
-		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
+		$(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIBRARY)) \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.so \
+		$(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.a \
+		$(DESTDIR)$(INCLUDEDIR)/qcow2-to-stdout.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc \
+		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1 \
+		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 clean:
 	rm -rf build build-asan qcow2-to-stdout

@@ -1,15 +1,44 @@
-/* qcow2-to-stdout: turn a disk image into a qcow2 image written as a stream.
+/* qcow2-to-stdout: turn a disk image into a qcow2 image written as a
+ * stream, or read as any byte range.
  *
- * The public interface of the library.  A conversion has two passes:
+ * The public interface of libqcow2-to-stdout.  A conversion has two passes:
  *
- *   1. q2s_plan_build() scans the input and computes an immutable plan:
- *      which guest clusters hold data and, from that, every offset of the
- *      output image.
- *   2. q2s_render() writes any byte range of the output image, as a pure
- *      function of (plan, input, range), strictly sequentially.
+ *   1. q2s_plan_build() scans an input (struct q2s_source) and computes
+ *      an immutable plan: which guest clusters hold data and, from that,
+ *      every offset of the output image, whose size is then known.
+ *   2. q2s_render() writes any byte range of the image to a file
+ *      descriptor, strictly sequentially (a pipe will do); q2s_pread()
+ *      fills a buffer with any byte range.  Both give the same bytes.
  *
- * Functions return 0 on success and -1 on failure, with a one-line message
- * in the caller's struct q2s_error.  Nothing here prints or exits.
+ * Every object is opaque, made and freed by the library, and read or
+ * changed through functions, so that later versions can add to them
+ * without breaking programs built against this header.
+ *
+ * Errors: a function that can fail returns 0 on success and -1 on
+ * failure.  Its last argument, struct q2s_error **error, may be NULL; if
+ * not, a failure stores there an error that the caller frees with
+ * q2s_error_free(): a one-line message and an errno value that says what
+ * kind of failure it is:
+ *   EINVAL           an option or argument that cannot be used;
+ *   ENOMEM           out of memory;
+ *   EFBIG            the image would pass a limit of qcow2 or of QEMU;
+ *   ECANCELED        cancelled (q2s_source_cancel() or the cancel flag);
+ *   ETIMEDOUT        an NBD server stopped answering for longer than the
+ *                    timeout;
+ *   ESTALE           the input changed while it was being converted;
+ *   EPROTO           an input or server answered nonsense;
+ *   EPERM            an image refused as untrusted;
+ *   ENOTRECOVERABLE  a bug of the library;
+ *   otherwise        what a system call, libnbd or a caller's callback
+ *                    said (ENOENT, EACCES, EIO, EPIPE, ENOSPC, ...).
+ * Nothing in the library prints, exits or changes signal dispositions.
+ *
+ * Threads: a plan never changes once built, so any number of threads may
+ * render or read it at once, each with its own source opened on the same
+ * input.  A source serves one call at a time (q2s_plan_build, q2s_render,
+ * q2s_pread); q2s_source_cancel() is the exception: any thread or signal
+ * handler may call it at any time.  Options may be shared by threads that
+ * only read them.  The library keeps no global state.
  */
 #ifndef QCOW2_TO_STDOUT_H
 #define QCOW2_TO_STDOUT_H
@@ -17,21 +46,50 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define Q2S_VERSION "0.1.0"
+#ifdef __cplusplus
+extern "C" {
+#endif
 
+/* What the shared library exports: these functions and nothing else. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define Q2S_API __attribute__((visibility("default")))
+#else
+#define Q2S_API
+#endif
+
+#define Q2S_VERSION_MAJOR 0
+#define Q2S_VERSION_MINOR 2
+#define Q2S_VERSION_MICRO 0
+/* 10000 * major + 100 * minor + micro, for comparisons in #if. */
+#define Q2S_VERSION_NUMBER \
+    (Q2S_VERSION_MAJOR * 10000 + Q2S_VERSION_MINOR * 100 + Q2S_VERSION_MICRO)
+#define Q2S_VERSION "0.2.0"
+
+/* The version of the library running, which may be newer than the header
+ * a program was built with. */
+Q2S_API unsigned q2s_version_number(void);
+Q2S_API const char *q2s_version_string(void);
+
+/* Errors. */
+struct q2s_error;
+
+/* An errno value (see above). */
+Q2S_API int q2s_error_code(const struct q2s_error *error);
+/* One line, no newline. */
+Q2S_API const char *q2s_error_message(const struct q2s_error *error);
+/* NULL is allowed. */
+Q2S_API void q2s_error_free(struct q2s_error *error);
+
+/* Conversion options: how the image is laid out. */
 #define Q2S_DEFAULT_CLUSTER_SIZE 65536
 #define Q2S_MIN_CLUSTER_SIZE 512
 #define Q2S_MAX_CLUSTER_SIZE (2 * 1024 * 1024)
 #define Q2S_DEFAULT_REFCOUNT_BITS 16
-/* The most compression threads the options may ask for.  Fewer are
- * started when the batches, which a fixed memory budget bounds, have work
- * for fewer (128 at most, at 64 KiB clusters and below), so this only
- * refuses counts that cannot be meant, such as a negative number turned
- * unsigned.  1024 is the limit the command line already had: this is the
- * same definition, token for token, so both can stand until the command
- * line uses this one. */
+/* The most compression threads the options take.  Fewer are started when
+ * the batches, which a fixed memory budget bounds, have work for fewer. */
 #define Q2S_MAX_THREADS 1024
 
 /* How data clusters are stored ("compression_type" in the header). */
@@ -40,117 +98,249 @@ enum q2s_compression {
     Q2S_COMPRESSION_ZLIB,
     Q2S_COMPRESSION_ZSTD,
 };
-/* compression_level: the type's own default (zlib 6, zstd 3). */
+/* A compression level that means the type's own default (zlib 6, zstd 3). */
 #define Q2S_COMPRESSION_LEVEL_DEFAULT INT_MIN
 
-struct q2s_error {
-    char message[512];
-    int code;  /* an errno value */
-};
+struct q2s_options;
+/* How an input is opened by name (below). */
+struct q2s_source_options;
 
-struct q2s_options {
-    uint32_t cluster_size;   /* power of two, 512 to 2 MiB */
-    uint32_t refcount_bits;  /* power of two, 1 to 64 */
-    /* Make the input the image's external data file, recorded under this
-     * name in the header; NULL for a self-contained image. */
-    const char *data_file_name;
-    bool data_file_raw;      /* set data_file_raw; needs data_file_name */
-    /* Store each data cluster compressed when that makes the image
-     * smaller; not with a data file. */
-    enum q2s_compression compression;
-    int compression_level;
-    uint32_t threads;        /* compression threads, at least 1 */
-    /* Compressed clusters kept in memory from pass 1 for pass 2, which
-     * compresses again those that did not fit. */
-    uint64_t cache_bytes;
-};
+/* New options hold the defaults: 64 KiB clusters, 16-bit refcounts, no
+ * data file, no compression, one thread, no compression cache.  NULL with
+ * errno ENOMEM when out of memory. */
+Q2S_API struct q2s_options *q2s_options_new(void);
+Q2S_API void q2s_options_free(struct q2s_options *options);
 
-void q2s_options_init(struct q2s_options *options);
-/* Checks what can be checked of the options alone. */
-int q2s_options_check(const struct q2s_options *options, struct q2s_error *err);
+/* Each setter refuses (EINVAL) a value that can never be right, leaving
+ * the options as they were; q2s_options_check() then looks at them
+ * together. */
 
-/* An input: where the guest-visible bytes of the disk come from. */
+/* A power of two from 512 to 2 MiB. */
+Q2S_API int q2s_options_set_cluster_size(
+    struct q2s_options *options, uint32_t cluster_size,
+    struct q2s_error **error);
+Q2S_API uint32_t q2s_options_get_cluster_size(
+    const struct q2s_options *options);
+
+/* The width of a reference count: 1, 2, 4, 8, 16, 32 or 64. */
+Q2S_API int q2s_options_set_refcount_bits(
+    struct q2s_options *options, uint32_t refcount_bits,
+    struct q2s_error **error);
+Q2S_API uint32_t q2s_options_get_refcount_bits(
+    const struct q2s_options *options);
+
+/* Make the input the image's external data file, which the image names
+ * as name (copied); raw also sets data_file_raw, which makes every cluster
+ * allocated.  NULL name: a self-contained image.  The input must then be
+ * a raw file or block device opened by name, not standard input, an NBD
+ * export or another format. */
+Q2S_API int q2s_options_set_data_file(struct q2s_options *options,
+                                      const char *name, bool raw,
+                                      struct q2s_error **error);
+/* NULL without a data file. */
+Q2S_API const char *q2s_options_get_data_file(
+    const struct q2s_options *options);
+Q2S_API bool q2s_options_get_data_file_raw(const struct q2s_options *options);
+
+/* Store each data cluster compressed when that makes it smaller; level
+ * is zlib's 1 to 9, zstd's -131072 to 22, or
+ * Q2S_COMPRESSION_LEVEL_DEFAULT.  Not with a data file.  With 1-bit
+ * refcounts, which cannot count the clusters that share a host cluster,
+ * every cluster is stored as it is. */
+Q2S_API int q2s_options_set_compression(struct q2s_options *options,
+                                        enum q2s_compression compression,
+                                        int level, struct q2s_error **error);
+Q2S_API enum q2s_compression q2s_options_get_compression(
+    const struct q2s_options *options);
+Q2S_API int q2s_options_get_compression_level(
+    const struct q2s_options *options);
+
+/* Threads that compress: 1 to Q2S_MAX_THREADS. */
+Q2S_API int q2s_options_set_threads(struct q2s_options *options,
+                                    uint32_t threads,
+                                    struct q2s_error **error);
+Q2S_API uint32_t q2s_options_get_threads(const struct q2s_options *options);
+
+/* Bytes of compressed clusters that pass 1 keeps in memory for the
+ * rendering of the image; what does not fit is compressed again. */
+Q2S_API int q2s_options_set_compress_cache(
+    struct q2s_options *options, uint64_t bytes, struct q2s_error **error);
+Q2S_API uint64_t q2s_options_get_compress_cache(
+    const struct q2s_options *options);
+
+/* The options together (EINVAL), and the input named input as
+ * q2s_source_open() would open it with source_options (which may be NULL
+ * for the defaults): a data file must be a raw file opened by name.  What
+ * q2s_plan_build() would refuse before reading anything. */
+Q2S_API int q2s_options_check(const struct q2s_options *options,
+                              const char *input,
+                              const struct q2s_source_options *source_options,
+                              struct q2s_error **error);
+
+/* Inputs: where the guest-visible bytes of the disk come from. */
 struct q2s_source;
 
-/* How an input is opened. */
-struct q2s_source_options {
-    /* NULL or "raw": the bytes as they are; any other format QEMU reads
-     * goes through qemu-nbd.  A format is never probed. */
-    const char *format;
-    /* The image comes from someone else: refuse one that names another
-     * file (a backing file, an external data file, vmdk extents) or whose
-     * format is not inspected for such names, and run QEMU's programs
-     * within resource limits.  Without it, a named file is still refused
-     * when opening it could block (a FIFO, a device). */
-    bool untrusted;
-    /* Seconds an NBD server may go without answering before the
-     * conversion fails; 0 waits for ever, except with untrusted, where it
-     * means Q2S_UNTRUSTED_TIMEOUT_SECONDS. */
-    uint32_t timeout_seconds;
-    /* When *interrupted becomes non-zero (a signal handler sets it; it
-     * may be NULL), every wait stops within a fraction of a second with
-     * the error "interrupted", and children are ended. */
-    const volatile sig_atomic_t *interrupted;
-};
+/* Defaults: raw, trusted, no timeout, no cancel flag.  NULL with errno
+ * ENOMEM when out of memory. */
+Q2S_API struct q2s_source_options *q2s_source_options_new(void);
+Q2S_API void q2s_source_options_free(struct q2s_source_options *options);
+
+/* NULL or "raw": the bytes as they are; any other format QEMU reads goes
+ * through qemu-nbd, which must be installed.  A format is never probed.
+ * The name is copied; "" is refused. */
+Q2S_API int q2s_source_options_set_format(
+    struct q2s_source_options *options, const char *format,
+    struct q2s_error **error);
+/* "raw" when none was set. */
+const char *
+q2s_source_options_get_format(const struct q2s_source_options *options);
+
+/* The image comes from someone else: refuse one that names another file
+ * (a backing file, an external data file, vmdk extents) or whose format
+ * is not inspected for such names, and run QEMU's programs within
+ * resource limits.  Without it, a named file is still refused when opening
+ * it could block (a FIFO, a device). */
+Q2S_API void q2s_source_options_set_untrusted(
+    struct q2s_source_options *options, bool untrusted);
+Q2S_API bool q2s_source_options_get_untrusted(
+    const struct q2s_source_options *options);
+
+/* Seconds an NBD server (or qemu-nbd) may go without answering before the
+ * call fails with ETIMEDOUT, at most Q2S_MAX_TIMEOUT_SECONDS; 0 waits for
+ * ever, except with untrusted, where it means
+ * Q2S_UNTRUSTED_TIMEOUT_SECONDS. */
+#define Q2S_MAX_TIMEOUT_SECONDS 86400
 #define Q2S_UNTRUSTED_TIMEOUT_SECONDS 60
+Q2S_API int q2s_source_options_set_timeout(
+    struct q2s_source_options *options, uint32_t seconds,
+    struct q2s_error **error);
+Q2S_API uint32_t q2s_source_options_get_timeout(
+    const struct q2s_source_options *options);
 
-void q2s_source_options_init(struct q2s_source_options *options);
+/* A flag that a signal handler sets to stop: once *flag is non-zero, the
+ * opening and every later call on the source stop within a fraction of a
+ * second with ECANCELED, having ended any process they started.  The flag
+ * must outlive the source; NULL for none. */
+Q2S_API void q2s_source_options_set_cancel_flag(
+    struct q2s_source_options *options, const volatile sig_atomic_t *flag);
 
-/* Opens an input.  A qemu-nbd started for it dies with the thread that
- * opened it (PR_SET_PDEATHSIG): open from a thread that outlives the
- * conversion.  The input is one of:
- *   "-"               standard input, a raw image (a pipe is read once and
- *                     its data kept in an unlinked file in $TMPDIR);
- *   an NBD URI        (nbd://, nbds://, nbd+unix://, ...), read as raw;
- *   anything else     a regular file or a block device. */
-int q2s_source_open(const char *input, const struct q2s_source_options *options,
-                    struct q2s_source **source, struct q2s_error *err);
+/* Opens an input by name:
+ *   "-"           standard input, a raw image (a pipe is read once and its
+ *                 data kept in an unlinked file in $TMPDIR, or /tmp);
+ *   an NBD URI    (nbd://, nbds://, nbd+unix://, ...), read as raw;
+ *   anything else a regular file or a block device, or an image in the
+ *                 options' format through a qemu-nbd that the library
+ *                 starts, which dies with the thread that opened the
+ *                 source: open from a thread that outlives it.
+ * options may be NULL for the defaults. */
+Q2S_API int q2s_source_open(const char *input,
+                            const struct q2s_source_options *options,
+                            struct q2s_source **source,
+                            struct q2s_error **error);
 /* Whether q2s_source_open() takes input for an NBD URI. */
-bool q2s_input_is_nbd_uri(const char *input);
-/* Also ends any server process the source started. */
-void q2s_source_close(struct q2s_source *source);
+Q2S_API bool q2s_input_is_nbd_uri(const char *input);
 
+/* A raw image on a regular file or block device that the caller opened;
+ * the source reads a duplicate of fd, which the caller may close. */
+Q2S_API int q2s_source_from_fd(int fd, struct q2s_source **source,
+                               struct q2s_error **error);
+
+/* A caller's own input, read through its callbacks.  Each returns -1 with
+ * errno set on failure, which fails the call that needed it.
+ *
+ * read: fill buf with count bytes at offset; count > 0 and
+ *   offset + count <= size.  Only ever called for extents that data
+ *   reported as data.
+ * data: the first extent at or after offset that may hold data: return 1
+ *   with [*start, *end) (offset <= *start < *end), or 0 when the rest of
+ *   the input reads as zeros.  Reporting zeros as data costs a read;
+ *   reporting data as a hole loses it.  NULL: all of it may hold data.
+ * close: called once, from q2s_source_close(), or when this constructor
+ *   fails; may be NULL. */
+typedef int q2s_read_callback(void *opaque, void *buf, size_t count,
+                              uint64_t offset);
+typedef int q2s_data_callback(void *opaque, uint64_t offset, uint64_t *start,
+                              uint64_t *end);
+typedef void q2s_close_callback(void *opaque);
+
+Q2S_API int q2s_source_from_callbacks(uint64_t size, q2s_read_callback *read,
+                                      q2s_data_callback *data,
+                                      q2s_close_callback *close, void *opaque,
+                                      struct q2s_source **source,
+                                      struct q2s_error **error);
+
+/* Bytes of the input. */
+Q2S_API uint64_t q2s_source_get_size(const struct q2s_source *source);
+
+/* Makes the call running on the source, and every later one, fail with
+ * ECANCELED within a fraction of a second, ending any process the source
+ * started.  Safe from any thread and from a signal handler. */
+Q2S_API void q2s_source_cancel(struct q2s_source *source);
+
+/* Also ends any server process the source started.  NULL is allowed. */
+Q2S_API void q2s_source_close(struct q2s_source *source);
+
+/* Progress. */
 enum q2s_phase {
     Q2S_PHASE_SCAN,   /* pass 1: reading the input to find the data */
     Q2S_PHASE_WRITE,  /* pass 2: writing the image */
 };
 
-/* Called now and then with the bytes done out of the phase's total. */
-typedef void q2s_progress_fn(void *opaque, enum q2s_phase phase,
-                             uint64_t done, uint64_t total);
+/* Called now and then, on the calling thread, with the bytes done out of
+ * the phase's total. */
+typedef void q2s_progress_callback(void *opaque, enum q2s_phase phase,
+                                   uint64_t done, uint64_t total);
 
+/* Plans. */
 struct q2s_plan;
 
-int q2s_plan_build(struct q2s_source *source,
-                   const struct q2s_options *options,
-                   q2s_progress_fn *progress, void *progress_opaque,
-                   struct q2s_plan **plan, struct q2s_error *err);
-void q2s_plan_free(struct q2s_plan *plan);
+/* Pass 1: reads the data of the source (never what it reports as holes)
+ * and computes the image.  options is only read; progress may be NULL. */
+Q2S_API int q2s_plan_build(struct q2s_source *source,
+                           const struct q2s_options *options,
+                           q2s_progress_callback *progress,
+                           void *progress_opaque, struct q2s_plan **plan,
+                           struct q2s_error **error);
+Q2S_API void q2s_plan_free(struct q2s_plan *plan);
 
-struct q2s_plan_summary {
-    uint64_t image_size;          /* bytes of the whole qcow2 stream */
-    uint64_t virtual_size;        /* guest disk size */
-    uint64_t input_size;
-    uint32_t cluster_size;
-    uint32_t refcount_bits;
-    uint64_t data_clusters;       /* guest clusters that are allocated */
-    uint64_t compressed_clusters; /* of which stored compressed */
-    uint64_t compressed_bytes;    /* the bytes they take in the image */
-    uint64_t l1_entries;
-    uint64_t l2_tables;
-    uint64_t refcount_blocks;
-    uint64_t refcount_table_clusters;
-    uint64_t total_clusters;      /* host clusters of the image */
-};
+/* Bytes of the whole qcow2 image. */
+Q2S_API uint64_t q2s_plan_get_image_size(const struct q2s_plan *plan);
+/* The guest disk: the input size rounded up to 512 bytes. */
+Q2S_API uint64_t q2s_plan_get_virtual_size(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_input_size(const struct q2s_plan *plan);
+Q2S_API uint32_t q2s_plan_get_cluster_size(const struct q2s_plan *plan);
+Q2S_API uint32_t q2s_plan_get_refcount_bits(const struct q2s_plan *plan);
+/* Guest clusters that are allocated, of which compressed, and the bytes
+ * these take in the image. */
+Q2S_API uint64_t q2s_plan_get_data_clusters(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_compressed_clusters(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_compressed_bytes(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_l1_entries(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_l2_tables(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_refcount_blocks(const struct q2s_plan *plan);
+Q2S_API uint64_t q2s_plan_get_refcount_table_clusters(
+    const struct q2s_plan *plan);
+/* Host clusters of the image. */
+Q2S_API uint64_t q2s_plan_get_total_clusters(const struct q2s_plan *plan);
 
-void q2s_plan_summarize(const struct q2s_plan *plan,
-                        struct q2s_plan_summary *summary);
+/* Pass 2: writes bytes [offset, offset + length) of the image to fd,
+ * which is never seeked; the range must lie within the image.  source is
+ * the one the plan was built from, or one opened the same way on the same
+ * input.  progress may be NULL. */
+Q2S_API int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
+                       int fd, uint64_t offset, uint64_t length,
+                       q2s_progress_callback *progress, void *progress_opaque,
+                       struct q2s_error **error);
 
-/* Write bytes [offset, offset + length) of the image to out_fd, which is
- * never seeked.  The range must lie within the image. */
-int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
-               int out_fd, uint64_t offset, uint64_t length,
-               q2s_progress_fn *progress, void *progress_opaque,
-               struct q2s_error *err);
+/* Fills buf with bytes [offset, offset + count) of the image, the same
+ * bytes as q2s_render() writes: for a program that serves ranges itself.
+ * The range must lie within the image. */
+Q2S_API int q2s_pread(const struct q2s_plan *plan, struct q2s_source *source,
+                      void *buf, size_t count, uint64_t offset,
+                      struct q2s_error **error);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

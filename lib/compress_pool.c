@@ -76,7 +76,7 @@ struct q2s_pool {
     uint32_t workers_running;
     bool abandoned;
     struct q2s_error error;  /* the first failure of a thread */
-    const volatile sig_atomic_t *interrupted;
+    const struct q2s_cancel *cancel;
 
     struct worker *workers;
     uint32_t worker_count;
@@ -220,7 +220,7 @@ static void init_monotonic_cond(pthread_cond_t *cond)
 }
 
 int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
-                 uint32_t threads, const volatile sig_atomic_t *interrupted,
+                 uint32_t threads, const struct q2s_cancel *cancel,
                  struct q2s_pool **result, struct q2s_error *err)
 {
     struct q2s_pool *pool;
@@ -248,7 +248,7 @@ int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
     if (threads > claims)
         threads = (uint32_t)claims;
     pool->cluster_size = cluster_size;
-    pool->interrupted = interrupted;
+    pool->cancel = cancel;
     pool->batch_clusters = clusters;
     pool->claim_clusters = claim_bytes / cluster_size;
     pthread_mutex_init(&pool->lock, NULL);
@@ -285,7 +285,7 @@ void q2s_pool_free(struct q2s_pool *pool)
     /* Interrupted: a thread may be inside one cluster for seconds (zstd
      * at level 22 on 2 MiB), which no call can cut short.  The caller
      * goes on at once; the last thread out frees the pool. */
-    leave = pool->interrupted && *pool->interrupted &&
+    leave = q2s_cancelled(pool->cancel) &&
             pool->workers_running > 0;
     if (leave) {
         pool->abandoned = true;
@@ -377,7 +377,7 @@ int q2s_pool_collect(struct q2s_pool *pool, struct q2s_batch **batch,
     while (slot->finished < slot->batch.count) {
         struct timespec deadline;
 
-        if (pool->interrupted && *pool->interrupted) {
+        if (q2s_cancelled(pool->cancel)) {
             pthread_mutex_unlock(&pool->lock);
             *batch = NULL;
             return q2s_error_set(err, ECANCELED, "interrupted");

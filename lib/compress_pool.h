@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2-to-stdout.h"
+#include "cancel.h"
+#include "error.h"
 
 struct q2s_batch {
     uint64_t first_cluster;  /* the caller's, for its own bookkeeping */
@@ -28,10 +29,10 @@ struct q2s_pool;
 
 /* Compresses on up to threads threads: fewer when a batch, which the
  * memory budget bounds whatever the thread count, has work for fewer.
- * When *interrupted becomes non-zero (it may be NULL), a collect that is
- * waiting fails with "interrupted". */
+ * When cancel says so, a collect that is waiting fails with
+ * "interrupted"; cancel must outlive the pool. */
 int q2s_pool_new(enum q2s_compression type, int level, uint32_t cluster_size,
-                 uint32_t threads, const volatile sig_atomic_t *interrupted,
+                 uint32_t threads, const struct q2s_cancel *cancel,
                  struct q2s_pool **result, struct q2s_error *err);
 /* Stops the threads; batches in flight are dropped. */
 void q2s_pool_free(struct q2s_pool *pool);

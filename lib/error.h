@@ -4,6 +4,12 @@
 
 #include "qcow2-to-stdout.h"
 
+/* Opaque in the public header, which hands out copies (api.c). */
+struct q2s_error {
+    char message[512];
+    int code;  /* an errno value */
+};
+
 /* Both return -1 so that "return q2s_error_set(...)" reads naturally.
  * code is an errno value that says what kind of failure it is, for a
  * program to act on: EINVAL for options or arguments that cannot be used,

@@ -8,22 +8,6 @@
 #include "error.h"
 #include "qcow2_format.h"
 
-void q2s_options_init(struct q2s_options *options)
-{
-    *options = (struct q2s_options){
-        .cluster_size = Q2S_DEFAULT_CLUSTER_SIZE,
-        .refcount_bits = Q2S_DEFAULT_REFCOUNT_BITS,
-        .compression = Q2S_COMPRESSION_NONE,
-        .compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT,
-        .threads = 1,
-    };
-}
-
-static bool is_power_of_two(uint64_t n)
-{
-    return n != 0 && (n & (n - 1)) == 0;
-}
-
 static uint32_t log2_of(uint64_t power_of_two)
 {
     return (uint32_t)__builtin_ctzll(power_of_two);
@@ -39,70 +23,13 @@ uint64_t q2s_header_bytes(const char *data_file_name)
     return bytes + QCOW2_EXTENSION_HEADER_BYTES + QCOW2_FEATURE_NAME_TABLE_BYTES;
 }
 
-static int compression_check(const struct q2s_options *options,
-                                 struct q2s_error *err)
-{
-    const char *name = options->compression == Q2S_COMPRESSION_ZSTD ? "zstd"
-                                                                     : "zlib";
-    int min, max, default_level;
-
-    if (options->compression != Q2S_COMPRESSION_ZLIB &&
-        options->compression != Q2S_COMPRESSION_ZSTD)
-        return q2s_error_set(err, EINVAL, "unknown compression type %d",
-                             (int)options->compression);
-    if (options->data_file_name)
-        return q2s_error_set(err, EINVAL, "compression cannot be used with an "
-                             "external data file");
-    q2s_compression_levels(options->compression, &min, &max, &default_level);
-    if (options->compression_level != Q2S_COMPRESSION_LEVEL_DEFAULT &&
-        (options->compression_level < min || options->compression_level > max))
-        return q2s_error_set(err, EINVAL, "invalid %s compression level %d: must be "
-                             "from %d to %d", name, options->compression_level,
-                             min, max);
-    if (options->threads < 1)
-        return q2s_error_set(err, EINVAL, "at least one compression thread is "
-                             "needed");
-    if (options->threads > Q2S_MAX_THREADS)
-        return q2s_error_set(err, EINVAL, "too many compression threads (%u): at "
-                             "most %d", options->threads, Q2S_MAX_THREADS);
-    return 0;
-}
-
-int q2s_options_check(const struct q2s_options *options, struct q2s_error *err)
-{
-    if (!is_power_of_two(options->cluster_size) ||
-        options->cluster_size < Q2S_MIN_CLUSTER_SIZE ||
-        options->cluster_size > Q2S_MAX_CLUSTER_SIZE)
-        return q2s_error_set(err, EINVAL, "invalid cluster size %u: must be a power "
-                             "of two from 512 to 2097152",
-                             options->cluster_size);
-    if (!is_power_of_two(options->refcount_bits) ||
-        options->refcount_bits > 64)
-        return q2s_error_set(err, EINVAL, "invalid refcount width %u: must be 1, 2, "
-                             "4, 8, 16, 32 or 64", options->refcount_bits);
-    if (options->data_file_raw && !options->data_file_name)
-        return q2s_error_set(err, EINVAL, "data_file_raw needs an external data file");
-    if (options->data_file_name &&
-        options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
-        return q2s_error_set(err, EINVAL, "external data files require a larger "
-                             "cluster size");
-    if (options->compression != Q2S_COMPRESSION_NONE &&
-        compression_check(options, err) < 0)
-        return -1;
-    if (q2s_header_bytes(options->data_file_name) > options->cluster_size)
-        return q2s_error_set(err, EINVAL, "the data file name is too long for a "
-                             "%u-byte header cluster; use a shorter path or "
-                             "a larger cluster size", options->cluster_size);
-    return 0;
-}
-
 int q2s_geometry_init(struct q2s_geometry *geometry,
                       const struct q2s_options *options, uint64_t input_size,
                       struct q2s_error *err)
 {
     struct q2s_geometry g = { 0 };
 
-    if (q2s_options_check(options, err) < 0)
+    if (q2s_options_validate(options, err) < 0)
         return -1;
     g.cluster_size = options->cluster_size;
     g.cluster_bits = log2_of(options->cluster_size);

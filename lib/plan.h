@@ -16,6 +16,7 @@
 #define Q2S_PLAN_H
 
 #include "cache.h"
+#include "options.h"
 #include "packing.h"
 #include "qcow2-to-stdout.h"
 #include "runs.h"

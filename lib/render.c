@@ -7,6 +7,7 @@
 #include "error.h"
 #include "metadata.h"
 #include "plan.h"
+#include "render.h"
 #include "sink.h"
 #include "source.h"
 
@@ -22,7 +23,7 @@ struct render {
     size_t buffer_bytes;
     uint64_t start, end;  /* the range being rendered */
     struct q2s_pool *pool;  /* to compress again what the cache lacks */
-    q2s_progress_fn *progress;
+    q2s_progress_callback *progress;
     void *progress_opaque;
 };
 
@@ -80,11 +81,24 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
                              err) < 0)
             return -1;
         if (done == 0) {
-            done = readable < r->buffer_bytes ? readable : r->buffer_bytes;
-            if (q2s_source_read_data(source, r->buffer, (size_t)done, offset,
-                                     err) < 0 ||
-                q2s_sink_write(&r->sink, r->buffer, (size_t)done, err) < 0)
-                return -1;
+            /* Into a caller's buffer, the input's bytes go straight. */
+            uint8_t *room = q2s_sink_room(&r->sink, readable);
+
+            if (room) {
+                done = readable;
+                if (q2s_source_read_data(source, room, (size_t)done, offset,
+                                         err) < 0)
+                    return -1;
+                q2s_sink_filled(&r->sink, (size_t)done);
+            } else {
+                done = readable < r->buffer_bytes ? readable
+                                                  : r->buffer_bytes;
+                if (q2s_source_read_data(source, r->buffer, (size_t)done,
+                                         offset, err) < 0 ||
+                    q2s_sink_write(&r->sink, r->buffer, (size_t)done,
+                                   err) < 0)
+                    return -1;
+            }
         }
         offset += done;
         readable -= done;
@@ -275,7 +289,7 @@ static int recompress(struct render *r, uint64_t *pos, uint64_t end,
 
     if (q2s_pool_new(plan->compression, plan->compression_level,
                      plan->geometry.cluster_size, plan->threads,
-                     r->source->interrupted, &r->pool, err) < 0)
+                     &r->source->cancel, &r->pool, err) < 0)
         return -1;
     capacity = q2s_pool_batch_clusters(r->pool);
     guest_clusters = calloc(capacity, sizeof *guest_clusters);
@@ -342,10 +356,12 @@ static int render_compressed(struct render *r, uint64_t *pos,
     return ret;
 }
 
-int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
-               int out_fd, uint64_t offset, uint64_t length,
-               q2s_progress_fn *progress, void *progress_opaque,
-               struct q2s_error *err)
+/* Bytes [offset, offset + length) of the image into sink, which the
+ * caller set up and frees. */
+static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
+                        struct q2s_sink *sink, uint64_t offset,
+                        uint64_t length, q2s_progress_callback *progress,
+                        void *progress_opaque, struct q2s_error *err)
 {
     struct render r = {
         .plan = plan,
@@ -375,10 +391,7 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     r.buffer = malloc(r.buffer_bytes);
     if (!r.buffer)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate a buffer");
-    if (q2s_sink_init(&r.sink, out_fd, source->interrupted, err) < 0) {
-        free(r.buffer);
-        return -1;
-    }
+    r.sink = *sink;
     metadata_end = plan->data_offset < r.end ? plan->data_offset : r.end;
     if (render_metadata(&r, &pos, metadata_end, err) < 0)
         goto out;
@@ -396,7 +409,39 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     report(&r, pos);
     ret = 0;
 out:
-    q2s_sink_fini(&r.sink);
+    *sink = r.sink;
     free(r.buffer);
+    return ret;
+}
+
+int q2s_render_fd(const struct q2s_plan *plan, struct q2s_source *source,
+                  int out_fd, uint64_t offset, uint64_t length,
+                  q2s_progress_callback *progress, void *progress_opaque,
+                  struct q2s_error *err)
+{
+    struct q2s_sink sink;
+    int ret;
+
+    if (q2s_sink_init(&sink, out_fd, &source->cancel, err) < 0)
+        return -1;
+    ret = render_range(plan, source, &sink, offset, length, progress,
+                       progress_opaque, err);
+    q2s_sink_fini(&sink);
+    return ret;
+}
+
+int q2s_render_memory(const struct q2s_plan *plan, struct q2s_source *source,
+                      void *buf, size_t count, uint64_t offset,
+                      struct q2s_error *err)
+{
+    struct q2s_sink sink;
+    int ret;
+
+    q2s_sink_init_memory(&sink, buf, count, &source->cancel);
+    ret = render_range(plan, source, &sink, offset, count, NULL, NULL, err);
+    if (ret == 0 && sink.used != count)
+        ret = q2s_error_set(err, ENOTRECOVERABLE, "internal error: %zu of "
+                            "%zu bytes rendered", sink.used, count);
+    q2s_sink_fini(&sink);
     return ret;
 }

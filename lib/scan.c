@@ -22,7 +22,7 @@ struct scan {
     /* Takes the clusters [pos, pos + length), cluster-aligned. */
     int (*window)(struct scan *scan, uint64_t pos, uint64_t length,
                   struct q2s_error *err);
-    q2s_progress_fn *progress;
+    q2s_progress_callback *progress;
     void *progress_opaque;
 
     /* Without compression: the window is read here and looked at. */
@@ -116,7 +116,7 @@ static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
 }
 
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
-             struct q2s_runs *data_clusters, q2s_progress_fn *progress,
+             struct q2s_runs *data_clusters, q2s_progress_callback *progress,
              void *progress_opaque, struct q2s_error *err)
 {
     uint32_t cluster_size = geometry->cluster_size;
@@ -212,7 +212,7 @@ int q2s_scan_compressed(struct q2s_source *source,
                         const struct q2s_geometry *geometry,
                         const struct q2s_options *options,
                         struct q2s_clusters *clusters, struct q2s_cache *cache,
-                        q2s_progress_fn *progress, void *progress_opaque,
+                        q2s_progress_callback *progress, void *progress_opaque,
                         struct q2s_error *err)
 {
     struct scan scan = {
@@ -230,7 +230,7 @@ int q2s_scan_compressed(struct q2s_source *source,
                      q2s_compression_level(options->compression,
                                            options->compression_level),
                      geometry->cluster_size, options->threads,
-                     source->interrupted, &scan.pool, err) < 0)
+                     &source->cancel, &scan.pool, err) < 0)
         return -1;
     scan.window_bytes =
         q2s_pool_batch_clusters(scan.pool) * (size_t)geometry->cluster_size;

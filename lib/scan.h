@@ -11,7 +11,7 @@
  * Holes that the source reports are not read, and no cluster is read
  * twice.  Reports progress as bytes of the input done. */
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
-             struct q2s_runs *data_clusters, q2s_progress_fn *progress,
+             struct q2s_runs *data_clusters, q2s_progress_callback *progress,
              void *progress_opaque, struct q2s_error *err);
 
 /* The same with the compression of options, on options->threads threads:
@@ -22,7 +22,7 @@ int q2s_scan_compressed(struct q2s_source *source,
                         const struct q2s_geometry *geometry,
                         const struct q2s_options *options,
                         struct q2s_clusters *clusters, struct q2s_cache *cache,
-                        q2s_progress_fn *progress, void *progress_opaque,
+                        q2s_progress_callback *progress, void *progress_opaque,
                         struct q2s_error *err);
 
 #endif

@@ -20,7 +20,7 @@
 #define SINK_COPY_CHUNK (1024 * 1024 * 1024)
 
 int q2s_sink_init(struct q2s_sink *sink, int fd,
-                  const volatile sig_atomic_t *interrupted,
+                  const struct q2s_cancel *cancel,
                   struct q2s_error *err)
 {
     struct stat st;
@@ -28,7 +28,7 @@ int q2s_sink_init(struct q2s_sink *sink, int fd,
     if (fstat(fd, &st) < 0)
         return q2s_error_set_errno(err, errno, "cannot inspect the output");
     sink->fd = fd;
-    sink->interrupted = interrupted;
+    sink->cancel = cancel;
     sink->used = 0;
     sink->capacity = SINK_BUFFER_BYTES;
     sink->buffer = malloc(sink->capacity);
@@ -47,17 +47,49 @@ int q2s_sink_init(struct q2s_sink *sink, int fd,
     return 0;
 }
 
+void q2s_sink_init_memory(struct q2s_sink *sink, void *buffer,
+                          size_t capacity, const struct q2s_cancel *cancel)
+{
+    *sink = (struct q2s_sink){
+        .fd = -1,
+        .copy_method = Q2S_COPY_PREAD,
+        .buffer = buffer,
+        .capacity = capacity,
+        .cancel = cancel,
+    };
+}
+
 void q2s_sink_fini(struct q2s_sink *sink)
 {
-    free(sink->buffer);
+    if (sink->fd >= 0)
+        free(sink->buffer);
     sink->buffer = NULL;
+}
+
+uint8_t *q2s_sink_room(struct q2s_sink *sink, uint64_t length)
+{
+    if (sink->fd >= 0 || length > sink->capacity - sink->used)
+        return NULL;
+    return sink->buffer + sink->used;
+}
+
+void q2s_sink_filled(struct q2s_sink *sink, size_t length)
+{
+    sink->used += length;
+}
+
+/* A caller's buffer is never flushed: the plan's ranges add up to it. */
+static int memory_overflow(struct q2s_error *err)
+{
+    return q2s_error_set(err, ENOTRECOVERABLE, "internal error: more bytes "
+                         "than the range asked for");
 }
 
 /* A signal that stops a write part way makes it return what it wrote,
  * not EINTR: so look before every call. */
 static int check_interrupted(struct q2s_sink *sink, struct q2s_error *err)
 {
-    if (sink->interrupted && *sink->interrupted)
+    if (q2s_cancelled(sink->cancel))
         return q2s_error_set(err, ECANCELED, "interrupted");
     return 0;
 }
@@ -118,6 +150,8 @@ int q2s_sink_flush(struct q2s_sink *sink, struct q2s_error *err)
 {
     size_t used = sink->used;
 
+    if (sink->fd < 0)
+        return 0;
     sink->used = 0;
     return write_all(sink, sink->buffer, used, err);
 }
@@ -128,6 +162,8 @@ int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
     const uint8_t *p = data;
 
     if (sink->used + length > sink->capacity) {
+        if (sink->fd < 0)
+            return memory_overflow(err);
         if (q2s_sink_flush(sink, err) < 0)
             return -1;
         if (length >= sink->capacity)
@@ -141,6 +177,8 @@ int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
 int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
                          struct q2s_error *err)
 {
+    if (sink->fd < 0 && length > sink->capacity - sink->used)
+        return memory_overflow(err);
     while (length > 0) {
         size_t room = sink->capacity - sink->used;
         size_t n = length < room ? (size_t)length : room;
@@ -161,6 +199,38 @@ static bool fast_path_unsupported(int errnum)
            errnum == EXDEV || errnum == EBADF || errnum == ETXTBSY;
 }
 
+/* One copy from the input's page cache straight into the caller's buffer,
+ * where a read into the render buffer would add a second. */
+static int copy_into_memory(struct q2s_sink *sink, int in_fd, uint64_t offset,
+                            uint64_t length, uint64_t *copied,
+                            struct q2s_error *err)
+{
+    if (length > sink->capacity - sink->used)
+        return memory_overflow(err);
+    while (*copied < length) {
+        ssize_t n;
+
+        if (check_interrupted(sink, err) < 0)
+            return -1;
+        n = pread(in_fd, sink->buffer + sink->used,
+                  (size_t)(length - *copied), (off_t)(offset + *copied));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return q2s_error_set_errno(err, errno, "read error at input "
+                                       "offset %llu",
+                                       (unsigned long long)(offset + *copied));
+        if (n == 0)
+            return q2s_error_set(err, ESTALE, "unexpected end of input at "
+                                 "offset %llu (did it shrink while being "
+                                 "read?)",
+                                 (unsigned long long)(offset + *copied));
+        sink->used += (size_t)n;
+        *copied += (uint64_t)n;
+    }
+    return 0;
+}
+
 int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
                      uint64_t length, uint64_t *copied, struct q2s_error *err)
 {
@@ -169,6 +239,8 @@ int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
     *copied = 0;
     if (sink->copy_method == Q2S_COPY_NONE || length == 0)
         return 0;
+    if (sink->copy_method == Q2S_COPY_PREAD)
+        return copy_into_memory(sink, in_fd, offset, length, copied, err);
     if (q2s_sink_flush(sink, err) < 0)
         return -1;
     while (done < length) {

@@ -12,29 +12,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qcow2-to-stdout.h"
+#include "cancel.h"
+#include "error.h"
 
 enum q2s_sink_copy_method {
     Q2S_COPY_SPLICE,
     Q2S_COPY_FILE_RANGE,
     Q2S_COPY_SENDFILE,
-    Q2S_COPY_NONE,  /* plain writes only */
+    Q2S_COPY_PREAD,  /* into a caller's buffer */
+    Q2S_COPY_NONE,   /* plain writes only */
 };
 
 struct q2s_sink {
-    int fd;
+    int fd;            /* -1 for a caller's buffer */
     enum q2s_sink_copy_method copy_method;
     uint8_t *buffer;
     size_t used;
     size_t capacity;
-    const volatile sig_atomic_t *interrupted;  /* may be NULL */
+    const struct q2s_cancel *cancel;
 };
 
-/* A blocked write that a signal interrupts fails if *interrupted is set
- * (interrupted may be NULL), and is tried again otherwise. */
+/* A blocked write that a signal interrupts fails if cancel says so, and
+ * is tried again otherwise. */
 int q2s_sink_init(struct q2s_sink *sink, int fd,
-                  const volatile sig_atomic_t *interrupted,
+                  const struct q2s_cancel *cancel,
                   struct q2s_error *err);
+/* A sink that fills buffer, of exactly capacity bytes, for q2s_pread():
+ * writes go straight to it, and input bytes are read into it. */
+void q2s_sink_init_memory(struct q2s_sink *sink, void *buffer,
+                          size_t capacity, const struct q2s_cancel *cancel);
 /* Frees the buffer; does not flush it or close the descriptor. */
 void q2s_sink_fini(struct q2s_sink *sink);
 
@@ -43,6 +49,12 @@ int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
 int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
                          struct q2s_error *err);
 int q2s_sink_flush(struct q2s_sink *sink, struct q2s_error *err);
+
+/* For a caller's buffer: where the next length bytes go, for the caller
+ * to fill and then pass to q2s_sink_filled(); NULL for a descriptor, or
+ * when they would not fit. */
+uint8_t *q2s_sink_room(struct q2s_sink *sink, uint64_t length);
+void q2s_sink_filled(struct q2s_sink *sink, size_t length);
 
 /* Copies bytes [offset, offset + length) of in_fd without passing them
  * through user space.  *copied tells how many went; less than length (even

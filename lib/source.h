@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "cancel.h"
+#include "options.h"
 #include "qcow2-to-stdout.h"
 
 struct q2s_source_ops {
@@ -37,14 +39,16 @@ struct q2s_source {
     /* A good size for one read; sources that split a read into requests
      * in flight at once want large ones. */
     size_t read_bytes;
-    /* Set (by a signal handler) when the caller wants to stop; may be
-     * NULL.  Long loops check it. */
-    const volatile sig_atomic_t *interrupted;
+    /* A regular file or block device opened by name, which an image can
+     * name as its external data file. */
+    bool raw_file;
+    /* Whether the caller wants to stop.  Long loops check it. */
+    struct q2s_cancel cancel;
 };
 
 static inline int q2s_source_interrupted(const struct q2s_source *source)
 {
-    return source->interrupted && *source->interrupted;
+    return q2s_cancelled(&source->cancel);
 }
 
 /* Reads [offset, offset + length) like ops->read, but only the extents

@@ -17,14 +17,15 @@
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
-/* A day: longer is a typo, not a patient server. */
-#define Q2S_MAX_TIMEOUT 86400
 
 struct cli {
-    struct q2s_options options;
-    struct q2s_source_options source_options;
+    struct q2s_options *options;
+    struct q2s_source_options *source_options;
     const char *input;
     bool data_file;
+    bool data_file_raw;
+    enum q2s_compression compression;
+    int compression_level;
     bool measure;
     bool json;
     bool progress;
@@ -200,11 +201,6 @@ static bool parse_size(const char *text, uint64_t *value)
     return true;
 }
 
-static bool is_power_of_two_in(uint64_t n, uint64_t low, uint64_t high)
-{
-    return n >= low && n <= high && (n & (n - 1)) == 0;
-}
-
 enum {
     OPT_MEASURE = 256,
     OPT_JSON,
@@ -257,35 +253,51 @@ static bool parse_int(const char *text, int *value)
     return true;
 }
 
-/* Also the default options that come from the machine. */
-static void default_options(struct cli *cli)
+/* A library error about the command line: a usage error.  Frees it. */
+static int usage_error_from(struct q2s_error *err)
 {
-    q2s_options_init(&cli->options);
-    q2s_source_options_init(&cli->source_options);
-    cli->source_options.format = "raw";
-    cli->options.threads = available_cpus();
-    cli->options.cache_bytes = default_compress_cache();
+    int status = usage_error("%s", q2s_error_message(err));
+
+    q2s_error_free(err);
+    return status;
 }
 
-/* What only the options together can tell: usage errors too.  Returns -1
- * to go on, or the exit status. */
-static int check_combinations(const struct cli *cli)
+/* The options objects, with the defaults that come from the machine.
+ * Returns -1 to go on, or the exit status. */
+static int default_options(struct cli *cli)
 {
-    struct q2s_error err;
+    cli->options = q2s_options_new();
+    cli->source_options = q2s_source_options_new();
+    if (!cli->options || !cli->source_options)
+        return fail("out of memory");
+    cli->compression = Q2S_COMPRESSION_NONE;
+    cli->compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT;
+    /* Valid by construction: the library's own bounds. */
+    if (q2s_options_set_threads(cli->options,
+                                available_cpus() < Q2S_MAX_THREADS
+                                    ? available_cpus() : Q2S_MAX_THREADS,
+                                NULL) < 0 ||
+        q2s_options_set_compress_cache(cli->options, default_compress_cache(),
+                                       NULL) < 0)
+        return fail("out of memory");
+    return -1;
+}
 
-    if (cli->data_file && strcmp(cli->source_options.format, "raw") != 0)
-        return usage_error("external data files can only be used with raw "
-                           "input images");
-    if (cli->data_file && (strcmp(cli->input, "-") == 0 ||
-                           q2s_input_is_nbd_uri(cli->input)))
-        return usage_error("an external data file must be a file that the "
-                           "image can name, not standard input or an NBD "
-                           "export");
-    if (q2s_options_check(&cli->options, &err) < 0)
-        return usage_error("%s", err.message);
-    if (cli->source_options.format[0] == '\0')
-        return usage_error("invalid format '': give a format QEMU reads, "
-                           "or leave -f out for raw");
+/* What only the options together, and the input, can tell: usage errors
+ * too, found by the library's rules.  Returns -1 to go on, or the exit
+ * status. */
+static int check_combinations(struct cli *cli)
+{
+    struct q2s_error *err = NULL;
+
+    if (q2s_options_set_compression(cli->options, cli->compression,
+                                    cli->compression_level, &err) < 0 ||
+        (cli->data_file &&
+         q2s_options_set_data_file(cli->options, cli->input,
+                                   cli->data_file_raw, &err) < 0) ||
+        q2s_options_check(cli->options, cli->input, cli->source_options,
+                          &err) < 0)
+        return usage_error_from(err);
     return -1;
 }
 
@@ -308,6 +320,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { NULL, 0, NULL, 0 },
     };
+    struct q2s_error *err = NULL;
     uint64_t n;
     int c;
 
@@ -316,68 +329,75 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                             NULL)) != -1) {
         switch (c) {
         case 'f':
-            cli->source_options.format = optarg;
+            if (q2s_source_options_set_format(cli->source_options, optarg,
+                                              &err) < 0)
+                return usage_error_from(err);
             break;
         case 'c':
-            if (!parse_size(optarg, &n) ||
-                !is_power_of_two_in(n, Q2S_MIN_CLUSTER_SIZE,
-                                    Q2S_MAX_CLUSTER_SIZE))
-                return usage_error("invalid cluster size '%s': must be a "
-                                   "power of two from 512 to 2097152", optarg);
-            cli->options.cluster_size = (uint32_t)n;
+            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+                return usage_error("invalid cluster size '%s'", optarg);
+            if (q2s_options_set_cluster_size(cli->options, (uint32_t)n,
+                                             &err) < 0)
+                return usage_error_from(err);
             break;
         case 'r':
-            if (!parse_size(optarg, &n) || !is_power_of_two_in(n, 1, 64))
-                return usage_error("invalid refcount width '%s': must be 1, "
-                                   "2, 4, 8, 16, 32 or 64", optarg);
-            cli->options.refcount_bits = (uint32_t)n;
+            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+                return usage_error("invalid refcount width '%s'", optarg);
+            if (q2s_options_set_refcount_bits(cli->options, (uint32_t)n,
+                                              &err) < 0)
+                return usage_error_from(err);
             break;
         case 'd':
             cli->data_file = true;
             break;
         case 'R':
             cli->data_file = true;
-            cli->options.data_file_raw = true;
+            cli->data_file_raw = true;
             break;
         case 'p':
             cli->progress = true;
             break;
         case OPT_COMPRESS:
             if (!optarg || strcmp(optarg, "zlib") == 0)
-                cli->options.compression = Q2S_COMPRESSION_ZLIB;
+                cli->compression = Q2S_COMPRESSION_ZLIB;
             else if (strcmp(optarg, "zstd") == 0)
-                cli->options.compression = Q2S_COMPRESSION_ZSTD;
+                cli->compression = Q2S_COMPRESSION_ZSTD;
             else
                 return usage_error("invalid compression type '%s': must be "
                                    "zlib or zstd", optarg);
             break;
         case OPT_COMPRESS_LEVEL:
-            if (!parse_int(optarg, &cli->options.compression_level))
+            if (!parse_int(optarg, &cli->compression_level))
                 return usage_error("invalid compression level '%s'", optarg);
             cli->compression_option_given = true;
             break;
         case OPT_COMPRESS_CACHE:
-            if (!parse_size(optarg, &cli->options.cache_bytes))
+            if (!parse_size(optarg, &n))
                 return usage_error("invalid compression cache size '%s'",
                                    optarg);
+            if (q2s_options_set_compress_cache(cli->options, n, &err) < 0)
+                return usage_error_from(err);
             cli->compression_option_given = true;
             break;
         case 'j':
-            if (!parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_THREADS)
-                return usage_error("invalid thread count '%s': must be from "
-                                   "1 to %d", optarg, Q2S_MAX_THREADS);
-            cli->options.threads = (uint32_t)n;
+            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+                return usage_error("invalid thread count '%s'", optarg);
+            if (q2s_options_set_threads(cli->options, (uint32_t)n, &err) < 0)
+                return usage_error_from(err);
             break;
         case OPT_UNTRUSTED:
-            cli->source_options.untrusted = true;
+            q2s_source_options_set_untrusted(cli->source_options, true);
             break;
         case OPT_TIMEOUT:
+            /* 0, the library's "wait for ever", is leaving it out here. */
             if (optarg[strspn(optarg, "0123456789")] != '\0' ||
-                !parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_TIMEOUT)
+                !parse_size(optarg, &n) || n < 1 || n > UINT32_MAX)
                 return usage_error("invalid timeout '%s': must be a whole "
                                    "number of seconds from 1 to %d", optarg,
-                                   Q2S_MAX_TIMEOUT);
-            cli->source_options.timeout_seconds = (uint32_t)n;
+                                   Q2S_MAX_TIMEOUT_SECONDS);
+            if (q2s_source_options_set_timeout(cli->source_options,
+                                               (uint32_t)n, &err) < 0)
+                return usage_error_from(err);
             break;
         case 'h':
             help();
@@ -430,17 +450,12 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         return usage_error("--measure measures the whole image; it takes no "
                            "--offset or --length");
     if (cli->compression_option_given &&
-        cli->options.compression == Q2S_COMPRESSION_NONE)
+        cli->compression == Q2S_COMPRESSION_NONE)
         return usage_error("--compress-level and --compress-cache go with "
                            "--compress");
-    if (cli->data_file && cli->options.compression != Q2S_COMPRESSION_NONE)
-        return usage_error("--compress cannot be combined with -d or -R: "
-                           "an external data file holds the data as it is");
-    if (cli->data_file)
-        cli->options.data_file_name = cli->input;
     /* Nothing would read what is kept. */
     if (cli->measure)
-        cli->options.cache_bytes = 0;
+        q2s_options_set_compress_cache(cli->options, 0, NULL);
     return check_combinations(cli);
 }
 
@@ -469,11 +484,10 @@ static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
     fflush(stderr);
 }
 
-static void print_measure(const struct cli *cli,
-                          const struct q2s_plan_summary *s)
+static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
 {
     if (!cli->json) {
-        printf("%" PRIu64 "\n", s->image_size);
+        printf("%" PRIu64 "\n", q2s_plan_get_image_size(plan));
         return;
     }
     printf("{\n"
@@ -491,51 +505,67 @@ static void print_measure(const struct cli *cli,
            "    \"refcount-table-clusters\": %" PRIu64 ",\n"
            "    \"total-clusters\": %" PRIu64 "\n"
            "}\n",
-           s->image_size, s->virtual_size, s->input_size, s->cluster_size,
-           s->refcount_bits, s->data_clusters, s->compressed_clusters,
-           s->compressed_bytes, s->l1_entries, s->l2_tables,
-           s->refcount_blocks, s->refcount_table_clusters, s->total_clusters);
+           q2s_plan_get_image_size(plan), q2s_plan_get_virtual_size(plan),
+           q2s_plan_get_input_size(plan), q2s_plan_get_cluster_size(plan),
+           q2s_plan_get_refcount_bits(plan), q2s_plan_get_data_clusters(plan),
+           q2s_plan_get_compressed_clusters(plan),
+           q2s_plan_get_compressed_bytes(plan), q2s_plan_get_l1_entries(plan),
+           q2s_plan_get_l2_tables(plan), q2s_plan_get_refcount_blocks(plan),
+           q2s_plan_get_refcount_table_clusters(plan),
+           q2s_plan_get_total_clusters(plan));
+}
+
+/* The failure a conversion ends with: the library's, or the program's
+ * own, reported once by main. */
+struct failure {
+    struct q2s_error *error;
+    char message[256];
+};
+
+static const char *failure_message(const struct failure *failure)
+{
+    return failure->error ? q2s_error_message(failure->error)
+                          : failure->message;
 }
 
 static int run(const struct cli *cli, struct q2s_source *source,
-               struct q2s_error *err)
+               struct failure *failure)
 {
     struct progress_display display = {
         .phase = -1,
-        .scan_label = cli->options.compression != Q2S_COMPRESSION_NONE
+        .scan_label = cli->compression != Q2S_COMPRESSION_NONE
                           ? "compressing" : "scanning",
     };
-    q2s_progress_fn *progress = cli->progress ? show_progress : NULL;
-    struct q2s_plan_summary summary;
+    q2s_progress_callback *progress = cli->progress ? show_progress : NULL;
     struct q2s_plan *plan = NULL;
-    uint64_t length;
+    uint64_t image_size, length;
     int ret = -1;
 
-    if (q2s_plan_build(source, &cli->options, progress, &display, &plan,
-                       err) < 0)
+    if (q2s_plan_build(source, cli->options, progress, &display, &plan,
+                       &failure->error) < 0)
         goto out;
-    q2s_plan_summarize(plan, &summary);
+    image_size = q2s_plan_get_image_size(plan);
     if (cli->measure) {
-        print_measure(cli, &summary);
+        print_measure(cli, plan);
         if (fflush(stdout) != 0 || ferror(stdout)) {
-            snprintf(err->message, sizeof err->message, "write error: %s",
-                     strerror(errno));
+            snprintf(failure->message, sizeof failure->message,
+                     "write error: %s", strerror(errno));
             goto out;
         }
         ret = 0;
         goto out;
     }
-    if (cli->offset > summary.image_size) {
-        snprintf(err->message, sizeof err->message,
+    if (cli->offset > image_size) {
+        snprintf(failure->message, sizeof failure->message,
                  "offset %" PRIu64 " lies beyond the end of the image "
-                 "(%" PRIu64 " bytes)", cli->offset, summary.image_size);
+                 "(%" PRIu64 " bytes)", cli->offset, image_size);
         goto out;
     }
-    length = summary.image_size - cli->offset;
+    length = image_size - cli->offset;
     if (cli->length_given && cli->length < length)
         length = cli->length;
     ret = q2s_render(plan, source, STDOUT_FILENO, cli->offset, length,
-                     progress, &display, err);
+                     progress, &display, &failure->error);
 out:
     if (display.phase >= 0)
         fputc('\n', stderr);
@@ -618,39 +648,48 @@ int main(int argc, char **argv)
 {
     bool closed[3];
     struct q2s_source *source;
-    struct q2s_error err;
+    struct failure failure = { .error = NULL };
     struct cli cli = { 0 };
     int status;
 
     if (guard_standard_descriptors(closed) < 0)
         return EXIT_FAILURE;
     cli.stdout_closed = closed[STDOUT_FILENO];
-    default_options(&cli);
-    status = parse_arguments(&cli, argc, argv);
-    if (status >= 0)
+    status = default_options(&cli);
+    if (status < 0)
+        status = parse_arguments(&cli, argc, argv);
+    if (status < 0 && cli.stdout_closed)
+        status = fail("standard output is closed; redirect it to where the "
+                      "image should go");
+    if (status < 0 && closed[STDIN_FILENO] && strcmp(cli.input, "-") == 0)
+        status = fail("standard input is closed; it holds no image to read");
+    if (status < 0 && !cli.measure && isatty(STDOUT_FILENO))
+        status = fail("refusing to write to a terminal; redirect standard "
+                      "output");
+    if (status >= 0) {
+        q2s_options_free(cli.options);
+        q2s_source_options_free(cli.source_options);
         return status;
-    if (cli.stdout_closed)
-        return fail("standard output is closed; redirect it to where the "
-                    "image should go");
-    if (closed[STDIN_FILENO] && strcmp(cli.input, "-") == 0)
-        return fail("standard input is closed; it holds no image to read");
-    if (!cli.measure && isatty(STDOUT_FILENO))
-        return fail("refusing to write to a terminal; redirect standard "
-                    "output");
+    }
     catch_stop_signals();
-    cli.source_options.interrupted = &stop_signal;
-    if (q2s_source_open(cli.input, &cli.source_options, &source, &err) < 0) {
+    q2s_source_options_set_cancel_flag(cli.source_options, &stop_signal);
+    if (q2s_source_open(cli.input, cli.source_options, &source,
+                        &failure.error) < 0) {
         status = EXIT_FAILURE;
     } else {
-        status = run(&cli, source, &err) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        status = run(&cli, source, &failure) < 0 ? EXIT_FAILURE
+                                                 : EXIT_SUCCESS;
         q2s_source_close(source);
     }
+    q2s_options_free(cli.options);
+    q2s_source_options_free(cli.source_options);
     /* Stopped by a signal: die of it, quietly, as a shell expects. */
     if (stop_signal) {
         signal(stop_signal, SIG_DFL);
         raise(stop_signal);
     }
     if (status != EXIT_SUCCESS)
-        fail(err.message);
+        fail(failure_message(&failure));
+    q2s_error_free(failure.error);
     return status;
 }

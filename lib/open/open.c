@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "source.h"
+#include "open/open.h"
 #include "sources/nbd.h"
 
 /* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
@@ -60,13 +61,15 @@ static int open_stdin(const volatile sig_atomic_t *interrupted,
                                   source, err);
 }
 
-void q2s_source_options_init(struct q2s_source_options *options)
+bool q2s_input_is_raw_file(const char *input,
+                           const struct q2s_source_options *options)
 {
-    *options = (struct q2s_source_options){ .format = NULL };
+    return strcmp(input, "-") != 0 && !q2s_input_is_nbd_uri(input) &&
+           is_raw(options->format);
 }
 
-int q2s_source_open(const char *input, const struct q2s_source_options *options,
-                    struct q2s_source **source, struct q2s_error *err)
+int q2s_open_input(const char *input, const struct q2s_source_options *options,
+                   struct q2s_source **source, struct q2s_error *err)
 {
     const char *format = options->format;
     struct q2s_source_options effective = *options;
@@ -79,6 +82,9 @@ int q2s_source_open(const char *input, const struct q2s_source_options *options,
             return q2s_error_set(err, EINVAL, "standard input can only be read as a "
                                  "raw image");
         ret = open_stdin(options->interrupted, source, err);
+        /* Not a name that an image can give for its data file. */
+        if (ret == 0)
+            (*source)->raw_file = false;
     } else if (q2s_input_is_nbd_uri(input)) {
         if (!is_raw(format))
             return q2s_error_set(err, EINVAL, "an NBD export is read as raw; -f %s "
@@ -91,6 +97,6 @@ int q2s_source_open(const char *input, const struct q2s_source_options *options,
     }
     /* The stream and NBD sources had it already, to stop while opening. */
     if (ret == 0)
-        (*source)->interrupted = options->interrupted;
+        (*source)->cancel.flag = options->interrupted;
     return ret;
 }

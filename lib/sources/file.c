@@ -132,6 +132,7 @@ int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
     }
     file->source.ops = &file_ops;
     file->source.read_bytes = FILE_READ_BYTES;
+    file->source.raw_file = true;
     file->fd = fd;
     file->is_block_device = S_ISBLK(st.st_mode);
     strcpy(file->path, name);

@@ -584,7 +584,7 @@ nbd_source_new(const char *name, const struct q2s_source_options *options,
     nbd->server_stderr = -1;
     nbd->image_fd = -1;
     nbd->timeout_seconds = options->timeout_seconds;
-    nbd->source.interrupted = options->interrupted;
+    nbd->source.cancel.flag = options->interrupted;
     strcpy(nbd->name, name);
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||

@@ -323,7 +323,7 @@ int q2s_source_open_stream(int fd, const char *name,
         return q2s_error_set_errno(err, ENOMEM, "%s", name);
     stream->source.ops = &stream_ops;
     stream->source.read_bytes = STREAM_READ_BYTES;
-    stream->source.interrupted = interrupted;
+    stream->source.cancel.flag = interrupted;
     strcpy(stream->name, name);
     q2s_runs_init(&stream->sectors);
     stream->spool_fd = open_spool(err);

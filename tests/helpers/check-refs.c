@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "open/image_refs.h"
 
 int main(int argc, char **argv)

@@ -243,8 +243,8 @@ check "a zstd level out of range: a usage error" fails 2 "invalid zstd compressi
 check "a level that is not a number" fails 2 "invalid compression level 'high'" "$Q2S" --compress --compress-level=high many.raw
 check "--compress-level without --compress" fails 2 "go with --compress" "$Q2S" --compress-level=3 many.raw
 check "--compress-cache without --compress" fails 2 "go with --compress" "$Q2S" --compress-cache=1M many.raw
-check "no threads" fails 2 "invalid thread count '0'" "$Q2S" --compress -j 0 many.raw
-check "-d with --compress" fails 2 "cannot be combined with -d" "$Q2S" --compress -d many.raw
-check "-R with --compress" fails 2 "cannot be combined with -d" "$Q2S" --compress=zstd -R many.raw
+check "no threads" fails 2 "invalid thread count 0: must be from 1 to 1024" "$Q2S" --compress -j 0 many.raw
+check "-d with --compress" fails 2 "compression cannot be combined with an external data file" "$Q2S" --compress -d many.raw
+check "-R with --compress" fails 2 "compression cannot be combined with an external data file" "$Q2S" --compress=zstd -R many.raw
 
 finish

@@ -10,12 +10,12 @@ check "directory input" fails 1 "dir: is a directory" "$Q2S" dir
 check "character device input" fails 1 "not a regular file or a block device" "$Q2S" /dev/null
 mkfifo fifo
 check "FIFO input is refused without blocking" fails 1 "not a regular file or a block device" "$Q2S" fifo
-check "cluster size not a power of two" fails 2 "invalid cluster size '1000'" "$Q2S" -c 1000 disk.raw
-check "cluster size too large" fails 2 "invalid cluster size '4M'" "$Q2S" -c 4M disk.raw
-check "cluster size too small" fails 2 "invalid cluster size '256'" "$Q2S" -c 256 disk.raw
+check "cluster size not a power of two" fails 2 "invalid cluster size 1000: must be a power of two" "$Q2S" -c 1000 disk.raw
+check "cluster size too large" fails 2 "invalid cluster size 4194304: must be" "$Q2S" -c 4M disk.raw
+check "cluster size too small" fails 2 "invalid cluster size 256: must be" "$Q2S" -c 256 disk.raw
 check "cluster size not a number" fails 2 "invalid cluster size 'big'" "$Q2S" -c big disk.raw
-check "refcount width not a power of two" fails 2 "invalid refcount width '3'" "$Q2S" -r 3 disk.raw
-check "refcount width too large" fails 2 "invalid refcount width '128'" "$Q2S" -r 128 disk.raw
+check "refcount width not a power of two" fails 2 "invalid refcount width 3: must be 1, 2" "$Q2S" -r 3 disk.raw
+check "refcount width too large" fails 2 "invalid refcount width 128: must be" "$Q2S" -r 128 disk.raw
 check "unknown option" fails 2 "unknown option '--frobnicate'" "$Q2S" --frobnicate disk.raw
 check "option without its value" fails 2 "needs a value" "$Q2S" disk.raw -c
 check "no input" fails 2 "no input given" "$Q2S"
@@ -24,7 +24,7 @@ check "--json without --measure" fails 2 "--json goes with --measure" "$Q2S" --j
 check "--measure with a range" fails 2 "--measure" "$Q2S" --measure --offset=1 disk.raw
 check "bad offset" fails 2 "invalid offset" "$Q2S" --offset=-1 disk.raw
 check "a format that smuggles options" fails 1 "unknown input format 'qcow2,file.driver=nbd'" "$Q2S" -f qcow2,file.driver=nbd disk.raw
-check "-d with another format: a usage error" fails 2 "external data files can only be used with raw" "$Q2S" -d -f vmdk disk.raw
+check "-d with another format: a usage error" fails 2 "an external data file must be a raw file that the image can name" "$Q2S" -d -f vmdk disk.raw
 check "-d with 512-byte clusters: a usage error" fails 2 "larger cluster size" "$Q2S" -d -c 512 disk.raw
 # 112 header bytes, 8 + 700 for the name, 392 for the feature table.
 long=$(printf 'sub/%.0s' $(seq 1 175))disk.raw

@@ -79,7 +79,7 @@ check "ranges through qemu-nbd" ranges_through_nbd
 check "a file not in the format given" fails 1 "not in qcow2 format" "$Q2S" -f qcow2 disk.raw
 check "an unknown format" fails 1 "Unknown driver 'nosuchformat'" "$Q2S" -f nosuchformat disk.raw
 check "a missing file" fails 1 "missing.vmdk: No such file or directory" "$Q2S" -f vmdk missing.vmdk
-check "-d with a non-raw format: a usage error" fails 2 "only be used with raw" "$Q2S" -d -f vmdk disk.vmdk
+check "-d with a non-raw format: a usage error" fails 2 "must be a raw file that the image can name" "$Q2S" -d -f vmdk disk.vmdk
 no_qemu_nbd() {
     mkdir -p emptybin
     fails 1 "qemu-nbd, which is not installed (Debian package qemu-utils)" env PATH="$PWD/emptybin" "$Q2S" -f vmdk disk.vmdk

@@ -185,7 +185,7 @@ check "an unknown letter in a group names the letter" \
 check "a missing value in a group names the letter" \
     fails 2 "option '-c' needs a value" "$Q2S" disk.raw -dc
 check "-R with -f qcow2: a usage error" \
-    fails 2 "raw input" "$Q2S" -R -f qcow2 disk.raw
+    fails 2 "must be a raw file that the image can name" "$Q2S" -R -f qcow2 disk.raw
 check "a timeout of 0: a usage error" fails 2 "invalid timeout '0'" "$Q2S" --timeout=0 disk.raw
 check "a timeout with a suffix: a usage error" fails 2 "invalid timeout '1K'" "$Q2S" --timeout=1K disk.raw
 newline_name() {

@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "error.h"
 #include "compress.h"
 
 /* Raw inflate with a 4 KiB window, as QEMU's qcow2_zlib_decompress()

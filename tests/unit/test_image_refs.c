@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "error.h"
 #include "open/image_refs.h"
 
 static char dir[] = "/tmp/q2s-refs.XXXXXX";

@@ -422,25 +422,25 @@ static void test_options_checked(void **state)
     struct q2s_error err;
 
     (void)state;
-    assert_int_equal(q2s_options_check(&options, &err), 0);
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
     options.cluster_size = 256;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.cluster_size = 4 * 1024 * 1024;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.cluster_size = 3 * 65536;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.cluster_size = 65536;
     options.refcount_bits = 128;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.refcount_bits = 3;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.refcount_bits = 16;
     options.data_file_raw = true;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.data_file_name = "x";
-    assert_int_equal(q2s_options_check(&options, &err), 0);
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
     options.cluster_size = 512;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     assert_non_null(strstr(err.message, "larger cluster size"));
 
     /* The name, the feature table and the header share one cluster:
@@ -450,10 +450,10 @@ static void test_options_checked(void **state)
     long_name[1024 - 112 - 8 - 8 - 384] = '\0';
     options.data_file_name = long_name;
     assert_int_equal(q2s_header_bytes(long_name), 1024);
-    assert_int_equal(q2s_options_check(&options, &err), 0);
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
     long_name[1024 - 112 - 8 - 8 - 384] = 'a';
     long_name[1024 - 112 - 8 - 8 - 384 + 1] = '\0';
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     assert_non_null(strstr(err.message, "too long"));
 }
 
@@ -468,16 +468,16 @@ static void test_thread_count_checked(void **state)
     (void)state;
     options.compression = Q2S_COMPRESSION_ZLIB;
     options.threads = 0;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.threads = 1;
-    assert_int_equal(q2s_options_check(&options, &err), 0);
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
     options.threads = Q2S_MAX_THREADS;
-    assert_int_equal(q2s_options_check(&options, &err), 0);
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
     options.threads = Q2S_MAX_THREADS + 1;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
-    assert_non_null(strstr(err.message, "too many compression threads"));
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    assert_non_null(strstr(err.message, "invalid thread count 1025: must be from 1 to 1024"));
     options.threads = UINT32_MAX;
-    assert_int_equal(q2s_options_check(&options, &err), -1);
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
 }
 
 /* L2 tables are shared by neighbouring runs and counted once. */

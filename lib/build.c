@@ -1,8 +1,9 @@
-/* The library's entry points that tie the passes together. */
+/* Pass 1 as a whole: the scan of the input, then the plan. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "build.h"
 #include "error.h"
 #include "plan.h"
 #include "scan.h"
@@ -16,9 +17,9 @@ static bool compresses(const struct q2s_options *options)
            options->refcount_bits > 1;
 }
 
-int q2s_plan_build(struct q2s_source *source,
+int q2s_build_plan(struct q2s_source *source,
                    const struct q2s_options *options,
-                   q2s_progress_fn *progress, void *progress_opaque,
+                   q2s_progress_callback *progress, void *progress_opaque,
                    struct q2s_plan **result, struct q2s_error *err)
 {
     struct q2s_geometry geometry;
@@ -27,7 +28,8 @@ int q2s_plan_build(struct q2s_source *source,
     struct q2s_plan *plan;
     int ret = 0;
 
-    if (q2s_geometry_init(&geometry, options, source->size, err) < 0)
+    if (q2s_options_check_input(options, source->raw_file, err) < 0 ||
+        q2s_geometry_init(&geometry, options, source->size, err) < 0)
         return -1;
     q2s_clusters_init(&clusters, &geometry);
     q2s_cache_init(&cache, options->cache_bytes);
@@ -62,27 +64,4 @@ void q2s_plan_free(struct q2s_plan *plan)
         q2s_plan_fini(plan);
         free(plan);
     }
-}
-
-void q2s_plan_summarize(const struct q2s_plan *plan,
-                        struct q2s_plan_summary *summary)
-{
-    const struct q2s_geometry *g = &plan->geometry;
-
-    *summary = (struct q2s_plan_summary){
-        .image_size = plan->image_size,
-        .virtual_size = g->virtual_size,
-        .input_size = g->input_size,
-        .cluster_size = g->cluster_size,
-        .refcount_bits = g->refcount_bits,
-        .data_clusters = q2s_runs_total(&plan->data_clusters) +
-                         q2s_runs_total(&plan->compressed_clusters),
-        .compressed_clusters = q2s_runs_total(&plan->compressed_clusters),
-        .compressed_bytes = q2s_packing_bytes(&plan->packing),
-        .l1_entries = g->l1_entries,
-        .l2_tables = q2s_runs_total(&plan->l2_tables),
-        .refcount_blocks = plan->refcount_blocks,
-        .refcount_table_clusters = plan->refcount_table_clusters,
-        .total_clusters = plan->total_clusters,
-    };
 }

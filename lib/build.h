@@ -1,0 +1,16 @@
+/* Pass 1 as a whole: the scan of the input, then the plan. */
+#ifndef Q2S_BUILD_H
+#define Q2S_BUILD_H
+
+#include "options.h"
+#include "plan.h"
+#include "source.h"
+
+/* Checks the options against the input, scans it (unless data_file_raw
+ * makes every cluster allocated) and computes the plan. */
+int q2s_build_plan(struct q2s_source *source,
+                   const struct q2s_options *options,
+                   q2s_progress_callback *progress, void *progress_opaque,
+                   struct q2s_plan **plan, struct q2s_error *err);
+
+#endif

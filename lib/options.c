@@ -1,0 +1,137 @@
+/* The rules on the options, each stated once: the setters, the plan and
+ * the command line all go through these. */
+#include "options.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "compress.h"
+#include "plan.h"
+
+static bool is_power_of_two(uint64_t n)
+{
+    return n != 0 && (n & (n - 1)) == 0;
+}
+
+void q2s_options_init(struct q2s_options *options)
+{
+    *options = (struct q2s_options){
+        .cluster_size = Q2S_DEFAULT_CLUSTER_SIZE,
+        .refcount_bits = Q2S_DEFAULT_REFCOUNT_BITS,
+        .compression = Q2S_COMPRESSION_NONE,
+        .compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT,
+        .threads = 1,
+    };
+}
+
+void q2s_source_options_init(struct q2s_source_options *options)
+{
+    *options = (struct q2s_source_options){ .format = NULL };
+}
+
+int q2s_check_cluster_size(uint32_t cluster_size, struct q2s_error *err)
+{
+    if (!is_power_of_two(cluster_size) ||
+        cluster_size < Q2S_MIN_CLUSTER_SIZE ||
+        cluster_size > Q2S_MAX_CLUSTER_SIZE)
+        return q2s_error_set(err, EINVAL, "invalid cluster size %u: must be "
+                             "a power of two from 512 to 2097152",
+                             cluster_size);
+    return 0;
+}
+
+int q2s_check_refcount_bits(uint32_t refcount_bits, struct q2s_error *err)
+{
+    if (!is_power_of_two(refcount_bits) || refcount_bits > 64)
+        return q2s_error_set(err, EINVAL, "invalid refcount width %u: must "
+                             "be 1, 2, 4, 8, 16, 32 or 64", refcount_bits);
+    return 0;
+}
+
+int q2s_check_compression(enum q2s_compression compression, int level,
+                          struct q2s_error *err)
+{
+    int min, max, default_level;
+
+    if (compression == Q2S_COMPRESSION_NONE)
+        return 0;
+    if (compression != Q2S_COMPRESSION_ZLIB &&
+        compression != Q2S_COMPRESSION_ZSTD)
+        return q2s_error_set(err, EINVAL, "unknown compression type %d",
+                             (int)compression);
+    q2s_compression_levels(compression, &min, &max, &default_level);
+    if (level != Q2S_COMPRESSION_LEVEL_DEFAULT && (level < min || level > max))
+        return q2s_error_set(err, EINVAL, "invalid %s compression level %d: "
+                             "must be from %d to %d",
+                             compression == Q2S_COMPRESSION_ZSTD ? "zstd"
+                                                                 : "zlib",
+                             level, min, max);
+    return 0;
+}
+
+int q2s_check_threads(uint32_t threads, struct q2s_error *err)
+{
+    if (threads < 1 || threads > Q2S_MAX_THREADS)
+        return q2s_error_set(err, EINVAL, "invalid thread count %u: must be "
+                             "from 1 to %d", threads, Q2S_MAX_THREADS);
+    return 0;
+}
+
+int q2s_check_timeout(uint32_t seconds, struct q2s_error *err)
+{
+    if (seconds > Q2S_MAX_TIMEOUT_SECONDS)
+        return q2s_error_set(err, EINVAL, "invalid timeout %u: must be at "
+                             "most %d seconds (0 waits for ever)", seconds,
+                             Q2S_MAX_TIMEOUT_SECONDS);
+    return 0;
+}
+
+int q2s_check_format(const char *format, struct q2s_error *err)
+{
+    if (format && format[0] == '\0')
+        return q2s_error_set(err, EINVAL, "invalid format '': give a format "
+                             "QEMU reads, or none for raw");
+    return 0;
+}
+
+int q2s_options_validate(const struct q2s_options *options,
+                         struct q2s_error *err)
+{
+    if (q2s_check_cluster_size(options->cluster_size, err) < 0 ||
+        q2s_check_refcount_bits(options->refcount_bits, err) < 0 ||
+        q2s_check_compression(options->compression,
+                              options->compression_level, err) < 0)
+        return -1;
+    if (options->compression != Q2S_COMPRESSION_NONE &&
+        q2s_check_threads(options->threads, err) < 0)
+        return -1;
+    if (options->data_file_raw && !options->data_file_name)
+        return q2s_error_set(err, EINVAL, "data_file_raw needs an external "
+                             "data file");
+    if (!options->data_file_name)
+        return 0;
+    if (options->compression != Q2S_COMPRESSION_NONE)
+        return q2s_error_set(err, EINVAL, "compression cannot be combined "
+                             "with an external data file, which holds the "
+                             "data as it is");
+    if (options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
+        return q2s_error_set(err, EINVAL, "external data files require a "
+                             "larger cluster size");
+    if (q2s_header_bytes(options->data_file_name) > options->cluster_size)
+        return q2s_error_set(err, EINVAL, "the data file name is too long "
+                             "for a %u-byte header cluster; use a shorter "
+                             "path or a larger cluster size",
+                             options->cluster_size);
+    return 0;
+}
+
+int q2s_options_check_input(const struct q2s_options *options,
+                            bool nameable_raw_file, struct q2s_error *err)
+{
+    if (options->data_file_name && !nameable_raw_file)
+        return q2s_error_set(err, EINVAL, "an external data file must be a "
+                             "raw file that the image can name, not standard "
+                             "input, an NBD export or an image in another "
+                             "format");
+    return 0;
+}
