@@ -11,25 +11,48 @@ uint64_t q2s_metadata_clusters(const struct q2s_plan *plan)
 }
 
 /* "Feature name table" header extension: the names QEMU 9.0 knows. */
-static const struct {
-    uint8_t type;  /* 0 incompatible, 1 compatible, 2 autoclear */
-    uint8_t bit;
-    const char *name;
-} feature_names[QCOW2_FEATURE_NAME_ENTRIES] = {
-    { 0, 0, "dirty bit" },
-    { 0, 1, "corrupt bit" },
-    { 0, 2, "external data file" },
-    { 0, 3, "compression type" },
-    { 0, 4, "extended L2 entries" },
-    { 1, 0, "lazy refcounts" },
-    { 2, 0, "bitmaps" },
-    { 2, 1, "raw external data" },
-};
+static const struct qcow2_feature_name
+    feature_names[QCOW2_FEATURE_NAME_ENTRIES] = {
+        { QCOW2_FEATURE_INCOMPATIBLE, QCOW2_INCOMPAT_DIRTY_BIT, "dirty bit" },
+        { QCOW2_FEATURE_INCOMPATIBLE, QCOW2_INCOMPAT_CORRUPT_BIT,
+          "corrupt bit" },
+        { QCOW2_FEATURE_INCOMPATIBLE, QCOW2_INCOMPAT_DATA_FILE_BIT,
+          "external data file" },
+        { QCOW2_FEATURE_INCOMPATIBLE, QCOW2_INCOMPAT_COMPRESSION_BIT,
+          "compression type" },
+        { QCOW2_FEATURE_INCOMPATIBLE, QCOW2_INCOMPAT_EXTL2_BIT,
+          "extended L2 entries" },
+        { QCOW2_FEATURE_COMPATIBLE, QCOW2_COMPAT_LAZY_REFCOUNTS_BIT,
+          "lazy refcounts" },
+        { QCOW2_FEATURE_AUTOCLEAR, QCOW2_AUTOCLEAR_BITMAPS_BIT, "bitmaps" },
+        { QCOW2_FEATURE_AUTOCLEAR, QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT,
+          "raw external data" },
+    };
 
-/* "Header" and "Header extensions". */
+/* A "Header extensions" entry at p: its type and length, then length bytes
+ * of data, padded with the zeros already in the buffer.  Returns what
+ * follows it. */
+static uint8_t *put_extension(uint8_t *p, uint32_t type, const void *data,
+                              uint32_t length)
+{
+    struct qcow2_extension_header ext = {
+        .type = htobe32(type),
+        .length = htobe32(length),
+    };
+
+    memcpy(p, &ext, sizeof ext);
+    memcpy(p + sizeof ext, data, length);
+    return p + sizeof ext +
+           ((length + QCOW2_EXTENSION_ALIGNMENT - 1) &
+            ~(size_t)(QCOW2_EXTENSION_ALIGNMENT - 1));
+}
+
+/* "Header" and "Header extensions".  Fields not set stay 0: no backing
+ * file, no encryption, no snapshots, no compatible features. */
 static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
 {
     const struct q2s_geometry *g = &plan->geometry;
+    struct qcow2_header header = { 0 };
     uint64_t incompatible = 0, autoclear = 0;
     uint8_t *p;
 
@@ -37,47 +60,33 @@ static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
         incompatible |= UINT64_C(1) << QCOW2_INCOMPAT_DATA_FILE_BIT;
     if (plan->data_file_raw)
         autoclear |= UINT64_C(1) << QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT;
-    if (plan->compression == Q2S_COMPRESSION_ZSTD)
+    /* compression_type stays zlib unless the incompatible bit says not. */
+    if (plan->compression == Q2S_COMPRESSION_ZSTD) {
         incompatible |= UINT64_C(1) << QCOW2_INCOMPAT_COMPRESSION_BIT;
-
-    q2s_put_be32(buf + 0, QCOW2_MAGIC);
-    q2s_put_be32(buf + 4, QCOW2_VERSION);
-    /* backing_file_offset and backing_file_size stay 0 */
-    q2s_put_be32(buf + 20, g->cluster_bits);
-    q2s_put_be64(buf + 24, g->virtual_size);
-    /* crypt_method stays 0 */
-    q2s_put_be32(buf + 36, (uint32_t)g->l1_entries);
-    q2s_put_be64(buf + 40, g->l1_clusters ? plan->l1_offset : 0);
-    q2s_put_be64(buf + 48, plan->refcount_table_offset);
-    q2s_put_be32(buf + 56, (uint32_t)plan->refcount_table_clusters);
-    /* nb_snapshots and snapshots_offset stay 0 */
-    q2s_put_be64(buf + 72, incompatible);
-    /* compatible_features stay 0 */
-    q2s_put_be64(buf + 88, autoclear);
-    q2s_put_be32(buf + 96, g->refcount_order);
-    q2s_put_be32(buf + 100, QCOW2_V3_HEADER_LENGTH);
-    /* compression_type: 0, zlib, unless the incompatible bit says not */
-    if (plan->compression == Q2S_COMPRESSION_ZSTD)
-        buf[104] = QCOW2_COMPRESSION_TYPE_ZSTD;
-
-    p = buf + QCOW2_V3_HEADER_LENGTH;
-    if (plan->data_file_name) {
-        size_t length = strlen(plan->data_file_name);
-
-        q2s_put_be32(p, QCOW2_EXT_DATA_FILE_NAME);
-        q2s_put_be32(p + 4, (uint32_t)length);
-        memcpy(p + 8, plan->data_file_name, length);
-        p += QCOW2_EXTENSION_HEADER_BYTES + ((length + 7) & ~(size_t)7);
+        header.compression_type = QCOW2_COMPRESSION_TYPE_ZSTD;
     }
-    q2s_put_be32(p, QCOW2_EXT_FEATURE_NAME_TABLE);
-    q2s_put_be32(p + 4, QCOW2_FEATURE_NAME_TABLE_BYTES);
-    p += QCOW2_EXTENSION_HEADER_BYTES;
-    for (size_t i = 0; i < QCOW2_FEATURE_NAME_ENTRIES; i++) {
-        p[0] = feature_names[i].type;
-        p[1] = feature_names[i].bit;
-        memcpy(p + 2, feature_names[i].name, strlen(feature_names[i].name));
-        p += QCOW2_FEATURE_NAME_ENTRY_BYTES;
-    }
+
+    header.magic = htobe32(QCOW2_MAGIC);
+    header.version = htobe32(QCOW2_VERSION);
+    header.cluster_bits = htobe32(g->cluster_bits);
+    header.size = htobe64(g->virtual_size);
+    header.l1_size = htobe32((uint32_t)g->l1_entries);
+    header.l1_table_offset = htobe64(g->l1_clusters ? plan->l1_offset : 0);
+    header.refcount_table_offset = htobe64(plan->refcount_table_offset);
+    header.refcount_table_clusters =
+        htobe32((uint32_t)plan->refcount_table_clusters);
+    header.incompatible_features = htobe64(incompatible);
+    header.autoclear_features = htobe64(autoclear);
+    header.refcount_order = htobe32(g->refcount_order);
+    header.header_length = htobe32(QCOW2_V3_HEADER_LENGTH);
+    memcpy(buf, &header, sizeof header);
+
+    p = buf + sizeof header;
+    if (plan->data_file_name)
+        p = put_extension(p, QCOW2_EXT_DATA_FILE_NAME, plan->data_file_name,
+                          (uint32_t)strlen(plan->data_file_name));
+    put_extension(p, QCOW2_EXT_FEATURE_NAME_TABLE, feature_names,
+                  sizeof feature_names);
     /* The zeros that follow end the extensions. */
 }
 

@@ -1,9 +1,11 @@
-/* Constants of the qcow2 format (QEMU's docs/interop/qcow2.rst) and
+/* The qcow2 on-disk format (QEMU's docs/interop/qcow2.rst): the header and
+ * header extensions as structs of big-endian fields, named constants, and
  * big-endian stores. */
 #ifndef Q2S_QCOW2_FORMAT_H
 #define Q2S_QCOW2_FORMAT_H
 
 #include <endian.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -13,20 +15,93 @@
  * to a multiple of 8 ("Header", bytes 0 to 111). */
 #define QCOW2_V3_HEADER_LENGTH 112
 
-/* "Header extensions": a 4-byte type, a 4-byte length, the data padded to
- * a multiple of 8. */
+/* "Header": every field big-endian; fill with htobe32/htobe64 and copy the
+ * whole struct out.  The fields a version 3 image has through
+ * compression_type, in the spec's order and at its byte offsets. */
+struct qcow2_header {
+    uint32_t magic;                    /* 0 */
+    uint32_t version;                  /* 4 */
+    uint64_t backing_file_offset;      /* 8 */
+    uint32_t backing_file_size;        /* 16 */
+    uint32_t cluster_bits;             /* 20 */
+    uint64_t size;                     /* 24: virtual disk size in bytes */
+    uint32_t crypt_method;             /* 32 */
+    uint32_t l1_size;                  /* 36: entries, not bytes */
+    uint64_t l1_table_offset;          /* 40 */
+    uint64_t refcount_table_offset;    /* 48 */
+    uint32_t refcount_table_clusters;  /* 56 */
+    uint32_t nb_snapshots;             /* 60 */
+    uint64_t snapshots_offset;         /* 64 */
+    uint64_t incompatible_features;    /* 72 */
+    uint64_t compatible_features;      /* 80 */
+    uint64_t autoclear_features;       /* 88 */
+    uint32_t refcount_order;           /* 96 */
+    uint32_t header_length;            /* 100 */
+    uint8_t compression_type;          /* 104 */
+    uint8_t padding[7];                /* 105: up to a multiple of 8 */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct qcow2_header) == QCOW2_V3_HEADER_LENGTH,
+               "qcow2 header: bytes 0 to 111");
+_Static_assert(offsetof(struct qcow2_header, cluster_bits) == 20,
+               "qcow2 header: cluster_bits at byte 20");
+_Static_assert(offsetof(struct qcow2_header, incompatible_features) == 72,
+               "qcow2 header: incompatible_features at byte 72");
+_Static_assert(offsetof(struct qcow2_header, header_length) == 100,
+               "qcow2 header: header_length at byte 100");
+_Static_assert(offsetof(struct qcow2_header, compression_type) == 104,
+               "qcow2 header: compression_type at byte 104");
+
+/* Bits of incompatible_features, compatible_features and
+ * autoclear_features ("Header", bytes 72 to 95). */
+#define QCOW2_INCOMPAT_DIRTY_BIT 0
+#define QCOW2_INCOMPAT_CORRUPT_BIT 1
+#define QCOW2_INCOMPAT_DATA_FILE_BIT 2
+#define QCOW2_INCOMPAT_COMPRESSION_BIT 3
+#define QCOW2_INCOMPAT_EXTL2_BIT 4
+#define QCOW2_COMPAT_LAZY_REFCOUNTS_BIT 0
+#define QCOW2_AUTOCLEAR_BITMAPS_BIT 0
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT 1
+
+/* compression_type (byte 104): 0 is zlib. */
+#define QCOW2_COMPRESSION_TYPE_ZLIB 0
+#define QCOW2_COMPRESSION_TYPE_ZSTD 1
+
+/* "Header extensions": a type, a length, then the data padded to a
+ * multiple of 8.  A type of 0 ends them. */
+struct qcow2_extension_header {
+    uint32_t type;    /* big-endian */
+    uint32_t length;  /* big-endian: bytes of data, without the padding */
+} __attribute__((packed));
+
 #define QCOW2_EXTENSION_HEADER_BYTES 8
+#define QCOW2_EXTENSION_ALIGNMENT 8
 #define QCOW2_EXT_FEATURE_NAME_TABLE 0x6803f857u
 #define QCOW2_EXT_DATA_FILE_NAME 0x44415441u
+_Static_assert(sizeof(struct qcow2_extension_header) ==
+                   QCOW2_EXTENSION_HEADER_BYTES,
+               "qcow2 header extension: type and length");
+
+/* "Feature name table": one entry per named feature bit. */
+enum qcow2_feature_type {
+    QCOW2_FEATURE_INCOMPATIBLE = 0,
+    QCOW2_FEATURE_COMPATIBLE = 1,
+    QCOW2_FEATURE_AUTOCLEAR = 2,
+};
+
+struct qcow2_feature_name {
+    uint8_t type;   /* an enum qcow2_feature_type */
+    uint8_t bit;    /* 0 to 63 */
+    char name[46];  /* padded with zeros, not necessarily terminated */
+} __attribute__((packed));
+
 #define QCOW2_FEATURE_NAME_ENTRY_BYTES 48
 #define QCOW2_FEATURE_NAME_ENTRIES 8
 #define QCOW2_FEATURE_NAME_TABLE_BYTES \
     (QCOW2_FEATURE_NAME_ENTRIES * QCOW2_FEATURE_NAME_ENTRY_BYTES)
-
-#define QCOW2_INCOMPAT_DATA_FILE_BIT 2
-#define QCOW2_INCOMPAT_COMPRESSION_BIT 3
-#define QCOW2_COMPRESSION_TYPE_ZSTD 1
-#define QCOW2_AUTOCLEAR_DATA_FILE_RAW_BIT 1
+_Static_assert(sizeof(struct qcow2_feature_name) ==
+                   QCOW2_FEATURE_NAME_ENTRY_BYTES,
+               "qcow2 feature name table entry: 48 bytes");
 
 /* "Cluster mapping": bit 63 of L1 and L2 entries, refcount exactly one. */
 #define QCOW2_OFLAG_COPIED (UINT64_C(1) << 63)
