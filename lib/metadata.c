@@ -124,7 +124,6 @@ static void compressed_entries(const struct q2s_plan *plan, uint64_t first,
                                uint64_t count, uint8_t *buf)
 {
     const struct q2s_runs *set = &plan->compressed_clusters;
-    uint32_t sectors_shift = 62 - (plan->geometry.cluster_bits - 8);
     size_t i = q2s_runs_search(set, first);
     uint64_t end = first + count;
     struct q2s_packing_state state;
@@ -145,12 +144,10 @@ static void compressed_entries(const struct q2s_plan *plan, uint64_t first,
             uint32_t bytes = plan->packing.sizes[index];
             uint64_t host = plan->compressed_offset +
                             q2s_packing_place(&plan->packing, &state, bytes);
-            uint64_t more_sectors = ((host + bytes - 1) >> QCOW2_SECTOR_BITS) -
-                                    (host >> QCOW2_SECTOR_BITS);
 
             q2s_put_be64(buf + (x - first) * 8,
-                         QCOW2_OFLAG_COMPRESSED |
-                             (more_sectors << sectors_shift) | host);
+                         qcow2_compressed_descriptor(
+                             host, bytes, plan->geometry.cluster_bits));
         }
     }
 }

@@ -37,9 +37,9 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
     g.refcount_order = log2_of(options->refcount_bits);
     g.l2_entries_per_table = options->cluster_size / 8;
     g.input_size = input_size;
-    if (input_size > UINT64_MAX - 511)
+    if (input_size > UINT64_MAX - (QCOW2_SECTOR_SIZE - 1))
         return q2s_error_set(err, EFBIG, "the image size is too large");
-    g.virtual_size = (input_size + 511) & ~(uint64_t)511;
+    g.virtual_size = qcow2_round_up_to_sector(input_size);
     g.guest_clusters = q2s_div_round_up(g.virtual_size, g.cluster_size);
     g.l1_entries = q2s_div_round_up(g.guest_clusters, g.l2_entries_per_table);
     /* Checked here, before the input is read, as it depends on the size
@@ -133,13 +133,13 @@ static uint64_t last_member(const struct q2s_runs *set)
     return last->start + last->length - 1;
 }
 
-/* The highest host offset that a compressed cluster descriptor can hold
- * (x = 62 - (cluster_bits - 8) bits, and never bits past 55). */
+/* The end of the host offsets that a compressed cluster descriptor can
+ * hold: its offset bits, and never past Q2S_MAX_OFFSET_END. */
 static uint64_t compressed_offset_limit(uint32_t cluster_bits)
 {
-    uint32_t bits = 70 - cluster_bits;
+    uint64_t limit = UINT64_C(1) << qcow2_compressed_offset_bits(cluster_bits);
 
-    return UINT64_C(1) << (bits < 56 ? bits : 56);
+    return limit < Q2S_MAX_OFFSET_END ? limit : Q2S_MAX_OFFSET_END;
 }
 
 int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
@@ -264,7 +264,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     /* The last compressed cluster is padded to a whole sector, so that
      * reading the sectors its descriptor names stays within the image. */
     plan->image_size = plan->compressed_offset +
-                       ((compressed_bytes + 511) & ~(uint64_t)511);
+                       qcow2_round_up_to_sector(compressed_bytes);
     if (compressed_bytes > 0 &&
         plan->compressed_offset + compressed_bytes >
             compressed_offset_limit(g->cluster_bits)) {

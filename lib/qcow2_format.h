@@ -107,7 +107,37 @@ _Static_assert(sizeof(struct qcow2_feature_name) ==
 #define QCOW2_OFLAG_COPIED (UINT64_C(1) << 63)
 /* Bit 62 of L2 entries: a "Compressed Clusters Descriptor" follows. */
 #define QCOW2_OFLAG_COMPRESSED (UINT64_C(1) << 62)
+
+/* Compressed cluster descriptors count 512-byte sectors ("Compressed
+ * Clusters Descriptor"), and QEMU keeps the virtual size a whole number
+ * of them (bdrv_refresh_total_sectors), as the reference script does. */
 #define QCOW2_SECTOR_BITS 9
+#define QCOW2_SECTOR_SIZE (1u << QCOW2_SECTOR_BITS)
+
+static inline uint64_t qcow2_round_up_to_sector(uint64_t bytes)
+{
+    return (bytes + QCOW2_SECTOR_SIZE - 1) & ~(uint64_t)(QCOW2_SECTOR_SIZE - 1);
+}
+
+/* "Compressed Clusters Descriptor": bits 0 to x - 1 hold the host offset,
+ * bits x to 61 the number of 512-byte sectors after the first that the
+ * compressed data touches, with x = 62 - (cluster_bits - 8). */
+static inline uint32_t qcow2_compressed_offset_bits(uint32_t cluster_bits)
+{
+    return 62 - (cluster_bits - 8);
+}
+
+/* The L2 entry of bytes bytes of compressed data at host offset host. */
+static inline uint64_t qcow2_compressed_descriptor(uint64_t host,
+                                                   uint32_t bytes,
+                                                   uint32_t cluster_bits)
+{
+    uint64_t more_sectors = ((host + bytes - 1) >> QCOW2_SECTOR_BITS) -
+                            (host >> QCOW2_SECTOR_BITS);
+
+    return QCOW2_OFLAG_COMPRESSED |
+           more_sectors << qcow2_compressed_offset_bits(cluster_bits) | host;
+}
 
 static inline void q2s_put_be16(uint8_t *p, uint16_t v)
 {

@@ -67,11 +67,37 @@ static void test_extension_offsets(void **state)
     assert_int_equal(QCOW2_FEATURE_AUTOCLEAR, 2);
 }
 
+/* "Compressed Clusters Descriptor": x = 62 - (cluster_bits - 8) offset
+ * bits, then the count of further 512-byte sectors, up to bit 61. */
+static void test_compressed_descriptor(void **state)
+{
+    (void)state;
+    assert_int_equal(QCOW2_SECTOR_SIZE, 512);
+    assert_int_equal(qcow2_compressed_offset_bits(9), 61);
+    assert_int_equal(qcow2_compressed_offset_bits(16), 54);
+    assert_int_equal(qcow2_compressed_offset_bits(21), 49);
+    /* 100 bytes within one sector: no further sectors. */
+    assert_int_equal(qcow2_compressed_descriptor(0x10000, 100, 16),
+                     UINT64_C(1) << 62 | 0x10000);
+    /* Bytes 0x101f0 to 0x103ff touch sectors 0x80 and 0x81. */
+    assert_int_equal(qcow2_compressed_descriptor(0x101f0, 0x210, 16),
+                     UINT64_C(1) << 62 | UINT64_C(1) << 54 | 0x101f0);
+    /* 512-byte clusters leave one bit, 61, for the count: 0x3f0 to 0x453
+     * touch sectors 1 and 2. */
+    assert_int_equal(qcow2_compressed_descriptor(0x3f0, 100, 9),
+                     UINT64_C(1) << 62 | UINT64_C(1) << 61 | 0x3f0);
+    assert_int_equal(qcow2_round_up_to_sector(0), 0);
+    assert_int_equal(qcow2_round_up_to_sector(1), 512);
+    assert_int_equal(qcow2_round_up_to_sector(512), 512);
+    assert_int_equal(qcow2_round_up_to_sector(513), 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_offsets),
         cmocka_unit_test(test_extension_offsets),
+        cmocka_unit_test(test_compressed_descriptor),
     };
 
     return cmocka_run_group_tests_name("qcow2_format", tests, NULL, NULL);
