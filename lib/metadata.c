@@ -5,11 +5,6 @@
 
 #include "qcow2_format.h"
 
-uint64_t q2s_metadata_clusters(const struct q2s_plan *plan)
-{
-    return plan->data_offset >> plan->geometry.cluster_bits;
-}
-
 /* "Feature name table" header extension: the names QEMU 9.0 knows. */
 static const struct qcow2_feature_name
     feature_names[QCOW2_FEATURE_NAME_ENTRIES] = {

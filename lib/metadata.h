@@ -7,11 +7,8 @@
 
 #include "plan.h"
 
-/* Host clusters before the data: all the metadata. */
-uint64_t q2s_metadata_clusters(const struct q2s_plan *plan);
-
 /* Fills buf (cluster_size bytes) with host cluster number host_cluster,
- * which must be below q2s_metadata_clusters(plan). */
+ * which must lie before plan->data_offset: all the metadata. */
 void q2s_metadata_cluster(const struct q2s_plan *plan, uint64_t host_cluster,
                           uint8_t *buf);
 

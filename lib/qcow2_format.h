@@ -139,18 +139,6 @@ static inline uint64_t qcow2_compressed_descriptor(uint64_t host,
            more_sectors << qcow2_compressed_offset_bits(cluster_bits) | host;
 }
 
-static inline void q2s_put_be16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, sizeof v);
-}
-
-static inline void q2s_put_be32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, sizeof v);
-}
-
 static inline void q2s_put_be64(uint8_t *p, uint64_t v)
 {
     v = htobe64(v);
