@@ -125,7 +125,7 @@ $(BUILD)/tests/api/%: tests/api/%.c $(STAGE)/.installed
 		$(LDFLAGS) -o $@ $< \
 		$$($(STAGED_PKG_CONFIG) --libs qcow2-to-stdout) $(CMOCKA_LIBS) -pthread
 
-unit-tests: $(UNIT_TESTS) $(HELPERS) $(API_TESTS)
+unit-tests: $(UNIT_TESTS) $(HELPERS) $(STAGE)/.installed $(API_TESTS)
 
 # A conversion of a small generated image, checked by qemu-img.
 demo: qcow2-to-stdout
