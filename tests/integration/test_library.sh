@@ -69,6 +69,12 @@ check "a program links against the static library with pkg-config --static" \
         $(pkg-config --cflags qcow2-to-stdout) "$stage/usr/lib/libqcow2-to-stdout.a" \
         $(pkg-config --libs-only-other --libs-only-l --static qcow2-to-stdout | sed 's/-lqcow2-to-stdout//')
 
+# What the README shows a program writing compiles as it is.
+sed -n '/^```c$/,/^```$/p' "$top/README.md" | sed '1d;$d' > readme.c
+check "the README's C example compiles against the installed header" \
+    "$cc" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags qcow2-to-stdout) -c \
+        -o readme.o readme.c
+
 # The example, built out of the tree with pkg-config alone.
 mkdir example
 cp "$top/examples/qcow2-ranges.c" example/
