@@ -159,8 +159,16 @@ bench-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		qemu-system-common fuse3 e2fsprogs zstd
 
-bench: $(PROGRAM)
-	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) bench/bench.sh
+# The example that reads an image by ranges, for the bench: linked with the
+# shared library of this build.
+$(BUILD)/examples/%: examples/%.c $(SHARED_LIBRARY)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARNINGS) -Iinclude $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
+		-o $@ $< -L$(BUILD) -lqcow2-to-stdout -Wl,-rpath,$(abspath $(BUILD))
+
+bench: $(PROGRAM) $(BUILD)/examples/qcow2-ranges
+	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
+		Q2S_RANGES=$(abspath $(BUILD)/examples/qcow2-ranges) bench/bench.sh
 
 # What make deflate-survey needs besides deps: the other deflate libraries
 # it compares with zlib and zstd.

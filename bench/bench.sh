@@ -69,6 +69,13 @@
 #   BENCH_COMPRESS_SLOW_RUNS  compressed section: timed runs of the tool and
 #                             of qemu-img with zlib, 15 to 25 s each here
 #                             (default 2)
+#   Q2S_BENCH_BASELINE  another build of the tool (an older commit, say),
+#                    timed beside it in cases a to e: before and after in
+#                    one run, on one machine (default: none)
+#   Q2S_RANGES       examples/qcow2-ranges built against the library
+#                    (make bench builds it): in case a, the whole image read
+#                    with q2s_pread() in 1 MiB ranges, last range first,
+#                    against the stream (target: at most 1.2x its time)
 #   Q2S_BENCH_ONLY   run only one section: compress (the compressed
 #                    section) or uncompressed (cases a to e); empty or all:
 #                    both (default)
@@ -216,6 +223,20 @@ else
     note "no C compiler '${CC:-cc}': skipping splice-extents, the lower bound"
 fi
 
+BASELINE=${Q2S_BENCH_BASELINE:-}
+HAVE_BASE=0
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE ]] || die "Q2S_BENCH_BASELINE is not an executable: $BASELINE"
+    HAVE_BASE=1
+fi
+RANGES=${Q2S_RANGES:-}
+HAVE_RANGES=0
+if [[ -n $RANGES && -x $RANGES ]]; then
+    HAVE_RANGES=1
+elif ((RUN_UNCOMPRESSED)); then
+    note "no examples/qcow2-ranges (Q2S_RANGES): skipping the random access row"
+fi
+
 # --- Temporary directory --------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/q2s-bench.XXXXXX")
@@ -266,6 +287,8 @@ CHECK="$WORK/check out.qcow2"
 printf -v qPROGRAM '%q' "$PROGRAM"
 printf -v qREFERENCE '%q' "$REFERENCE"
 printf -v qSPLICE '%q' "$SPLICE"
+printf -v qBASELINE '%q' "$BASELINE"
+printf -v qRANGES '%q' "$RANGES"
 printf -v qIMG '%q' "$IMG"
 printf -v qSPARSE '%q' "$SPARSE"
 printf -v qOUT '%q' "$OUT"
@@ -810,6 +833,15 @@ time_case() {
 
     measure "${p}_tool" "  qcow2-to-stdout -c $cs" "$RUNS" "$WARMUP" "" \
         "$qPROGRAM -c $cs $qinput | cat > /dev/null"
+    if ((HAVE_BASE)); then
+        measure "${p}_base" "  baseline -c $cs" "$RUNS" "$WARMUP" "" \
+            "$qBASELINE -c $cs $qinput | cat > /dev/null"
+    fi
+    # The example uses the library's default, 64 KiB clusters.
+    if ((with_splice && HAVE_RANGES && cs == 65536)); then
+        measure "${p}_ranges" "  q2s_pread, 1 MiB ranges last first" "$RUNS" "$WARMUP" "" \
+            "$qRANGES $qinput /dev/null 1048576 > /dev/null"
+    fi
     if ((with_splice && HAVE_SPLICE)); then
         measure "${p}_splice" "  splice-extents (lower bound)" "$RUNS" "$WARMUP" "" \
             "$qSPLICE $qinput | cat > /dev/null"
@@ -845,6 +877,10 @@ time_format() {
 
     measure "${p}_tool" "  qcow2-to-stdout -f $fmt" "$RUNS" "$WARMUP" "" \
         "$qPROGRAM -f $fmt $qinput | cat > /dev/null"
+    if ((HAVE_BASE)); then
+        measure "${p}_base" "  baseline -f $fmt" "$RUNS" "$WARMUP" "" \
+            "$qBASELINE -f $fmt $qinput | cat > /dev/null"
+    fi
     if [[ -z $FUSE_SKIP ]]; then
         measure "${p}_ref" "  reference -f $fmt (through FUSE)" "$REF_RUNS" "$WARMUP" "" \
             "TMPDIR=$qFUSE_TMP python3 $qREFERENCE -f $fmt $qinput | cat > /dev/null"
@@ -887,6 +923,14 @@ qemu_line() {
         printf '    %s\n' "qemu-img/tool: not measured (no qemu-img)"
     fi
 }
+# base_line PREFIX: the tool against the baseline build, if timed.
+base_line() {
+    local p=$1 r
+    if have "${p}_base"; then
+        r=$(ratio "${MEAN[${p}_tool]}" "${MEAN[${p}_base]}")
+        printf '    %-56s (same within noise expected)\n' "tool/baseline: ${r}x the baseline's time"
+    fi
+}
 # row PREFIX LABEL KEY [WIDTH]: one mean time, its label WIDTH wide (32).
 row() {
     local p=$1 label=$2 key=$3 width=${4:-32}
@@ -903,8 +947,16 @@ row c64k "qcow2-to-stdout" tool
 row c64k "splice-extents (lower bound)" splice
 row c64k "reference" ref
 row c64k "qemu-img convert (to a file)" qemu
+row c64k "baseline (Q2S_BENCH_BASELINE)" base
+row c64k "q2s_pread, 1 MiB ranges" ranges
 ref_line c64k 1.25
 qemu_line c64k
+base_line c64k
+if have c64k_ranges; then
+    r=$(ratio "${MEAN[c64k_ranges]}" "${MEAN[c64k_tool]}")
+    printf '    %-56s target <= %-5s %s\n' "ranges/stream: random access takes ${r}x the stream's time" \
+        "1.2x" "$(verdict "$r" '<=' 1.2)"
+fi
 if have c64k_splice; then
     r=$(ratio "${MEAN[c64k_tool]}" "${MEAN[c64k_splice]}")
     printf '    %-56s target <= %-5s %s\n' "tool/splice: tool time is ${r}x the splice-only time" \
@@ -917,20 +969,26 @@ say "b) 4 KiB clusters"
 row c4k "qcow2-to-stdout" tool
 row c4k "reference" ref
 row c4k "qemu-img convert (to a file)" qemu
+row c4k "baseline (Q2S_BENCH_BASELINE)" base
 ref_line c4k 3
 qemu_line c4k
+base_line c4k
 say
 say "c) 512 B clusters"
 row c512 "qcow2-to-stdout" tool
 row c512 "reference" ref
 row c512 "qemu-img convert (to a file)" qemu
+row c512 "baseline (Q2S_BENCH_BASELINE)" base
 ref_line c512 10
 qemu_line c512
+base_line c512
 say
 if ((HAVE_SPARSE)); then
     say "d) 1 TiB sparse file with 1 MiB of data, 64 KiB clusters"
     row sparse "qcow2-to-stdout" tool
     row sparse "reference" ref
+    row sparse "baseline (Q2S_BENCH_BASELINE)" base
+    base_line sparse
     if have sparse_ref; then
         r=$(ratio "${MEAN[sparse_ref]}" "${MEAN[sparse_tool]}")
         printf '    %s\n' "reference/tool: ${r}x faster than the reference"
@@ -950,6 +1008,8 @@ if ((HAVE_FORMATS)); then
         row "$p" "qcow2-to-stdout -f $fmt" tool 40
         row "$p" "reference -f $fmt (through FUSE)" ref 40
         row "$p" "qemu-img convert -f $fmt (to a file)" qemu 40
+        row "$p" "baseline -f $fmt (Q2S_BENCH_BASELINE)" base 40
+        base_line "$p"
         if have "${p}_ref"; then
             r=$(ratio "${MEAN[${p}_ref]}" "${MEAN[${p}_tool]}")
             printf '    %-36s %-53s %s\n' "reference-through-FUSE/tool: ${r}x" \
