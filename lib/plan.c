@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "compress.h"
 #include "error.h"
 #include "qcow2_format.h"

@@ -120,9 +120,4 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
                   struct q2s_clusters *clusters, struct q2s_error *err);
 void q2s_plan_fini(struct q2s_plan *plan);
 
-static inline uint64_t q2s_div_round_up(uint64_t n, uint64_t d)
-{
-    return n / d + (n % d != 0);
-}
-
 #endif

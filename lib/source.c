@@ -3,12 +3,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -24,26 +21,6 @@ int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err)
                                  ? "is a directory"
                                  : "is not a regular file or a block device");
     return 0;
-}
-
-int q2s_fd_size(int fd, uint64_t *size)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) < 0)
-        return -1;
-    if (S_ISBLK(st.st_mode))
-        return ioctl(fd, BLKGETSIZE64, size);
-    *size = (uint64_t)st.st_size;
-    return 0;
-}
-
-uint64_t q2s_now_milliseconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,

@@ -65,11 +65,9 @@ int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
 
 /* How long one wait (for a server, a child, a pipe) lasts before the
  * interrupt flag and any timeout are looked at again: a signal caught
- * just before a blocking call would not interrupt it. */
+ * just before a blocking call would not interrupt it.  The clock for
+ * timeouts is q2s_now_milliseconds() in common/fdio.h. */
 #define Q2S_POLL_MILLISECONDS 100
-
-/* CLOCK_MONOTONIC in milliseconds, for timeouts. */
-uint64_t q2s_now_milliseconds(void);
 
 /* pread(2) of exactly length bytes; name and offset go in the message. */
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
@@ -79,9 +77,6 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
  * file or a block device; before any open, as opening a FIFO or a device
  * may block or act. */
 int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err);
-
-/* The size of an open regular file or block device; -1 with errno. */
-int q2s_fd_size(int fd, uint64_t *size);
 
 /* Internal constructors, chosen by q2s_source_open(). */
 int q2s_source_open_file(const char *path, struct q2s_source **source,

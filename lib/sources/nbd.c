@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "open/child.h"
 #include "error.h"
 #include "open/image_refs.h"

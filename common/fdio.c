@@ -1,0 +1,98 @@
+#define _GNU_SOURCE
+#include "common/fdio.h"
+
+#include <errno.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int is_interrupted(const volatile sig_atomic_t *interrupted)
+{
+    if (interrupted && *interrupted) {
+        errno = ECANCELED;
+        return 1;
+    }
+    return 0;
+}
+
+int q2s_wait_fd(int fd, short events,
+                const volatile sig_atomic_t *interrupted)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+
+    while (poll(&pfd, 1, -1) < 0) {
+        if (errno != EINTR || is_interrupted(interrupted))
+            return -1;
+    }
+    return 0;
+}
+
+int q2s_write_all(int fd, const void *buf, size_t length,
+                  const volatile sig_atomic_t *interrupted)
+{
+    const uint8_t *p = buf;
+
+    while (length > 0) {
+        ssize_t n;
+
+        if (is_interrupted(interrupted))
+            return -1;
+        n = write(fd, p, length);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;  /* the flag is looked at above */
+            if (errno == EAGAIN && q2s_wait_fd(fd, POLLOUT, interrupted) == 0)
+                continue;
+            return -1;
+        }
+        p += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
+int q2s_pread_all(int fd, void *buf, size_t length, uint64_t offset,
+                  size_t *done)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    int ret = 0;
+
+    while (got < length) {
+        ssize_t n = pread(fd, p + got, length - got, (off_t)(offset + got));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ret = n < 0 ? -1 : 1;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (done)
+        *done = got;
+    return ret;
+}
+
+int q2s_fd_size(int fd, uint64_t *size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (S_ISBLK(st.st_mode))
+        return ioctl(fd, BLKGETSIZE64, size);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+uint64_t q2s_now_milliseconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
