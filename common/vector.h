@@ -51,6 +51,21 @@ nomem:
     return -1;
 }
 
+/* Room for n more elements in an array kept as three lvalues: ptr (a
+ * type *), len and cap (a size_t).  0, or -1 with errno ENOMEM and the
+ * array unchanged.  The typed vectors below use it; it also serves a
+ * struct whose array fields other files already read by their own names.
+ * ptr and cap are evaluated more than once. */
+#define Q2S_VECTOR_RESERVE(ptr, len, cap, n)                                 \
+    __extension__({                                                          \
+        void *q2s_vector_p_ = (ptr);                                         \
+        int q2s_vector_ret_ = q2s_vector_grow(&q2s_vector_p_, &(cap), (len), \
+                                              (n), sizeof *(ptr));           \
+                                                                             \
+        (ptr) = q2s_vector_p_;                                               \
+        q2s_vector_ret_;                                                     \
+    })
+
 #define Q2S_DEFINE_VECTOR_TYPE(name, type)                                   \
     struct name {                                                            \
         type *ptr;                                                           \
@@ -61,11 +76,7 @@ nomem:
     /* Room for n more elements; -1 with errno ENOMEM. */                    \
     static inline int name##_reserve(struct name *v, size_t n)               \
     {                                                                        \
-        void *p = v->ptr;                                                    \
-        int ret = q2s_vector_grow(&p, &v->cap, v->len, n, sizeof(type));     \
-                                                                             \
-        v->ptr = p;                                                          \
-        return ret;                                                          \
+        return Q2S_VECTOR_RESERVE(v->ptr, v->len, v->cap, n);                \
     }                                                                        \
                                                                              \
     /* Adds elem at the end; -1 with errno ENOMEM, v unchanged. */           \

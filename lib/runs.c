@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/search.h"
+#include "common/vector.h"
+
 void q2s_runs_init(struct q2s_runs *set)
 {
     set->runs = NULL;
@@ -44,20 +47,8 @@ int q2s_runs_add(struct q2s_runs *set, uint64_t start, uint64_t length)
             return 0;
         }
     }
-    if (set->count == set->capacity) {
-        size_t capacity = set->capacity ? set->capacity * 2 : 64;
-        struct q2s_run *runs;
-
-        if (capacity > SIZE_MAX / sizeof *runs) {
-            errno = ENOMEM;
-            return -1;
-        }
-        runs = realloc(set->runs, capacity * sizeof *runs);
-        if (!runs)
-            return -1;
-        set->runs = runs;
-        set->capacity = capacity;
-    }
+    if (Q2S_VECTOR_RESERVE(set->runs, set->count, set->capacity, 1) < 0)
+        return -1;
     set->runs[set->count] = (struct q2s_run){
         .start = start,
         .length = length,
@@ -74,19 +65,31 @@ uint64_t q2s_runs_total(const struct q2s_runs *set)
     return set->runs[set->count - 1].rank + set->runs[set->count - 1].length;
 }
 
+/* What the two searches compare with: a member, or a rank. */
+struct runs_key {
+    const struct q2s_run *runs;
+    uint64_t key;
+};
+
+static bool ends_after_member(const void *ctx, size_t i)
+{
+    const struct runs_key *k = ctx;
+
+    return run_end(&k->runs[i]) > k->key;
+}
+
+static bool ends_after_rank(const void *ctx, size_t i)
+{
+    const struct runs_key *k = ctx;
+
+    return k->runs[i].rank + k->runs[i].length > k->key;
+}
+
 size_t q2s_runs_search(const struct q2s_runs *set, uint64_t x)
 {
-    size_t low = 0, high = set->count;
+    struct runs_key k = { set->runs, x };
 
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-
-        if (run_end(&set->runs[mid]) <= x)
-            low = mid + 1;
-        else
-            high = mid;
-    }
-    return low;
+    return q2s_search_first(set->count, ends_after_member, &k);
 }
 
 bool q2s_runs_rank(const struct q2s_runs *set, uint64_t x, uint64_t *rank)
@@ -101,15 +104,7 @@ bool q2s_runs_rank(const struct q2s_runs *set, uint64_t x, uint64_t *rank)
 
 size_t q2s_runs_select(const struct q2s_runs *set, uint64_t rank)
 {
-    size_t low = 0, high = set->count;
+    struct runs_key k = { set->runs, rank };
 
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-
-        if (set->runs[mid].rank + set->runs[mid].length <= rank)
-            low = mid + 1;
-        else
-            high = mid;
-    }
-    return low;
+    return q2s_search_first(set->count, ends_after_rank, &k);
 }

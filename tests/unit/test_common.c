@@ -73,6 +73,32 @@ static void test_vector_overflow(void **state)
     u64_vector_free(&v);
 }
 
+/* The same growth on an array kept in fields of other names. */
+static void test_vector_reserve_fields(void **state)
+{
+    struct {
+        uint32_t *items;
+        uint64_t count;
+        size_t capacity;
+    } a = { 0 };
+
+    (void)state;
+    for (uint32_t i = 0; i < 5000; i++) {
+        assert_int_equal(Q2S_VECTOR_RESERVE(a.items, a.count, a.capacity, 1),
+                         0);
+        a.items[a.count++] = i;
+    }
+    assert_true(a.capacity >= a.count);
+    for (uint32_t i = 0; i < 5000; i++)
+        assert_int_equal(a.items[i], i);
+    errno = 0;
+    assert_int_equal(Q2S_VECTOR_RESERVE(a.items, a.count, a.capacity,
+                                        SIZE_MAX / sizeof(uint32_t)), -1);
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(a.items[4999], 4999);
+    free(a.items);
+}
+
 struct sorted {
     const int *values;
     int key;
@@ -296,6 +322,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vector_grows),
         cmocka_unit_test(test_vector_overflow),
+        cmocka_unit_test(test_vector_reserve_fields),
         cmocka_unit_test(test_search_boundaries),
         cmocka_unit_test(test_bits_limits),
         cmocka_unit_test(test_write_all_and_pread_all),
