@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
+#include "common/search.h"
+
 void q2s_packing_init(struct q2s_packing *packing, uint32_t cluster_bits,
                       uint32_t refcount_bits)
 {
@@ -17,10 +20,9 @@ void q2s_packing_init(struct q2s_packing *packing, uint32_t cluster_bits,
 void q2s_packing_free(struct q2s_packing *packing)
 {
     free(packing->sizes);
-    free(packing->checkpoints);
     packing->sizes = NULL;
-    packing->checkpoints = NULL;
     packing->count = packing->capacity = 0;
+    q2s_packing_state_vector_free(&packing->checkpoints);
 }
 
 uint64_t q2s_packing_place(const struct q2s_packing *packing,
@@ -31,13 +33,12 @@ uint64_t q2s_packing_place(const struct q2s_packing *packing,
 
     if (state->refs >= packing->max_refcount) {
         /* The host cluster can count no more references: move on. */
-        state->cursor = (state->cursor + cluster_size - 1) &
-                        ~(cluster_size - 1);
+        state->cursor = q2s_round_up(state->cursor, cluster_size);
         state->refs = 0;
     }
     start = state->cursor;
     end = start + bytes;
-    if ((end & (cluster_size - 1)) == 0)
+    if (q2s_is_aligned(end, cluster_size))
         state->refs = 0;
     else if ((end - 1) >> packing->cluster_bits ==
              start >> packing->cluster_bits)
@@ -48,29 +49,6 @@ uint64_t q2s_packing_place(const struct q2s_packing *packing,
     return start;
 }
 
-static int grow(struct q2s_packing *packing)
-{
-    uint64_t capacity = packing->capacity ? packing->capacity * 2 : 4096;
-    uint64_t checkpoints = capacity / Q2S_PACKING_STRIDE + 1;
-    uint32_t *sizes;
-    struct q2s_packing_state *states;
-
-    if (capacity > SIZE_MAX / sizeof *sizes) {
-        errno = ENOMEM;
-        return -1;
-    }
-    sizes = realloc(packing->sizes, capacity * sizeof *sizes);
-    if (!sizes)
-        return -1;
-    packing->sizes = sizes;
-    states = realloc(packing->checkpoints, checkpoints * sizeof *states);
-    if (!states)
-        return -1;
-    packing->checkpoints = states;
-    packing->capacity = capacity;
-    return 0;
-}
-
 int q2s_packing_append(struct q2s_packing *packing, uint32_t bytes,
                        uint64_t *start)
 {
@@ -78,11 +56,13 @@ int q2s_packing_append(struct q2s_packing *packing, uint32_t bytes,
         errno = EINVAL;
         return -1;
     }
-    if (packing->count == packing->capacity && grow(packing) < 0)
+    if (Q2S_VECTOR_RESERVE(packing->sizes, packing->count, packing->capacity,
+                           1) < 0)
         return -1;
-    if (packing->count % Q2S_PACKING_STRIDE == 0)
-        packing->checkpoints[packing->count / Q2S_PACKING_STRIDE] =
-            packing->end;
+    if (packing->count % Q2S_PACKING_STRIDE == 0 &&
+        q2s_packing_state_vector_append(&packing->checkpoints,
+                                        packing->end) < 0)
+        return -1;
     packing->sizes[packing->count++] = bytes;
     *start = q2s_packing_place(packing, &packing->end, bytes);
     return 0;
@@ -97,32 +77,38 @@ void q2s_packing_seek(const struct q2s_packing *packing, uint64_t index,
         *state = packing->end;
         return;
     }
-    *state = packing->checkpoints[i / Q2S_PACKING_STRIDE];
+    *state = packing->checkpoints.ptr[i / Q2S_PACKING_STRIDE];
     for (; i < index; i++)
         q2s_packing_place(packing, state, packing->sizes[i]);
+}
+
+struct cursor_key {
+    const struct q2s_packing_state *checkpoints;
+    uint64_t offset;
+};
+
+static bool cursor_after(const void *ctx, size_t i)
+{
+    const struct cursor_key *k = ctx;
+
+    return k->checkpoints[i].cursor > k->offset;
 }
 
 uint64_t q2s_packing_find(const struct q2s_packing *packing, uint64_t offset,
                           struct q2s_packing_state *state)
 {
-    uint64_t low = 0, high, i;
+    struct cursor_key k = { packing->checkpoints.ptr, offset };
+    size_t low;
+    uint64_t i;
 
     if (packing->count == 0) {
         *state = packing->end;
         return 0;
     }
     /* The last checkpoint at or before offset: nothing before it reaches
-     * past it. */
-    high = (packing->count - 1) / Q2S_PACKING_STRIDE;
-    while (low < high) {
-        uint64_t mid = low + (high - low + 1) / 2;
-
-        if (packing->checkpoints[mid].cursor <= offset)
-            low = mid;
-        else
-            high = mid - 1;
-    }
-    *state = packing->checkpoints[low];
+     * past it.  The first is at 0, so there is one. */
+    low = q2s_search_first(packing->checkpoints.len, cursor_after, &k) - 1;
+    *state = packing->checkpoints.ptr[low];
     for (i = low * Q2S_PACKING_STRIDE; i < packing->count; i++) {
         struct q2s_packing_state before = *state;
         uint64_t start = q2s_packing_place(packing, state, packing->sizes[i]);

@@ -14,7 +14,10 @@
 #ifndef Q2S_PACKING_H
 #define Q2S_PACKING_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "common/vector.h"
 
 #define Q2S_PACKING_STRIDE 256
 
@@ -24,14 +27,16 @@ struct q2s_packing_state {
                        * holds cursor; 0 when cursor is at its start */
 };
 
+Q2S_DEFINE_VECTOR_TYPE(q2s_packing_state_vector, struct q2s_packing_state)
+
 struct q2s_packing {
     uint32_t cluster_bits;
     uint64_t max_refcount;
     uint32_t *sizes;  /* compressed bytes of each, below the cluster size */
     uint64_t count;
-    uint64_t capacity;
+    size_t capacity;
     /* The state before compressed cluster i * Q2S_PACKING_STRIDE. */
-    struct q2s_packing_state *checkpoints;
+    struct q2s_packing_state_vector checkpoints;
     struct q2s_packing_state end;  /* after the last one */
 };
 
