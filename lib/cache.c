@@ -15,30 +15,22 @@ void q2s_cache_init(struct q2s_cache *cache, uint64_t budget)
 
 void q2s_cache_free(struct q2s_cache *cache)
 {
-    for (size_t i = 0; i < cache->block_count; i++)
-        free(cache->blocks[i]);
-    free(cache->blocks);
-    cache->blocks = NULL;
-    cache->block_count = 0;
+    for (size_t i = 0; i < cache->blocks.len; i++)
+        free(cache->blocks.ptr[i]);
+    q2s_cache_blocks_free(&cache->blocks);
     cache->bytes = 0;
 }
 
 /* Blocks up to and including block index last. */
 static bool have_blocks(struct q2s_cache *cache, uint64_t last)
 {
-    uint8_t **blocks;
+    while (cache->blocks.len <= last) {
+        uint8_t *block = calloc(1, CACHE_BLOCK_BYTES);
 
-    if (last < cache->block_count)
-        return true;
-    blocks = realloc(cache->blocks, (last + 1) * sizeof *blocks);
-    if (!blocks)
-        return false;
-    cache->blocks = blocks;
-    while (cache->block_count <= last) {
-        blocks[cache->block_count] = calloc(1, CACHE_BLOCK_BYTES);
-        if (!blocks[cache->block_count])
+        if (!block || q2s_cache_blocks_append(&cache->blocks, block) < 0) {
+            free(block);
             return false;
-        cache->block_count++;
+        }
     }
     return true;
 }
@@ -59,7 +51,7 @@ void q2s_cache_store(struct q2s_cache *cache, uint64_t start,
 
         if (n > start + length - pos)
             n = start + length - pos;
-        memcpy(cache->blocks[pos / CACHE_BLOCK_BYTES] + within,
+        memcpy(cache->blocks.ptr[pos / CACHE_BLOCK_BYTES] + within,
                data + (pos - start), (size_t)n);
         pos += n;
     }
@@ -74,5 +66,5 @@ const uint8_t *q2s_cache_get(const struct q2s_cache *cache, uint64_t offset,
     *length = CACHE_BLOCK_BYTES - within;
     if (*length > cache->bytes - offset)
         *length = cache->bytes - offset;
-    return cache->blocks[offset / CACHE_BLOCK_BYTES] + within;
+    return cache->blocks.ptr[offset / CACHE_BLOCK_BYTES] + within;
 }

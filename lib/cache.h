@@ -9,12 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/vector.h"
+
+/* Blocks of the region, each allocated on its own. */
+Q2S_DEFINE_VECTOR_TYPE(q2s_cache_blocks, uint8_t *)
+
 struct q2s_cache {
     uint64_t budget;
     uint64_t bytes;  /* bytes [0, bytes) of the region are kept */
     bool full;       /* a compressed cluster did not fit */
-    uint8_t **blocks;
-    size_t block_count;
+    struct q2s_cache_blocks blocks;
 };
 
 void q2s_cache_init(struct q2s_cache *cache, uint64_t budget);
