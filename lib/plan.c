@@ -9,18 +9,13 @@
 #include "error.h"
 #include "qcow2_format.h"
 
-static uint32_t log2_of(uint64_t power_of_two)
-{
-    return (uint32_t)__builtin_ctzll(power_of_two);
-}
-
 uint64_t q2s_header_bytes(const char *data_file_name)
 {
     uint64_t bytes = QCOW2_V3_HEADER_LENGTH;
 
     if (data_file_name)
         bytes += QCOW2_EXTENSION_HEADER_BYTES +
-                 ((strlen(data_file_name) + 7) & ~(uint64_t)7);
+                 q2s_round_up(strlen(data_file_name), 8);
     return bytes + QCOW2_EXTENSION_HEADER_BYTES + QCOW2_FEATURE_NAME_TABLE_BYTES;
 }
 
@@ -33,9 +28,9 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
     if (q2s_options_validate(options, err) < 0)
         return -1;
     g.cluster_size = options->cluster_size;
-    g.cluster_bits = log2_of(options->cluster_size);
+    g.cluster_bits = q2s_log2_power_of_two(options->cluster_size);
     g.refcount_bits = options->refcount_bits;
-    g.refcount_order = log2_of(options->refcount_bits);
+    g.refcount_order = q2s_log2_power_of_two(options->refcount_bits);
     g.l2_entries_per_table = options->cluster_size / 8;
     g.input_size = input_size;
     if (input_size > UINT64_MAX - (QCOW2_SECTOR_SIZE - 1))
