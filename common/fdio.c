@@ -9,9 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int is_interrupted(const volatile sig_atomic_t *interrupted)
+static int is_interrupted(const struct q2s_cancel *cancel)
 {
-    if (interrupted && *interrupted) {
+    if (cancel && q2s_cancelled(cancel)) {
         errno = ECANCELED;
         return 1;
     }
@@ -19,32 +19,32 @@ static int is_interrupted(const volatile sig_atomic_t *interrupted)
 }
 
 int q2s_wait_fd(int fd, short events,
-                const volatile sig_atomic_t *interrupted)
+                const struct q2s_cancel *cancel)
 {
     struct pollfd pfd = { .fd = fd, .events = events };
 
     while (poll(&pfd, 1, -1) < 0) {
-        if (errno != EINTR || is_interrupted(interrupted))
+        if (errno != EINTR || is_interrupted(cancel))
             return -1;
     }
     return 0;
 }
 
 int q2s_write_all(int fd, const void *buf, size_t length,
-                  const volatile sig_atomic_t *interrupted)
+                  const struct q2s_cancel *cancel)
 {
     const uint8_t *p = buf;
 
     while (length > 0) {
         ssize_t n;
 
-        if (is_interrupted(interrupted))
+        if (is_interrupted(cancel))
             return -1;
         n = write(fd, p, length);
         if (n < 0) {
             if (errno == EINTR)
                 continue;  /* the flag is looked at above */
-            if (errno == EAGAIN && q2s_wait_fd(fd, POLLOUT, interrupted) == 0)
+            if (errno == EAGAIN && q2s_wait_fd(fd, POLLOUT, cancel) == 0)
                 continue;
             return -1;
         }

@@ -4,23 +4,24 @@
 #ifndef Q2S_COMMON_FDIO_H
 #define Q2S_COMMON_FDIO_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cancel.h"
+
 /* Writes all length bytes of buf to fd: 0, or -1 with errno.  Short writes
  * and EINTR are retried; so is EAGAIN, once poll(2) says that fd (a
- * non-blocking descriptor) takes more.  interrupted may be NULL; otherwise
- * *interrupted is looked at before every write and after every EINTR, as a
- * signal that stops a write part way makes it return what it wrote rather
- * than fail: once it is set, -1 with errno ECANCELED. */
+ * non-blocking descriptor) takes more.  cancel may be NULL; otherwise it
+ * is looked at before every write and after every EINTR, as a signal that
+ * stops a write part way makes it return what it wrote rather than fail:
+ * once it says so, -1 with errno ECANCELED. */
 int q2s_write_all(int fd, const void *buf, size_t length,
-                  const volatile sig_atomic_t *interrupted);
+                  const struct q2s_cancel *cancel);
 
 /* Waits in poll(2) until fd is ready for events (POLLIN, POLLOUT...),
- * with no timeout; the same interrupted as above.  0, or -1 with errno. */
+ * with no timeout; the same cancel as above.  0, or -1 with errno. */
 int q2s_wait_fd(int fd, short events,
-                const volatile sig_atomic_t *interrupted);
+                const struct q2s_cancel *cancel);
 
 /* pread(2) of length bytes at offset into buf, retried on EINTR and short
  * reads.  0 when all were read; 1 when the end of the file came first;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cancel.h"
+#include "common/cancel.h"
 #include "error.h"
 
 struct q2s_batch {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "error.h"
 
 #define SINK_BUFFER_BYTES (1024 * 1024)
@@ -94,18 +95,19 @@ static int check_interrupted(struct q2s_sink *sink, struct q2s_error *err)
     return 0;
 }
 
+/* After a common/fdio call failed: ECANCELED is the interrupt flag. */
+static int fdio_error(struct q2s_error *err, const char *what)
+{
+    if (errno == ECANCELED)
+        return q2s_error_set(err, ECANCELED, "interrupted");
+    return q2s_error_set_errno(err, errno, "%s", what);
+}
+
 /* Waits until a non-blocking output can take more. */
 static int wait_writable(struct q2s_sink *sink, struct q2s_error *err)
 {
-    struct pollfd pfd = { .fd = sink->fd, .events = POLLOUT };
-
-    while (poll(&pfd, 1, -1) < 0) {
-        if (errno != EINTR)
-            return q2s_error_set_errno(err, errno, "cannot wait for the "
-                                       "output");
-        if (check_interrupted(sink, err) < 0)
-            return -1;
-    }
+    if (q2s_wait_fd(sink->fd, POLLOUT, sink->cancel) < 0)
+        return fdio_error(err, "cannot wait for the output");
     return 0;
 }
 
@@ -124,25 +126,8 @@ static int should_retry(struct q2s_sink *sink, struct q2s_error *err)
 static int write_all(struct q2s_sink *sink, const uint8_t *data, size_t length,
                      struct q2s_error *err)
 {
-    while (length > 0) {
-        ssize_t n;
-
-        if (check_interrupted(sink, err) < 0)
-            return -1;
-        n = write(sink->fd, data, length);
-
-        if (n < 0) {
-            int retry = should_retry(sink, err);
-
-            if (retry < 0)
-                return -1;
-            if (retry > 0)
-                continue;
-            return q2s_error_set_errno(err, errno, "write error");
-        }
-        data += n;
-        length -= (size_t)n;
-    }
+    if (q2s_write_all(sink->fd, data, length, sink->cancel) < 0)
+        return fdio_error(err, "write error");
     return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cancel.h"
+#include "common/cancel.h"
 #include "error.h"
 
 enum q2s_sink_copy_method {

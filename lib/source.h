@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "cancel.h"
+#include "common/cancel.h"
 #include "options.h"
 #include "qcow2-to-stdout.h"
 

@@ -290,16 +290,22 @@ static void test_write_all_waits_on_a_full_pipe(void **state)
 static void test_write_all_interrupted(void **state)
 {
     volatile sig_atomic_t interrupted = 1;
+    struct q2s_cancel cancel = { .flag = &interrupted };
     uint8_t byte = 1, got;
     int fds[2];
 
     (void)state;
     assert_int_equal(pipe(fds), 0);
     errno = 0;
-    assert_int_equal(q2s_write_all(fds[1], &byte, 1, &interrupted), -1);
+    assert_int_equal(q2s_write_all(fds[1], &byte, 1, &cancel), -1);
     assert_int_equal(errno, ECANCELED);
     interrupted = 0;
-    assert_int_equal(q2s_write_all(fds[1], &byte, 1, &interrupted), 0);
+    assert_int_equal(q2s_write_all(fds[1], &byte, 1, &cancel), 0);
+    /* From another thread: q2s_source_cancel() sets this one. */
+    q2s_cancel_request(&cancel);
+    errno = 0;
+    assert_int_equal(q2s_write_all(fds[1], &byte, 1, &cancel), -1);
+    assert_int_equal(errno, ECANCELED);
     close(fds[1]);
     assert_int_equal(read(fds[0], &got, 1), 1);  /* only the second one */
     assert_int_equal(read(fds[0], &got, 1), 0);
