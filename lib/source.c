@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "error.h"
 #include "source.h"
 
@@ -26,26 +27,18 @@ int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err)
 int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
                    const char *name, struct q2s_error *err)
 {
-    uint8_t *p = buf;
+    size_t done;
+    int ret = q2s_pread_all(fd, buf, length, offset, &done);
 
-    while (length > 0) {
-        ssize_t n = pread(fd, p, length, (off_t)offset);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return q2s_error_set_errno(err, errno, "%s: read error at offset "
-                                       "%llu", name,
-                                       (unsigned long long)offset);
-        }
-        if (n == 0)
-            return q2s_error_set(err, ESTALE, "%s: unexpected end of input at offset "
-                                 "%llu (did it shrink while being read?)",
-                                 name, (unsigned long long)offset);
-        p += n;
-        length -= (size_t)n;
-        offset += (uint64_t)n;
-    }
+    /* The message names where the read stopped. */
+    offset += done;
+    if (ret < 0)
+        return q2s_error_set_errno(err, errno, "%s: read error at offset "
+                                   "%llu", name, (unsigned long long)offset);
+    if (ret > 0)
+        return q2s_error_set(err, ESTALE, "%s: unexpected end of input at offset "
+                             "%llu (did it shrink while being read?)",
+                             name, (unsigned long long)offset);
     return 0;
 }
 
