@@ -72,11 +72,11 @@ deps:
 
 $(BUILD)/%.o: %.c $(LIB_HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/programs/%.o: programs/%.c include/qcow2-to-stdout.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(PROGRAM_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -c -o $@ $<
+	$(CC) $(PROGRAM_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
 
 $(LIBRARY): $(LIB_OBJECTS)
 	rm -f $@
