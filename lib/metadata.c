@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "qcow2_format.h"
 
 /* "Feature name table" header extension: the names QEMU 9.0 knows. */
@@ -24,9 +25,25 @@ static const struct qcow2_feature_name
           "raw external data" },
     };
 
-/* A "Header extensions" entry at p: its type and length, then length bytes
- * of data, padded with the zeros already in the buffer.  Returns what
- * follows it. */
+/* A "Header extensions" entry: its type and length, then the data padded
+ * to a multiple of 8. */
+static uint64_t extension_bytes(uint64_t length)
+{
+    return sizeof(struct qcow2_extension_header) +
+           q2s_round_up(length, QCOW2_EXTENSION_ALIGNMENT);
+}
+
+uint64_t q2s_header_bytes(const char *data_file_name)
+{
+    uint64_t bytes = sizeof(struct qcow2_header);
+
+    if (data_file_name)
+        bytes += extension_bytes(strlen(data_file_name));
+    return bytes + extension_bytes(sizeof feature_names);
+}
+
+/* The extension at p, padded with the zeros already in the buffer.
+ * Returns what follows it. */
 static uint8_t *put_extension(uint8_t *p, uint32_t type, const void *data,
                               uint32_t length)
 {
@@ -37,9 +54,7 @@ static uint8_t *put_extension(uint8_t *p, uint32_t type, const void *data,
 
     memcpy(p, &ext, sizeof ext);
     memcpy(p + sizeof ext, data, length);
-    return p + sizeof ext +
-           ((length + QCOW2_EXTENSION_ALIGNMENT - 1) &
-            ~(size_t)(QCOW2_EXTENSION_ALIGNMENT - 1));
+    return p + extension_bytes(length);
 }
 
 /* "Header" and "Header extensions".  Fields not set stay 0: no backing

@@ -5,13 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "compress.h"
-#include "plan.h"
-
-static bool is_power_of_two(uint64_t n)
-{
-    return n != 0 && (n & (n - 1)) == 0;
-}
+#include "metadata.h"
 
 void q2s_options_init(struct q2s_options *options)
 {
@@ -31,7 +27,7 @@ void q2s_source_options_init(struct q2s_source_options *options)
 
 int q2s_check_cluster_size(uint32_t cluster_size, struct q2s_error *err)
 {
-    if (!is_power_of_two(cluster_size) ||
+    if (!q2s_is_power_of_two(cluster_size) ||
         cluster_size < Q2S_MIN_CLUSTER_SIZE ||
         cluster_size > Q2S_MAX_CLUSTER_SIZE)
         return q2s_error_set(err, EINVAL, "invalid cluster size %u: must be "
@@ -42,7 +38,7 @@ int q2s_check_cluster_size(uint32_t cluster_size, struct q2s_error *err)
 
 int q2s_check_refcount_bits(uint32_t refcount_bits, struct q2s_error *err)
 {
-    if (!is_power_of_two(refcount_bits) || refcount_bits > 64)
+    if (!q2s_is_power_of_two(refcount_bits) || refcount_bits > 64)
         return q2s_error_set(err, EINVAL, "invalid refcount width %u: must "
                              "be 1, 2, 4, 8, 16, 32 or 64", refcount_bits);
     return 0;

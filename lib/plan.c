@@ -9,16 +9,6 @@
 #include "error.h"
 #include "qcow2_format.h"
 
-uint64_t q2s_header_bytes(const char *data_file_name)
-{
-    uint64_t bytes = QCOW2_V3_HEADER_LENGTH;
-
-    if (data_file_name)
-        bytes += QCOW2_EXTENSION_HEADER_BYTES +
-                 q2s_round_up(strlen(data_file_name), 8);
-    return bytes + QCOW2_EXTENSION_HEADER_BYTES + QCOW2_FEATURE_NAME_TABLE_BYTES;
-}
-
 int q2s_geometry_init(struct q2s_geometry *geometry,
                       const struct q2s_options *options, uint64_t input_size,
                       struct q2s_error *err)

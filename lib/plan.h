@@ -98,9 +98,6 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
                       const struct q2s_options *options, uint64_t input_size,
                       struct q2s_error *err);
 
-/* Bytes of the header cluster that the header and its extensions use. */
-uint64_t q2s_header_bytes(const char *data_file_name);
-
 /* Refcount blocks and refcount table clusters for an image whose other
  * clusters number other_clusters: a fixed point, since the refcount
  * structures need refcounts of their own.  Computed as the reference does,

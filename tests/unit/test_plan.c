@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "metadata.h"
 #include "plan.h"
 
 #define KiB (UINT64_C(1) << 10)
