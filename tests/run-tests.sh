@@ -42,6 +42,13 @@ for test in "$build"/tests/unit/test_*; do
     [ -x "$test" ] || continue
     run_one "unit/$(basename "$test")" "$test"
 done
+# The interface tests link the shared library as installed into the stage.
+stage=${Q2S_STAGE:-$build/stage}
+for test in "$build"/tests/api/test_*; do
+    [ -x "$test" ] || continue
+    run_one "api/$(basename "$test")" \
+        env LD_LIBRARY_PATH="$stage/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$test"
+done
 for test in "$top"/tests/integration/test_*.sh; do
     run_one "integration/$(basename "$test" .sh)" bash "$test"
 done
