@@ -383,6 +383,11 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
                              (unsigned long long)plan->image_size);
     if (source->size != plan->geometry.input_size)
         return q2s_error_set(err, EINVAL, "the input is not the one that was scanned");
+    /* A range of metadata alone reads nothing, and a caller's buffer is
+     * filled without a write: look here, so that no call on a cancelled
+     * source succeeds. */
+    if (q2s_source_interrupted(source))
+        return q2s_error_set(err, ECANCELED, "interrupted");
     if (source->ops->check_size(source, err) < 0)
         return -1;
     r.buffer_bytes = source->read_bytes;
