@@ -64,16 +64,7 @@ static void check_ok_at(int ret, struct q2s_error *error, const char *file,
 /* q2s_source_options_get_format(), looked up at run time: the header
  * declares it, but a library that does not export it would fail the link
  * of this whole file rather than one test. */
-static const char *source_format(const struct q2s_source_options *options)
-{
-    const char *(*get)(const struct q2s_source_options *);
-    void *symbol = dlsym(RTLD_DEFAULT, "q2s_source_options_get_format");
-
-    if (!symbol)
-        fail_msg("q2s_source_options_get_format is not exported");
-    memcpy(&get, &symbol, sizeof get);
-    return get(options);
-}
+static const char *(*get_format)(const struct q2s_source_options *);
 
 /* Every function of the header, as the shared library must export it. */
 static void test_exports(void **state)
@@ -355,22 +346,27 @@ static void test_data_file(void **state)
 /* The format: copied, "" refused, "raw" when none. */
 static void test_source_format(void **state)
 {
-    struct q2s_source_options *options = q2s_source_options_new();
+    void *symbol = dlsym(RTLD_DEFAULT, "q2s_source_options_get_format");
+    struct q2s_source_options *options;
     char format[] = "qcow2";
 
     (void)state;
-    assert_string_equal(source_format(options), "raw");
+    if (!symbol)
+        fail_msg("q2s_source_options_get_format is not exported");
+    memcpy(&get_format, &symbol, sizeof get_format);
+    options = q2s_source_options_new();
+    assert_string_equal(get_format(options), "raw");
     EXPECT_OK(q2s_source_options_set_format(options, format, &error));
     format[0] = 'X';  /* copied */
-    assert_string_equal(source_format(options), "qcow2");
+    assert_string_equal(get_format(options), "qcow2");
     EXPECT_FAIL(EINVAL, q2s_source_options_set_format(options, "", &error));
     assert_int_equal(q2s_source_options_set_format(options, "", NULL), -1);
-    assert_string_equal(source_format(options), "qcow2");
+    assert_string_equal(get_format(options), "qcow2");
     EXPECT_OK(q2s_source_options_set_format(options, "raw", &error));
-    assert_string_equal(source_format(options), "raw");
+    assert_string_equal(get_format(options), "raw");
     EXPECT_OK(q2s_source_options_set_format(options, "vmdk", &error));
     EXPECT_OK(q2s_source_options_set_format(options, NULL, &error));
-    assert_string_equal(source_format(options), "raw");
+    assert_string_equal(get_format(options), "raw");
     q2s_source_options_free(options);
 }
 
