@@ -192,8 +192,8 @@ Q2S_API int q2s_source_options_set_format(
     struct q2s_source_options *options, const char *format,
     struct q2s_error **error);
 /* "raw" when none was set. */
-const char *
-q2s_source_options_get_format(const struct q2s_source_options *options);
+Q2S_API const char *q2s_source_options_get_format(
+    const struct q2s_source_options *options);
 
 /* The image comes from someone else: refuse one that names another file
  * (a backing file, an external data file, vmdk extents) or whose format
