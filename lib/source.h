@@ -83,7 +83,8 @@ int q2s_source_open_file(const char *path, struct q2s_source **source,
                          struct q2s_error *err);
 int q2s_source_open_fd(int fd, const char *name, struct q2s_source **source,
                        struct q2s_error *err);
-int q2s_source_open_stream(int fd, const char *name,
+/* Keeps the stream's data in an unlinked file in tmpdir. */
+int q2s_source_open_stream(int fd, const char *name, const char *tmpdir,
                            const volatile sig_atomic_t *interrupted,
                            struct q2s_source **source, struct q2s_error *err);
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,14 @@ bool q2s_input_is_nbd_uri(const char *input)
             return true;
     }
     return false;
+}
+
+/* Where temporary files go: $TMPDIR, or /tmp. */
+static const char *temporary_directory(void)
+{
+    const char *dir = getenv("TMPDIR");
+
+    return dir && *dir ? dir : "/tmp";
 }
 
 static bool is_raw(const char *format)
@@ -57,8 +66,9 @@ static int open_stdin(const volatile sig_atomic_t *interrupted,
     if (isatty(STDIN_FILENO))
         return q2s_error_set(err, EINVAL, "standard input is a terminal; give an "
                              "image on a pipe or a file");
-    return q2s_source_open_stream(STDIN_FILENO, "standard input", interrupted,
-                                  source, err);
+    return q2s_source_open_stream(STDIN_FILENO, "standard input",
+                                  temporary_directory(), interrupted, source,
+                                  err);
 }
 
 bool q2s_input_is_raw_file(const char *input,

@@ -3,9 +3,10 @@
  *
  * The scan needs the size before it starts and the writing needs the data
  * again, so opening reads the whole stream and keeps its non-zero 512-byte
- * sectors, packed, in an unlinked temporary file in $TMPDIR: the disk space
- * it takes is the size of the data, not of the virtual disk.  The source
- * then answers from that file, and all-zero sectors read as holes. */
+ * sectors, packed, in an unlinked file in a directory that the caller
+ * chooses (the program's $TMPDIR): the disk space it takes is the size of
+ * the data, not of the virtual disk.  The source then answers from that
+ * file, and all-zero sectors read as holes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -162,15 +163,12 @@ static const struct q2s_source_ops stream_ops = {
     .close = stream_close,
 };
 
-/* An unlinked file in $TMPDIR, gone when closed, whatever happens. */
-static int open_spool(struct q2s_error *err)
+/* An unlinked file in dir, gone when closed, whatever happens. */
+static int open_spool(const char *dir, struct q2s_error *err)
 {
-    const char *dir = getenv("TMPDIR");
     char *path;
     int fd;
 
-    if (!dir || !*dir)
-        dir = "/tmp";
     fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0)
         return fd;
@@ -313,7 +311,7 @@ out:
     return ret;
 }
 
-int q2s_source_open_stream(int fd, const char *name,
+int q2s_source_open_stream(int fd, const char *name, const char *tmpdir,
                            const volatile sig_atomic_t *interrupted,
                            struct q2s_source **result, struct q2s_error *err)
 {
@@ -326,7 +324,7 @@ int q2s_source_open_stream(int fd, const char *name,
     stream->source.cancel.flag = interrupted;
     strcpy(stream->name, name);
     q2s_runs_init(&stream->sectors);
-    stream->spool_fd = open_spool(err);
+    stream->spool_fd = open_spool(tmpdir, err);
     if (stream->spool_fd < 0 || spool(stream, fd, err) < 0) {
         stream_close(&stream->source);
         return -1;
