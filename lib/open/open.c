@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "open/qemu_nbd.h"
 #include "source.h"
 #include "open/open.h"
 #include "sources/nbd.h"
@@ -32,7 +33,7 @@ bool q2s_input_is_nbd_uri(const char *input)
     return false;
 }
 
-/* Where temporary files go: $TMPDIR, or /tmp. */
+/* Where temporary files and qemu-nbd's socket go: $TMPDIR, or /tmp. */
 static const char *temporary_directory(void)
 {
     const char *dir = getenv("TMPDIR");
@@ -99,11 +100,17 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
         if (!is_raw(format))
             return q2s_error_set(err, EINVAL, "an NBD export is read as raw; -f %s "
                                  "does not apply to it", format);
-        ret = q2s_source_open_nbd_uri(input, &effective, source, err);
+        struct q2s_nbd_params params = {
+            .timeout_seconds = effective.timeout_seconds,
+            .interrupted = options->interrupted,
+        };
+
+        ret = q2s_source_open_nbd_uri(input, &params, source, err);
     } else if (is_raw(format)) {
         ret = q2s_source_open_file(input, source, err);
     } else {
-        ret = q2s_source_open_qemu_nbd(input, &effective, source, err);
+        ret = q2s_source_open_qemu_nbd(input, &effective,
+                                       temporary_directory(), source, err);
     }
     /* The stream and NBD sources had it already, to stop while opening. */
     if (ret == 0)

@@ -2,24 +2,15 @@
 #include "sources/nbd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <libnbd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/fdio.h"
-#include "open/child.h"
 #include "error.h"
-#include "open/image_refs.h"
-#include "open/qemu_img_map.h"
 
 /* One request: many small ones in flight kept qemu-nbd busier than a few
  * large ones (measured: 256 KiB x 64 beat 2 MiB x 8 by about 2x). */
@@ -40,8 +31,10 @@ struct nbd_source {
     /* NULL once the connection is dropped after a failure: no reply can
      * then land in a buffer that the caller has freed. */
     struct nbd_handle *nbd;
-    pid_t server_pid;          /* a qemu-nbd we started, or 0 */
     uint32_t timeout_seconds;  /* 0: wait for ever */
+    /* What says stop: the source's own, or that of a source wrapping it,
+     * which the caller cancels. */
+    const struct q2s_cancel *cancel;
     bool has_allocation;       /* base:allocation was negotiated */
     uint64_t request_bytes;
     uint64_t minimum_bytes;    /* requests are multiples of this, aligned */
@@ -50,12 +43,8 @@ struct nbd_source {
     uint64_t status_start, status_end;
     struct extent *extents;
     size_t extent_count, extent_capacity;
-    int server_stderr;         /* what qemu-nbd said, or -1 */
-    /* For a local image: the extents whose bytes lie in the image file
-     * as they are, read (and spliced) from it directly. */
-    int image_fd;
-    struct q2s_mapping *map;
-    size_t map_count;
+    q2s_nbd_said_fn *server_said;  /* or NULL */
+    void *server_said_opaque;
     char name[];
 };
 
@@ -72,42 +61,14 @@ static struct nbd_source *nbd_of(struct q2s_source *source)
     return (struct nbd_source *)source;
 }
 
-/* The last line that the server wrote on its stderr, without its newline,
- * or "" if it said nothing. */
-static void server_said(struct nbd_source *nbd, char *line, size_t size)
-{
-    char text[4096];
-    ssize_t n;
-    char *last, *cut;
-
-    line[0] = '\0';
-    if (nbd->server_stderr < 0)
-        return;
-    n = pread(nbd->server_stderr, text, sizeof text - 1, 0);
-    if (n <= 0)
-        return;
-    text[n] = '\0';
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-        text[--n] = '\0';
-    last = strrchr(text, '\n');
-    last = last ? last + 1 : text;
-    /* "qemu-nbd: Failed to blk_new_open '<options>': <reason>": the
-     * reason is what matters. */
-    while ((cut = strstr(last, "': ")) != NULL)
-        last = cut + 3;
-    /* Cut to fit, on purpose. */
-    n = (ssize_t)strnlen(last, size - 1);
-    memcpy(line, last, (size_t)n);
-    line[n] = '\0';
-}
-
 /* Reports a libnbd failure, with what the server said if it said more. */
 static int nbd_failure(struct nbd_source *nbd, struct q2s_error *err,
                        const char *what)
 {
-    char said[1024];
+    char said[1024] = "";
 
-    server_said(nbd, said, sizeof said);
+    if (nbd->server_said)
+        nbd->server_said(nbd->server_said_opaque, said, sizeof said);
     if (said[0])
         return q2s_error_set(err, nbd_errno_or(EIO), "%s: %s: %s", nbd->name,
                              what, said);
@@ -156,7 +117,7 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
     while (!reached(nbd, goal)) {
         int64_t still;
 
-        if (q2s_source_interrupted(&nbd->source)) {
+        if (q2s_cancelled(nbd->cancel)) {
             drop_connection(nbd);
             return q2s_error_set(err, ECANCELED, "interrupted");
         }
@@ -318,7 +279,7 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
     }
     while (offset < source->size) {
         if (offset < nbd->status_start || offset >= nbd->status_end) {
-            if (q2s_source_interrupted(source))
+            if (q2s_cancelled(nbd->cancel))
                 return q2s_error_set(err, ECANCELED, "interrupted");
             if (query_status(nbd, offset, err) < 0)
                 return -1;
@@ -458,22 +419,6 @@ static int read_aligned(struct nbd_source *nbd, uint8_t *p, size_t *length,
     return 0;
 }
 
-/* Index of the first mapping that ends after offset. */
-static size_t map_search(const struct nbd_source *nbd, uint64_t offset)
-{
-    size_t low = 0, high = nbd->map_count;
-
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-
-        if (nbd->map[mid].start + nbd->map[mid].length <= offset)
-            low = mid + 1;
-        else
-            high = mid;
-    }
-    return low;
-}
-
 static int nbd_read(struct q2s_source *source, void *buf, size_t length,
                     uint64_t offset, struct q2s_error *err)
 {
@@ -481,45 +426,15 @@ static int nbd_read(struct q2s_source *source, void *buf, size_t length,
     uint8_t *p = buf;
 
     while (length > 0) {
-        size_t i = map_search(nbd, offset);
         size_t n = length;
 
-        if (i < nbd->map_count && nbd->map[i].start <= offset) {
-            const struct q2s_mapping *m = &nbd->map[i];
-
-            if (m->start + m->length - offset < n)
-                n = (size_t)(m->start + m->length - offset);
-            if (q2s_pread_full(nbd->image_fd, p, n,
-                               m->file_offset + (offset - m->start),
-                               nbd->name, err) < 0)
-                return -1;
-        } else {
-            if (i < nbd->map_count && nbd->map[i].start - offset < n)
-                n = (size_t)(nbd->map[i].start - offset);
-            if (read_aligned(nbd, p, &n, offset, err) < 0)
-                return -1;
-        }
+        if (read_aligned(nbd, p, &n, offset, err) < 0)
+            return -1;
         p += n;
         offset += n;
         length -= n;
     }
     return 0;
-}
-
-static uint64_t nbd_locate(struct q2s_source *source, uint64_t offset,
-                           uint64_t length, int *fd, uint64_t *fd_offset)
-{
-    struct nbd_source *nbd = nbd_of(source);
-    size_t i = map_search(nbd, offset);
-    const struct q2s_mapping *m;
-
-    if (i == nbd->map_count || nbd->map[i].start > offset)
-        return 0;
-    m = &nbd->map[i];
-    *fd = nbd->image_fd;
-    *fd_offset = m->file_offset + (offset - m->start);
-    return m->start + m->length - offset < length
-               ? m->start + m->length - offset : length;
 }
 
 static int nbd_check_size(struct q2s_source *source, struct q2s_error *err)
@@ -542,7 +457,7 @@ static void nbd_source_close(struct q2s_source *source)
 
         while (nbd_aio_is_closed(nbd->nbd) <= 0 &&
                nbd_aio_is_dead(nbd->nbd) <= 0 &&
-               !q2s_source_interrupted(source) &&
+               !q2s_cancelled(nbd->cancel) &&
                q2s_now_milliseconds() < deadline &&
                (nbd_poll(nbd->nbd, Q2S_POLL_MILLISECONDS) >= 0 ||
                 nbd_get_errno() == EINTR))
@@ -550,12 +465,6 @@ static void nbd_source_close(struct q2s_source *source)
     }
     if (nbd->nbd)
         nbd_close(nbd->nbd);
-    q2s_child_kill(nbd->server_pid);
-    if (nbd->server_stderr >= 0)
-        close(nbd->server_stderr);
-    if (nbd->image_fd >= 0)
-        close(nbd->image_fd);
-    free(nbd->map);
     free(nbd->extents);
     free(nbd);
 }
@@ -563,14 +472,13 @@ static void nbd_source_close(struct q2s_source *source)
 static const struct q2s_source_ops nbd_ops = {
     .next_data = nbd_next_data,
     .read = nbd_read,
-    .locate = nbd_locate,
     .check_size = nbd_check_size,
     .close = nbd_source_close,
 };
 
-static struct nbd_source *
-nbd_source_new(const char *name, const struct q2s_source_options *options,
-               struct q2s_error *err)
+static struct nbd_source *nbd_source_new(const char *name,
+                                         const struct q2s_nbd_params *params,
+                                         struct q2s_error *err)
 {
     struct nbd_source *nbd = calloc(1, sizeof *nbd + strlen(name) + 1);
 
@@ -582,10 +490,11 @@ nbd_source_new(const char *name, const struct q2s_source_options *options,
     nbd->source.read_bytes = REQUEST_BYTES * REQUESTS_IN_FLIGHT;
     nbd->request_bytes = REQUEST_BYTES;
     nbd->minimum_bytes = 1;
-    nbd->server_stderr = -1;
-    nbd->image_fd = -1;
-    nbd->timeout_seconds = options->timeout_seconds;
-    nbd->source.cancel.flag = options->interrupted;
+    nbd->timeout_seconds = params->timeout_seconds;
+    nbd->source.cancel.flag = params->interrupted;
+    nbd->cancel = params->cancel ? params->cancel : &nbd->source.cancel;
+    nbd->server_said = params->server_said;
+    nbd->server_said_opaque = params->server_said_opaque;
     strcpy(nbd->name, name);
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
@@ -620,238 +529,56 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
     return 0;
 }
 
-/* Whether the qemu-nbd we started has exited (it is then reaped). */
-static bool server_exited(struct nbd_source *nbd)
-{
-    if (nbd->server_pid <= 0 ||
-        waitpid(nbd->server_pid, NULL, WNOHANG) != nbd->server_pid)
-        return false;
-    nbd->server_pid = 0;
-    return true;
-}
-
-/* Waits for the handshake, then takes in what the server offers. */
-static int finish_connecting(struct nbd_source *nbd, struct q2s_error *err)
-{
-    if (wait_for(nbd, WAIT_CONNECTED, "during the handshake", err) < 0)
-        return -1;
-    return nbd_source_ready(nbd, err);
-}
-
-int q2s_source_open_nbd_uri(const char *uri,
-                            const struct q2s_source_options *options,
-                            struct q2s_source **source,
-                            struct q2s_error *err)
-{
-    struct nbd_source *nbd = nbd_source_new(uri, options, err);
-
-    if (!nbd)
-        return -1;
-    if (nbd_aio_connect_uri(nbd->nbd, uri) < 0) {
-        nbd_failure(nbd, err, "cannot connect");
-        nbd_source_close(&nbd->source);
-        return -1;
-    }
-    if (finish_connecting(nbd, err) < 0) {
-        nbd_source_close(&nbd->source);
-        return -1;
-    }
-    *source = &nbd->source;
-    return 0;
-}
-
-/* QEMU block driver names are lower-case words; anything else could
- * smuggle options into --image-opts. */
-static bool plausible_format(const char *format)
-{
-    if (!*format)
-        return false;
-    for (const char *c = format; *c; c++) {
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-              *c == '_' || *c == '-'))
-            return false;
-    }
-    return true;
-}
-
-/* --image-opts value: commas in the file name are doubled. */
-static char *image_options(const char *path, const char *format,
-                           bool block_device)
-{
-    size_t commas = 0;
-    char *options, *p;
-
-    for (const char *c = path; *c; c++)
-        commas += *c == ',';
-    if (asprintf(&options, "driver=%s,read-only=on,file.driver=%s,"
-                 "file.filename=%*s", format,
-                 block_device ? "host_device" : "file",
-                 (int)(strlen(path) + commas), "") < 0)
-        return NULL;
-    p = options + strlen(options) - strlen(path) - commas;
-    for (const char *c = path; *c; c++) {
-        *p++ = *c;
-        if (*c == ',')
-            *p++ = ',';
-    }
-    return options;
-}
-
-/* Reads and checks the map of a local image.  A map that does not fit
- * the image or its file is dropped: everything then goes through NBD. */
-static int use_map(struct nbd_source *nbd, const char *image_opts,
-                   const char *path, const struct q2s_source_options *options,
-                   struct q2s_error *err)
-{
-    uint64_t file_size;
-
-    if (q2s_qemu_img_map(image_opts, path, options, &nbd->map,
-                         &nbd->map_count, err) < 0)
-        return -1;
-    if (nbd->map_count == 0)
-        return 0;
-    nbd->image_fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (nbd->image_fd < 0 || q2s_fd_size(nbd->image_fd, &file_size) < 0)
-        goto drop;
-    for (size_t i = 0; i < nbd->map_count; i++) {
-        const struct q2s_mapping *m = &nbd->map[i];
-
-        if (m->start > nbd->source.size ||
-            m->length > nbd->source.size - m->start ||
-            m->file_offset > file_size ||
-            m->length > file_size - m->file_offset)
-            goto drop;
-    }
-    return 0;
-
-drop:
-    free(nbd->map);
-    nbd->map = NULL;
-    nbd->map_count = 0;
-    return 0;
-}
-
-/* A listening socket for qemu-nbd and our connection to it, with no name
- * left anywhere: bound in a private directory, connected to (the
- * connection waits in the backlog), and its name and directory removed
- * before qemu-nbd starts.  So no other process can ever connect, and
- * nothing is left in $TMPDIR whatever happens later. */
-static int private_socket(int *listen_fd, int *client_fd,
-                          struct q2s_error *err)
-{
-    const char *tmpdir = getenv("TMPDIR");
-    struct sockaddr_un address = { .sun_family = AF_UNIX };
-    char directory[sizeof address.sun_path - 2];
-    int saved;
-
-    if (!tmpdir || !*tmpdir ||
-        strlen(tmpdir) + sizeof "/q2s-XXXXXX" > sizeof directory)
-        tmpdir = "/tmp";
-    snprintf(directory, sizeof directory, "%s/q2s-XXXXXX", tmpdir);
-    *client_fd = -1;
-    *listen_fd = -1;
-    if (!mkdtemp(directory))
-        return q2s_error_set_errno(err, errno, "cannot make a directory for "
-                                   "qemu-nbd's socket in %s", tmpdir);
-    snprintf(address.sun_path, sizeof address.sun_path, "%s/s", directory);
-    *listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    *client_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (*listen_fd < 0 || *client_fd < 0 ||
-        bind(*listen_fd, (struct sockaddr *)&address, sizeof address) < 0 ||
-        listen(*listen_fd, 1) < 0 ||
-        connect(*client_fd, (struct sockaddr *)&address, sizeof address) < 0)
-        goto fail;
-    unlink(address.sun_path);
-    rmdir(directory);
-    return 0;
-
-fail:
-    saved = errno;
-    unlink(address.sun_path);
-    rmdir(directory);
-    if (*listen_fd >= 0)
-        close(*listen_fd);
-    if (*client_fd >= 0)
-        close(*client_fd);
-    return q2s_error_set_errno(err, saved, "cannot make a socket for "
-                               "qemu-nbd");
-}
-
-/* Starts qemu-nbd on the image, served to us alone over a socket that it
- * gets by systemd socket activation.  Its stderr goes to a memory file,
- * so that its complaint becomes part of one error message. */
-static int start_qemu_nbd(struct nbd_source *nbd, char *image_opts,
-                          bool untrusted, struct q2s_error *err)
-{
-    char *argv[] = { "qemu-nbd", "--read-only", "--image-opts", "--",
-                     image_opts, NULL };
-    struct q2s_child_spec spec = { .argv = argv, .stdout_fd = -1 };
-    int client_fd;
-
-    nbd->server_stderr = memfd_create("qemu-nbd-stderr", MFD_CLOEXEC);
-    if (private_socket(&spec.listen_fd, &client_fd, err) < 0)
-        return -1;
-    spec.stderr_fd = nbd->server_stderr;
-    if (untrusted)
-        spec.address_space_bytes = Q2S_UNTRUSTED_ADDRESS_SPACE;
-    if (q2s_child_spawn(&spec, &nbd->server_pid, err) < 0) {
-        close(spec.listen_fd);
-        close(client_fd);
-        return -1;
-    }
-    close(spec.listen_fd);
-    /* The handle owns the socket from here on, even on failure. */
-    if (nbd_aio_connect_socket(nbd->nbd, client_fd) < 0)
-        return nbd_failure(nbd, err, "cannot connect to qemu-nbd");
-    return 0;
-}
-
-int q2s_source_open_qemu_nbd(const char *path,
-                             const struct q2s_source_options *options,
+/* Once the connection is under way (connected is what starting it
+ * returned): waits for the handshake, then takes in what the server
+ * offers.  Closes the source on failure. */
+static int finish_connecting(struct nbd_source *nbd, int connected,
+                             const char *connect_what,
                              struct q2s_source **source,
                              struct q2s_error *err)
 {
-    const char *format = options->format;
-    struct nbd_source *nbd;
-    char *image_opts;
-    struct stat st;
-
-    if (!plausible_format(format))
-        return q2s_error_set(err, EINVAL, "unknown input format '%s'", format);
-    if (q2s_stat_input(path, &st, err) < 0)
-        return -1;
-    if (!q2s_on_path("qemu-nbd"))
-        return q2s_error_set(err, ENOENT, "reading %s images needs qemu-nbd, which "
-                             "is not installed (Debian package qemu-utils)",
-                             format);
-    /* Before QEMU opens anything: what the image names could block it or
-     * leak another file into the output. */
-    if (q2s_check_image_references(path, format, options->untrusted,
-                                   err) < 0)
-        return -1;
-    nbd = nbd_source_new(path, options, err);
-    if (!nbd)
-        return -1;
-    image_opts = image_options(path, format, S_ISBLK(st.st_mode));
-    if (!image_opts) {
-        nbd_source_close(&nbd->source);
-        return q2s_error_set_errno(err, ENOMEM, "%s", path);
-    }
-    if (start_qemu_nbd(nbd, image_opts, options->untrusted, err) < 0 ||
-        finish_connecting(nbd, err) < 0 ||
-        use_map(nbd, image_opts, path, options, err) < 0) {
-        char said[1024];
-
-        /* When qemu-nbd gave up, its own reason beats "connection lost". */
-        server_said(nbd, said, sizeof said);
-        if (said[0] && server_exited(nbd))
-            q2s_error_set(err, EIO, "%s: cannot open it as %s: %s", path, format,
-                          said);
-        free(image_opts);
+    if (connected < 0) {
+        nbd_failure(nbd, err, connect_what);
         nbd_source_close(&nbd->source);
         return -1;
     }
-    free(image_opts);
+    if (wait_for(nbd, WAIT_CONNECTED, "during the handshake", err) < 0 ||
+        nbd_source_ready(nbd, err) < 0) {
+        nbd_source_close(&nbd->source);
+        return -1;
+    }
     *source = &nbd->source;
     return 0;
+}
+
+int q2s_source_open_nbd_uri(const char *uri,
+                            const struct q2s_nbd_params *params,
+                            struct q2s_source **source,
+                            struct q2s_error *err)
+{
+    struct nbd_source *nbd = nbd_source_new(uri, params, err);
+
+    if (!nbd)
+        return -1;
+    return finish_connecting(nbd, nbd_aio_connect_uri(nbd->nbd, uri),
+                             "cannot connect", source, err);
+}
+
+int q2s_source_open_nbd_socket(int fd, const char *name,
+                               const struct q2s_nbd_params *params,
+                               struct q2s_source **source,
+                               struct q2s_error *err)
+{
+    struct nbd_source *nbd = nbd_source_new(name, params, err);
+    char what[160];
+
+    if (!nbd) {
+        close(fd);
+        return -1;
+    }
+    snprintf(what, sizeof what, "cannot connect to %s",
+             params->server ? params->server : "the server");
+    /* The handle owns the socket from here on, even on failure. */
+    return finish_connecting(nbd, nbd_aio_connect_socket(nbd->nbd, fd), what,
+                             source, err);
 }

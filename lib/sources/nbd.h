@@ -1,20 +1,47 @@
-/* Inputs read through NBD with libnbd: an NBD URI, or a disk image in any
- * format QEMU reads, served by a qemu-nbd that we start with systemd
- * socket activation (no socket path, pid file or mount left behind). */
+/* Inputs read through NBD with libnbd: the client of one export, reached
+ * by an NBD URI or over a socket that is already connected.  Starting a
+ * server is not done here (see open/qemu_nbd.c). */
 #ifndef Q2S_SOURCE_NBD_H
 #define Q2S_SOURCE_NBD_H
 
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "source.h"
 
-/* Both wait for the server as options->timeout_seconds and
- * options->interrupted say, while connecting too. */
+/* Writes into line (size bytes) the last thing the server said about a
+ * failure, without its newline, or "" if it said nothing: for a server
+ * that complains elsewhere than over NBD, such as on its stderr. */
+typedef void q2s_nbd_said_fn(void *opaque, char *line, size_t size);
+
+struct q2s_nbd_params {
+    uint32_t timeout_seconds;  /* without an answer; 0: wait for ever */
+    /* The flag of the source's own cancel (may be NULL), looked at while
+     * connecting too. */
+    const volatile sig_atomic_t *interrupted;
+    /* Or NULL: the cancel to look at instead of the source's own, for a
+     * source that wraps this one and is the one the caller cancels. */
+    const struct q2s_cancel *cancel;
+    /* Optional, for a server the caller started: its name, for "cannot
+     * connect to NAME", and what it said, which then goes into every
+     * message about a failure instead of libnbd's. */
+    const char *server;
+    q2s_nbd_said_fn *server_said;
+    void *server_said_opaque;
+};
+
+/* Both wait for the server (the handshake too) as params say, and read
+ * the export's size, block status and block sizes. */
 int q2s_source_open_nbd_uri(const char *uri,
-                            const struct q2s_source_options *options,
+                            const struct q2s_nbd_params *params,
                             struct q2s_source **source,
                             struct q2s_error *err);
-int q2s_source_open_qemu_nbd(const char *path,
-                             const struct q2s_source_options *options,
-                             struct q2s_source **source,
-                             struct q2s_error *err);
+/* fd is a connected stream socket, which the source owns from the call
+ * on, even when it fails; name is for messages. */
+int q2s_source_open_nbd_socket(int fd, const char *name,
+                               const struct q2s_nbd_params *params,
+                               struct q2s_source **source,
+                               struct q2s_error *err);
 
 #endif
