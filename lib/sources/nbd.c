@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/bits.h"
 #include "common/fdio.h"
+#include "common/vector.h"
 #include "error.h"
 
 /* One request: many small ones in flight kept qemu-nbd busier than a few
@@ -25,6 +27,7 @@
 struct extent {
     uint64_t start, end;
 };
+Q2S_DEFINE_VECTOR_TYPE(extent_vector, struct extent)
 
 struct nbd_source {
     struct q2s_source source;  /* first */
@@ -37,12 +40,12 @@ struct nbd_source {
     const struct q2s_cancel *cancel;
     bool has_allocation;       /* base:allocation was negotiated */
     uint64_t request_bytes;
-    uint64_t minimum_bytes;    /* requests are multiples of this, aligned */
+    /* A power of two (1 at least): requests are multiples of it, aligned. */
+    uint64_t minimum_bytes;
     /* The data extents of the last block status answer, which covered
      * [status_start, status_end). */
     uint64_t status_start, status_end;
-    struct extent *extents;
-    size_t extent_count, extent_capacity;
+    struct extent_vector extents;
     q2s_nbd_said_fn *server_said;  /* or NULL */
     void *server_said_opaque;
     char name[];
@@ -156,23 +159,13 @@ struct status_answer {
 
 static int add_extent(struct nbd_source *nbd, uint64_t start, uint64_t end)
 {
-    if (nbd->extent_count > 0 &&
-        nbd->extents[nbd->extent_count - 1].end == start) {
-        nbd->extents[nbd->extent_count - 1].end = end;
+    struct extent_vector *extents = &nbd->extents;
+
+    if (extents->len > 0 && extents->ptr[extents->len - 1].end == start) {
+        extents->ptr[extents->len - 1].end = end;
         return 0;
     }
-    if (nbd->extent_count == nbd->extent_capacity) {
-        size_t capacity = nbd->extent_capacity ? nbd->extent_capacity * 2 : 64;
-        struct extent *extents =
-            reallocarray(nbd->extents, capacity, sizeof *extents);
-
-        if (!extents)
-            return -1;
-        nbd->extents = extents;
-        nbd->extent_capacity = capacity;
-    }
-    nbd->extents[nbd->extent_count++] = (struct extent){ start, end };
-    return 0;
+    return extent_vector_append(extents, (struct extent){ start, end });
 }
 
 /* base:allocation: entries are (length, flags) pairs. */
@@ -220,8 +213,8 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
 
     if (!nbd->nbd)
         return connection_gone(nbd, err);
-    offset -= offset % nbd->minimum_bytes;
-    nbd->extent_count = 0;
+    offset = q2s_round_down(offset, nbd->minimum_bytes);
+    nbd->extents.len = 0;
     if (in_short_tail(nbd, offset)) {
         if (add_extent(nbd, offset, nbd->source.size) < 0)
             return q2s_error_set_errno(err, ENOMEM, "%s: block status",
@@ -234,7 +227,7 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
     if (count > STATUS_QUERY_BYTES)
         count = STATUS_QUERY_BYTES;
     /* Whole blocks only: the server may describe more than asked. */
-    count -= count % nbd->minimum_bytes;
+    count = q2s_round_down(count, nbd->minimum_bytes);
     answer = (struct status_answer){ .nbd = nbd, .offset = offset };
     snprintf(doing, sizeof doing, "during a block status query at offset "
              "%llu", (unsigned long long)offset);
@@ -284,8 +277,8 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
             if (query_status(nbd, offset, err) < 0)
                 return -1;
         }
-        for (size_t i = 0; i < nbd->extent_count; i++) {
-            const struct extent *e = &nbd->extents[i];
+        for (size_t i = 0; i < nbd->extents.len; i++) {
+            const struct extent *e = &nbd->extents.ptr[i];
 
             if (e->end > offset && e->start < nbd->status_end) {
                 *start = e->start > offset ? e->start : offset;
@@ -465,7 +458,7 @@ static void nbd_source_close(struct q2s_source *source)
     }
     if (nbd->nbd)
         nbd_close(nbd->nbd);
-    free(nbd->extents);
+    extent_vector_free(&nbd->extents);
     free(nbd);
 }
 
@@ -523,7 +516,8 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
         nbd->request_bytes = (uint64_t)maximum;
     /* A power of two up to 64 KiB (NBD protocol, "Block size
      * constraints"); anything else is not honoured. */
-    if (minimum > 1 && minimum <= 65536 && (minimum & (minimum - 1)) == 0 &&
+    if (minimum > 1 && minimum <= 65536 &&
+        q2s_is_power_of_two((uint64_t)minimum) &&
         (uint64_t)minimum <= nbd->request_bytes)
         nbd->minimum_bytes = (uint64_t)minimum;
     return 0;
