@@ -11,9 +11,15 @@
 #include <unistd.h>
 
 #include "common/fdio.h"
+#include "common/vector.h"
 #include "open/child.h"
 #include "error.h"
 #include "source.h"
+
+Q2S_DEFINE_VECTOR_TYPE(char_vector, char)
+
+/* At least this much room for each read(2) of the output. */
+#define READ_BYTES 4096
 
 /* All of the program's standard output in *output; 0 with NULL if it
  * could not run, did not exit 0 or ran past the timeout (it is then
@@ -31,8 +37,7 @@ static int run_for_output(char *const argv[],
         .argv = argv, .stderr_fd = -1, .listen_fd = -1,
     };
     int pipe_fds[2];
-    char *output = NULL;
-    size_t used = 0, capacity = 0;
+    struct char_vector output = { 0 };
     int ret = 0, status;
     pid_t pid;
 
@@ -63,52 +68,46 @@ static int run_for_output(char *const argv[],
         if (q2s_now_milliseconds() >= deadline) {
             q2s_child_kill(pid);
             close(pipe_fds[0]);
-            free(output);
+            char_vector_free(&output);
             return 0;
         }
         if (poll(&readable, 1, Q2S_POLL_MILLISECONDS) <= 0)
             continue;
-        if (used + 4096 + 1 > capacity) {
-            char *bigger = realloc(output, capacity ? capacity * 2 : 65536);
-
-            if (!bigger) {
-                ret = q2s_error_set_errno(err, ENOMEM, "qemu-img map");
-                break;
-            }
-            output = bigger;
-            capacity = capacity ? capacity * 2 : 65536;
+        /* One more for the '\0' at the end. */
+        if (char_vector_reserve(&output, READ_BYTES + 1) < 0) {
+            ret = q2s_error_set_errno(err, ENOMEM, "qemu-img map");
+            break;
         }
-        n = read(pipe_fds[0], output + used, capacity - used - 1);
+        n = read(pipe_fds[0], output.ptr + output.len,
+                 output.cap - output.len - 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             /* A read error only loses the shortcut. */
-            if (n < 0) {
-                free(output);
-                output = NULL;
-            }
+            if (n < 0)
+                char_vector_free(&output);
             break;
         }
-        used += (size_t)n;
+        output.len += (size_t)n;
     }
     close(pipe_fds[0]);
     if (ret < 0) {
         q2s_child_kill(pid);
-        free(output);
+        char_vector_free(&output);
         return -1;
     }
     status = q2s_child_wait(pid, interrupted);
     if (interrupted && *interrupted) {
-        free(output);
+        char_vector_free(&output);
         return q2s_error_set(err, ECANCELED, "interrupted");
     }
-    if (!output || status < 0 || !WIFEXITED(status) ||
+    if (!output.ptr || status < 0 || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 0) {
-        free(output);
+        char_vector_free(&output);
         return 0;
     }
-    output[used] = '\0';
-    *result = output;
+    output.ptr[output.len] = '\0';
+    *result = output.ptr;
     return 0;
 }
 
@@ -139,17 +138,14 @@ static bool parse_line(char *line, const char *path, struct q2s_mapping *m,
 
 int q2s_qemu_img_map(const char *image_options, const char *path,
                      const struct q2s_source_options *options,
-                     struct q2s_mapping **result, size_t *count,
+                     struct q2s_mapping_vector *mappings,
                      struct q2s_error *err)
 {
     char *argv[] = { "qemu-img", "map", "--image-opts", "--",
                      (char *)image_options, NULL };
-    struct q2s_mapping *mappings = NULL;
-    size_t used = 0, capacity = 0;
     char *output, *line, *next;
 
-    *result = NULL;
-    *count = 0;
+    *mappings = (struct q2s_mapping_vector){ 0 };
     if (run_for_output(argv, options, &output, err) < 0)
         return -1;
     if (!output)
@@ -168,31 +164,21 @@ int q2s_qemu_img_map(const char *image_options, const char *path,
             goto unexpected;
         if (!same_file)
             continue;
-        if (used > 0 && m.start < mappings[used - 1].start +
-                                      mappings[used - 1].length)
+        if (mappings->len > 0 &&
+            m.start < mappings->ptr[mappings->len - 1].start +
+                          mappings->ptr[mappings->len - 1].length)
             goto unexpected;
-        if (used == capacity) {
-            size_t bigger = capacity ? capacity * 2 : 64;
-            struct q2s_mapping *grown =
-                reallocarray(mappings, bigger, sizeof *grown);
-
-            if (!grown) {
-                free(mappings);
-                free(output);
-                return q2s_error_set_errno(err, ENOMEM, "qemu-img map");
-            }
-            mappings = grown;
-            capacity = bigger;
+        if (q2s_mapping_vector_append(mappings, m) < 0) {
+            q2s_mapping_vector_free(mappings);
+            free(output);
+            return q2s_error_set_errno(err, ENOMEM, "qemu-img map");
         }
-        mappings[used++] = m;
     }
     free(output);
-    *result = mappings;
-    *count = used;
     return 0;
 
 unexpected:
-    free(mappings);
+    q2s_mapping_vector_free(mappings);
     free(output);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/vector.h"
 #include "qcow2-to-stdout.h"
 
 struct q2s_mapping {
@@ -12,11 +13,12 @@ struct q2s_mapping {
     uint64_t length;
     uint64_t file_offset;  /* where those bytes are in the image file */
 };
+Q2S_DEFINE_VECTOR_TYPE(q2s_mapping_vector, struct q2s_mapping)
 
 /* Runs `qemu-img map --image-opts IMAGE_OPTIONS` and keeps the extents
  * mapped into the file named path itself: not a backing file, an external
  * data file or another extent file.  Returns them sorted and disjoint, or
- * none (*count == 0) when qemu-img is missing, fails (as it does for
+ * none (mappings->len == 0) when qemu-img is missing, fails (as it does for
  * compressed or encrypted clusters), or says anything unexpected: the
  * map is only ever a shortcut, and so when it takes longer than
  * options->timeout_seconds.  With options->untrusted, qemu-img runs
@@ -25,7 +27,7 @@ struct q2s_mapping {
  * killed qemu-img. */
 int q2s_qemu_img_map(const char *image_options, const char *path,
                      const struct q2s_source_options *options,
-                     struct q2s_mapping **mappings, size_t *count,
+                     struct q2s_mapping_vector *mappings,
                      struct q2s_error *err);
 
 #endif

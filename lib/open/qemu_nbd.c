@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/fdio.h"
+#include "common/search.h"
 #include "error.h"
 #include "open/child.h"
 #include "open/image_refs.h"
@@ -34,8 +35,7 @@ struct qemu_nbd_source {
     /* The extents whose bytes lie in the image file as they are, read
      * (and spliced) from it directly. */
     int image_fd;
-    struct q2s_mapping *map;
-    size_t map_count;
+    struct q2s_mapping_vector map;
     char name[];
 };
 
@@ -93,20 +93,23 @@ static int qemu_nbd_next_data(struct q2s_source *source, uint64_t offset,
     return nbd->ops->next_data(nbd, offset, start, end, err);
 }
 
+struct map_position {
+    const struct q2s_mapping *map;
+    uint64_t offset;
+};
+
+static bool ends_after(const void *ctx, size_t i)
+{
+    const struct map_position *at = ctx;
+
+    return at->map[i].start + at->map[i].length > at->offset;
+}
+
 /* Index of the first mapping that ends after offset. */
 static size_t map_search(const struct qemu_nbd_source *q, uint64_t offset)
 {
-    size_t low = 0, high = q->map_count;
-
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-
-        if (q->map[mid].start + q->map[mid].length <= offset)
-            low = mid + 1;
-        else
-            high = mid;
-    }
-    return low;
+    return q2s_search_first(q->map.len, ends_after,
+                            &(struct map_position){ q->map.ptr, offset });
 }
 
 static int qemu_nbd_read(struct q2s_source *source, void *buf, size_t length,
@@ -120,8 +123,8 @@ static int qemu_nbd_read(struct q2s_source *source, void *buf, size_t length,
         size_t i = map_search(q, offset);
         size_t n = length;
 
-        if (i < q->map_count && q->map[i].start <= offset) {
-            const struct q2s_mapping *m = &q->map[i];
+        if (i < q->map.len && q->map.ptr[i].start <= offset) {
+            const struct q2s_mapping *m = &q->map.ptr[i];
 
             if (m->start + m->length - offset < n)
                 n = (size_t)(m->start + m->length - offset);
@@ -130,8 +133,8 @@ static int qemu_nbd_read(struct q2s_source *source, void *buf, size_t length,
                                q->name, err) < 0)
                 return -1;
         } else {
-            if (i < q->map_count && q->map[i].start - offset < n)
-                n = (size_t)(q->map[i].start - offset);
+            if (i < q->map.len && q->map.ptr[i].start - offset < n)
+                n = (size_t)(q->map.ptr[i].start - offset);
             if (nbd->ops->read(nbd, p, n, offset, err) < 0)
                 return -1;
         }
@@ -149,9 +152,9 @@ static uint64_t qemu_nbd_locate(struct q2s_source *source, uint64_t offset,
     size_t i = map_search(q, offset);
     const struct q2s_mapping *m;
 
-    if (i == q->map_count || q->map[i].start > offset)
+    if (i == q->map.len || q->map.ptr[i].start > offset)
         return 0;
-    m = &q->map[i];
+    m = &q->map.ptr[i];
     *fd = q->image_fd;
     *fd_offset = m->file_offset + (offset - m->start);
     return m->start + m->length - offset < length
@@ -177,7 +180,7 @@ static void qemu_nbd_close(struct q2s_source *source)
         close(q->server_stderr);
     if (q->image_fd >= 0)
         close(q->image_fd);
-    free(q->map);
+    q2s_mapping_vector_free(&q->map);
     free(q);
 }
 
@@ -234,16 +237,15 @@ static int use_map(struct qemu_nbd_source *q, const char *image_opts,
 {
     uint64_t file_size;
 
-    if (q2s_qemu_img_map(image_opts, path, options, &q->map, &q->map_count,
-                         err) < 0)
+    if (q2s_qemu_img_map(image_opts, path, options, &q->map, err) < 0)
         return -1;
-    if (q->map_count == 0)
+    if (q->map.len == 0)
         return 0;
     q->image_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (q->image_fd < 0 || q2s_fd_size(q->image_fd, &file_size) < 0)
         goto drop;
-    for (size_t i = 0; i < q->map_count; i++) {
-        const struct q2s_mapping *m = &q->map[i];
+    for (size_t i = 0; i < q->map.len; i++) {
+        const struct q2s_mapping *m = &q->map.ptr[i];
 
         if (m->start > q->source.size ||
             m->length > q->source.size - m->start ||
@@ -254,9 +256,7 @@ static int use_map(struct qemu_nbd_source *q, const char *image_opts,
     return 0;
 
 drop:
-    free(q->map);
-    q->map = NULL;
-    q->map_count = 0;
+    q2s_mapping_vector_free(&q->map);
     return 0;
 }
 
