@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/bits.h"
+#include "common/fdio.h"
 #include "error.h"
 #include "runs.h"
 #include "source.h"
@@ -187,21 +189,6 @@ static int open_spool(const char *dir, struct q2s_error *err)
     return fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t length)
-{
-    while (length > 0) {
-        ssize_t n = write(fd, p, length);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        length -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Waits until the input has data (or its end) to read: 1, or 0 when the
  * wait timed out.  Waiting in poll(), never in read(), does for a pipe
  * with O_NONBLOCK set (the descriptor may be shared with a parent that
@@ -270,7 +257,7 @@ static int spool(struct stream_source *stream, int fd, struct q2s_error *err)
         if (got == 0)
             break;
         /* A last partial sector counts as a whole one, padded with zeros. */
-        padded = ((size_t)got + SECTOR_BYTES - 1) & ~(size_t)(SECTOR_BYTES - 1);
+        padded = (size_t)q2s_round_up((uint64_t)got, SECTOR_BYTES);
         memset(buffer + got, 0, padded - (size_t)got);
         for (size_t off = 0; off <= padded; off += SECTOR_BYTES) {
             bool data = off < padded && !q2s_is_zero(buffer + off,
@@ -290,7 +277,8 @@ static int spool(struct stream_source *stream, int fd, struct q2s_error *err)
             }
             /* Write each run of kept sectors at once. */
             if (kept > 0 &&
-                write_all(stream->spool_fd, buffer + kept_from, kept) < 0) {
+                q2s_write_all(stream->spool_fd, buffer + kept_from, kept,
+                              NULL) < 0) {
                 q2s_error_set_errno(err, errno, "cannot keep the data of %s "
                                     "in a temporary file", stream->name);
                 goto out;
