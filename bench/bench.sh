@@ -406,6 +406,14 @@ verdict() {
 }
 fmt() { awk -v v="$1" 'BEGIN { printf "%.3f s", v }'; }
 have() { [[ -n ${MEAN[$1]:-} ]]; }
+# base_line PREFIX: the tool against the baseline build, if timed.
+base_line() {
+    local p=$1 r
+    if have "${p}_base"; then
+        r=$(ratio "${MEAN[${p}_tool]}" "${MEAN[${p}_base]}")
+        printf '    %-56s (same within noise expected)\n' "tool/baseline: ${r}x the baseline's time"
+    fi
+}
 
 # --- Compressed clusters ------------------------------------------------------------
 
@@ -522,6 +530,10 @@ compress_time() {
     say "zstd"
     time_compressed zstd_tool "  qcow2-to-stdout --compress=zstd" "$COMPRESS_RUNS" zstd \
         "$qPROGRAM --compress=zstd $qFS_IMG >"
+    if ((HAVE_BASE)); then
+        time_compressed zstd_base "  baseline --compress=zstd" "$COMPRESS_RUNS" zstd \
+            "$qBASELINE --compress=zstd $qFS_IMG >"
+    fi
     if [[ -z $QEMU_ZSTD_SKIP ]]; then
         time_compressed zstd_qemu "  qemu-img convert -c, zstd" "$COMPRESS_RUNS" "" \
             "qemu-img convert -f raw -c -O qcow2 -o compression_type=zstd $qFS_IMG"
@@ -539,6 +551,10 @@ compress_time() {
     say "zlib"
     time_compressed zlib_tool "  qcow2-to-stdout --compress=zlib" "$COMPRESS_SLOW_RUNS" zlib \
         "$qPROGRAM --compress=zlib $qFS_IMG >"
+    if ((HAVE_BASE)); then
+        time_compressed zlib_base "  baseline --compress=zlib" "$COMPRESS_SLOW_RUNS" zlib \
+            "$qBASELINE --compress=zlib $qFS_IMG >"
+    fi
     if ((HAVE_QEMU)); then
         time_compressed zlib_qemu "  qemu-img convert -c (zlib)" "$COMPRESS_SLOW_RUNS" "" \
             "qemu-img convert -f raw -c -O qcow2 $qFS_IMG"
@@ -578,6 +594,8 @@ compress_results() {
         crow "${type}_tool" "qcow2-to-stdout --compress=$type"
         crow "${type}_qemu" "qemu-img convert -c ($type)"
         crow "${type}_ref" "$ref_label"
+        crow "${type}_base" "baseline --compress=$type"
+        base_line "$type"
         if have "${type}_qemu"; then
             r=$(ratio "${MEAN[${type}_qemu]}" "${MEAN[${type}_tool]}")
             printf '    %-56s target >= %-5s %s\n' "qemu-img/tool time: ${r}x faster than qemu-img" \
@@ -921,14 +939,6 @@ qemu_line() {
         printf '    %-56s (no target)\n' "qemu-img/tool: ${r}x faster than qemu-img convert"
     else
         printf '    %s\n' "qemu-img/tool: not measured (no qemu-img)"
-    fi
-}
-# base_line PREFIX: the tool against the baseline build, if timed.
-base_line() {
-    local p=$1 r
-    if have "${p}_base"; then
-        r=$(ratio "${MEAN[${p}_tool]}" "${MEAN[${p}_base]}")
-        printf '    %-56s (same within noise expected)\n' "tool/baseline: ${r}x the baseline's time"
     fi
 }
 # row PREFIX LABEL KEY [WIDTH]: one mean time, its label WIDTH wide (32).
