@@ -19,6 +19,7 @@
 #include "runs.h"
 #include "source.h"
 #include "sources/callbacks.h"
+#include "sources/file.h"
 
 /* Handed out when even a copy of an error cannot be allocated; never
  * freed, never written. */

@@ -3,7 +3,6 @@
 #ifndef Q2S_SOURCE_H
 #define Q2S_SOURCE_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -77,15 +76,5 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
  * file or a block device; before any open, as opening a FIFO or a device
  * may block or act. */
 int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err);
-
-/* Internal constructors, chosen by q2s_source_open(). */
-int q2s_source_open_file(const char *path, struct q2s_source **source,
-                         struct q2s_error *err);
-int q2s_source_open_fd(int fd, const char *name, struct q2s_source **source,
-                       struct q2s_error *err);
-/* Keeps the stream's data in an unlinked file in tmpdir. */
-int q2s_source_open_stream(int fd, const char *name, const char *tmpdir,
-                           const volatile sig_atomic_t *interrupted,
-                           struct q2s_source **source, struct q2s_error *err);
 
 #endif

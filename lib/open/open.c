@@ -16,7 +16,9 @@
 #include "open/qemu_nbd.h"
 #include "source.h"
 #include "open/open.h"
+#include "sources/file.h"
 #include "sources/nbd.h"
+#include "sources/stream.h"
 
 /* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
 bool q2s_input_is_nbd_uri(const char *input)

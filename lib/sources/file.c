@@ -11,6 +11,7 @@
 #include "common/fdio.h"
 #include "error.h"
 #include "source.h"
+#include "sources/file.h"
 
 /* Large enough to make few system calls, small enough to stay in cache
  * between the read and the zero check. */

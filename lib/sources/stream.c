@@ -21,6 +21,7 @@
 #include "error.h"
 #include "runs.h"
 #include "source.h"
+#include "sources/stream.h"
 #include "zero.h"
 
 #define SECTOR_BYTES 512
