@@ -42,12 +42,20 @@ for test in "$build"/tests/unit/test_*; do
     [ -x "$test" ] || continue
     run_one "unit/$(basename "$test")" "$test"
 done
-# The interface tests link the shared library as installed into the stage.
+# The interface tests link the shared library as installed into the stage;
+# under `make check-valgrind`, they run under valgrind too (a memory error
+# or a leak is exit status 99, a failure of its own).
 stage=${Q2S_STAGE:-$build/stage}
+memcheck=()
+if [ -n "${Q2S_VALGRIND:-}" ]; then
+    memcheck=("$Q2S_VALGRIND" -q --error-exitcode=99 --leak-check=full
+              --errors-for-leak-kinds=definite,indirect,possible)
+fi
 for test in "$build"/tests/api/test_*; do
     [ -x "$test" ] || continue
     run_one "api/$(basename "$test")" \
-        env LD_LIBRARY_PATH="$stage/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$test"
+        env LD_LIBRARY_PATH="$stage/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        "${memcheck[@]}" "$test"
 done
 for test in "$top"/tests/integration/test_*.sh; do
     run_one "integration/$(basename "$test" .sh)" bash "$test"
