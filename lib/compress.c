@@ -68,7 +68,8 @@ int q2s_compressor_new(enum q2s_compression type, int level,
                             QCOW2_ZLIB_WINDOW_BITS, ZLIB_MEM_LEVEL,
                             Z_DEFAULT_STRATEGY) != Z_OK) {
         free(c);
-        return q2s_error_set(err, ENOMEM, "cannot set up zlib at level %d", level);
+        return q2s_error_set(err, ENOMEM,
+                             "cannot set up zlib at level %d", level);
     }
     *result = c;
     return 0;

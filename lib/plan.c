@@ -32,7 +32,8 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
      * alone.  At 2 MiB clusters the limit is 2^61 bytes (2 EiB), which an
      * NBD export can exceed: then no cluster size helps. */
     if (g.l1_entries > Q2S_MAX_L1_BYTES / 8)
-        return q2s_error_set(err, EFBIG, "the virtual size is too large: the L1 "
+        return q2s_error_set(err, EFBIG,
+                             "the virtual size is too large: the L1 "
                              "table would take %llu entries, more than "
                              "QEMU's limit of 32 MiB (%u entries of 8 bytes): "
                              "%s", (unsigned long long)g.l1_entries,
@@ -154,12 +155,14 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         (plan->compressed_clusters.count > 0 &&
          last_member(&plan->compressed_clusters) >= g->guest_clusters)) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: a data cluster lies "
+        return q2s_error_set(err, ENOTRECOVERABLE,
+                             "internal error: a data cluster lies "
                              "beyond the end of the disk");
     }
     if (q2s_runs_total(&plan->compressed_clusters) != plan->packing.count) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: compressed clusters "
+        return q2s_error_set(err, ENOTRECOVERABLE,
+                             "internal error: compressed clusters "
                              "without a size");
     }
     if (options->data_file_name) {
@@ -212,7 +215,8 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
      * clusters the host offset limit does, so both remedies exist. */
     if (plan->refcount_table_clusters >
         Q2S_MAX_REFTABLE_BYTES / g->cluster_size) {
-        q2s_error_set(err, EFBIG, "the refcount table would take %llu clusters, "
+        q2s_error_set(err, EFBIG,
+                      "the refcount table would take %llu clusters, "
                       "more than QEMU's limit of 8 MiB (%u clusters of %u "
                       "bytes): use a larger cluster size (-c) or a narrower "
                       "refcount width (-r)",
@@ -226,7 +230,8 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
      * also keeps the image within QEMU's BDRV_MAX_LENGTH (block.c,
      * bdrv_refresh_total_sectors) and the offsets within int64_t. */
     if (plan->total_clusters > Q2S_MAX_OFFSET_END >> g->cluster_bits) {
-        q2s_error_set(err, EFBIG, "the image would take %llu clusters of %u bytes, "
+        q2s_error_set(err, EFBIG,
+                      "the image would take %llu clusters of %u bytes, "
                       "past the 64 PiB that qcow2 can address (56 bits of "
                       "offset in L1 and L2 entries): the input holds too "
                       "much data for one qcow2 image",
@@ -255,7 +260,8 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         plan->compressed_offset + compressed_bytes >
             compressed_offset_limit(g->cluster_bits)) {
         q2s_plan_fini(plan);
-        return q2s_error_set(err, EFBIG, "the image is too large for compressed "
+        return q2s_error_set(err, EFBIG,
+                             "the image is too large for compressed "
                              "clusters of %u bytes; try a smaller cluster "
                              "size", g->cluster_size);
     }

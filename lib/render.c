@@ -137,7 +137,8 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
         }
     }
     if (*pos < limit)
-        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: the plan has no data for "
+        return q2s_error_set(err, ENOTRECOVERABLE,
+                             "internal error: the plan has no data for "
                              "image offset %llu", (unsigned long long)*pos);
     return 0;
 }
@@ -241,10 +242,12 @@ static int write_batch(struct render *r, const struct q2s_batch *batch,
         struct chunk chunk;
 
         if (!walk_next(plan, walk, &chunk))
-            return q2s_error_set(err, ENOTRECOVERABLE, "internal error: a compressed cluster "
+            return q2s_error_set(err, ENOTRECOVERABLE,
+                                 "internal error: a compressed cluster "
                                  "too many");
         if (batch->result[i] != chunk.bytes)
-            return q2s_error_set(err, ESTALE, "the input changed since it was read: "
+            return q2s_error_set(err, ESTALE,
+                                 "the input changed since it was read: "
                                  "the cluster at offset %llu compresses "
                                  "differently",
                                  (unsigned long long)(chunk.guest_cluster *
@@ -376,13 +379,15 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
     int ret = -1;
 
     if (offset > plan->image_size || length > plan->image_size - offset)
-        return q2s_error_set(err, EINVAL, "bytes %llu to %llu lie beyond the end of "
+        return q2s_error_set(err, EINVAL,
+                             "bytes %llu to %llu lie beyond the end of "
                              "the image (%llu bytes)",
                              (unsigned long long)offset,
                              (unsigned long long)(offset + length),
                              (unsigned long long)plan->image_size);
     if (source->size != plan->geometry.input_size)
-        return q2s_error_set(err, EINVAL, "the input is not the one that was scanned");
+        return q2s_error_set(err, EINVAL,
+                             "the input is not the one that was scanned");
     /* A range of metadata alone reads nothing, and a caller's buffer is
      * filled without a write: look here, so that no call on a cancelled
      * source succeeds. */

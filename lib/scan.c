@@ -76,7 +76,8 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
         if (ret == 0)
             break;
         if (start < offset || end <= start || end > source->size)
-            return q2s_error_set(err, EPROTO, "the input reported a bad data extent "
+            return q2s_error_set(err, EPROTO,
+                                 "the input reported a bad data extent "
                                  "%llu to %llu", (unsigned long long)start,
                                  (unsigned long long)end);
         /* The next search starts after the last whole cluster, so that an

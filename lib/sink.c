@@ -270,7 +270,8 @@ int q2s_sink_copy_fd(struct q2s_sink *sink, int in_fd, uint64_t offset,
                                        (unsigned long long)(offset + length));
         }
         if (n == 0)
-            return q2s_error_set(err, ESTALE, "unexpected end of input at offset %llu "
+            return q2s_error_set(err, ESTALE,
+                                 "unexpected end of input at offset %llu "
                                  "(did it shrink while being read?)",
                                  (unsigned long long)(offset + done));
         done += (uint64_t)n;

@@ -17,7 +17,8 @@ int q2s_stat_input(const char *path, struct stat *st, struct q2s_error *err)
     if (stat(path, st) < 0)
         return q2s_error_set_errno(err, errno, "%s", path);
     if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
-        return q2s_error_set(err, S_ISDIR(st->st_mode) ? EISDIR : EINVAL, "%s: %s", path,
+        return q2s_error_set(err, S_ISDIR(st->st_mode) ? EISDIR : EINVAL,
+                             "%s: %s", path,
                              S_ISDIR(st->st_mode)
                                  ? "is a directory"
                                  : "is not a regular file or a block device");
@@ -36,7 +37,8 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
         return q2s_error_set_errno(err, errno, "%s: read error at offset "
                                    "%llu", name, (unsigned long long)offset);
     if (ret > 0)
-        return q2s_error_set(err, ESTALE, "%s: unexpected end of input at offset "
+        return q2s_error_set(err, ESTALE,
+                             "%s: unexpected end of input at offset "
                              "%llu (did it shrink while being read?)",
                              name, (unsigned long long)offset);
     return 0;
@@ -55,7 +57,8 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
         if (found < 0)
             return -1;
         if (found > 0 && (start < offset || stop <= start))
-            return q2s_error_set(err, EPROTO, "the input reported a bad data extent "
+            return q2s_error_set(err, EPROTO,
+                                 "the input reported a bad data extent "
                                  "%llu to %llu", (unsigned long long)start,
                                  (unsigned long long)stop);
         if (found == 0 || start > end)

@@ -67,7 +67,8 @@ static int open_stdin(const volatile sig_atomic_t *interrupted,
     if (S_ISDIR(st.st_mode))
         return q2s_error_set(err, EISDIR, "standard input: is a directory");
     if (isatty(STDIN_FILENO))
-        return q2s_error_set(err, EINVAL, "standard input is a terminal; give an "
+        return q2s_error_set(err, EINVAL,
+                             "standard input is a terminal; give an "
                              "image on a pipe or a file");
     return q2s_source_open_stream(STDIN_FILENO, "standard input",
                                   temporary_directory(), interrupted, source,
@@ -92,7 +93,8 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
         effective.timeout_seconds = Q2S_UNTRUSTED_TIMEOUT_SECONDS;
     if (strcmp(input, "-") == 0) {
         if (!is_raw(format))
-            return q2s_error_set(err, EINVAL, "standard input can only be read as a "
+            return q2s_error_set(err, EINVAL,
+                                 "standard input can only be read as a "
                                  "raw image");
         ret = open_stdin(options->interrupted, source, err);
         /* Not a name that an image can give for its data file. */
@@ -100,7 +102,8 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
             (*source)->raw_file = false;
     } else if (q2s_input_is_nbd_uri(input)) {
         if (!is_raw(format))
-            return q2s_error_set(err, EINVAL, "an NBD export is read as raw; -f %s "
+            return q2s_error_set(err, EINVAL,
+                                 "an NBD export is read as raw; -f %s "
                                  "does not apply to it", format);
         struct q2s_nbd_params params = {
             .timeout_seconds = effective.timeout_seconds,

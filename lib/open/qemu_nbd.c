@@ -360,7 +360,8 @@ int q2s_source_open_qemu_nbd(const char *path,
     if (q2s_stat_input(path, &st, err) < 0)
         return -1;
     if (!q2s_on_path("qemu-nbd"))
-        return q2s_error_set(err, ENOENT, "reading %s images needs qemu-nbd, which "
+        return q2s_error_set(err, ENOENT,
+                             "reading %s images needs qemu-nbd, which "
                              "is not installed (Debian package qemu-utils)",
                              format);
     /* Before QEMU opens anything: what the image names could block it or
@@ -388,7 +389,8 @@ int q2s_source_open_qemu_nbd(const char *path,
         /* When qemu-nbd gave up, its own reason beats "connection lost". */
         server_said(q, said, sizeof said);
         if (said[0] && server_exited(q))
-            q2s_error_set(err, EIO, "%s: cannot open it as %s: %s", path, format,
+            q2s_error_set(err, EIO,
+                          "%s: cannot open it as %s: %s", path, format,
                           said);
         free(image_opts);
         qemu_nbd_close(&q->source);

@@ -85,7 +85,8 @@ static int file_check_size(struct q2s_source *source, struct q2s_error *err)
         return q2s_error_set_errno(err, errno, "%s: cannot get its size",
                                    file->path);
     if (size != source->size)
-        return q2s_error_set(err, ESTALE, "%s: its size changed from %llu to %llu "
+        return q2s_error_set(err, ESTALE,
+                             "%s: its size changed from %llu to %llu "
                              "bytes during the conversion", file->path,
                              (unsigned long long)source->size,
                              (unsigned long long)size);
@@ -125,7 +126,8 @@ int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
 
     if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
         close(fd);
-        return q2s_error_set(err, ESTALE, "%s: changed while being opened", name);
+        return q2s_error_set(err, ESTALE,
+                             "%s: changed while being opened", name);
     }
     file = calloc(1, sizeof *file + strlen(name) + 1);
     if (!file) {

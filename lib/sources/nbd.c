@@ -90,7 +90,8 @@ static void drop_connection(struct nbd_source *nbd)
 
 static int connection_gone(struct nbd_source *nbd, struct q2s_error *err)
 {
-    return q2s_error_set(err, ENOTCONN, "%s: the connection was closed after an "
+    return q2s_error_set(err, ENOTCONN,
+                         "%s: the connection was closed after an "
                          "earlier error", nbd->name);
 }
 
@@ -141,7 +142,8 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
         if (nbd->timeout_seconds && !reached(nbd, goal) &&
             q2s_now_milliseconds() - last_answer >=
                 (uint64_t)nbd->timeout_seconds * 1000) {
-            q2s_error_set(err, ETIMEDOUT, "%s: the server did not answer for %u s %s",
+            q2s_error_set(err, ETIMEDOUT,
+                          "%s: the server did not answer for %u s %s",
                           nbd->name, nbd->timeout_seconds, doing);
             drop_connection(nbd);
             return -1;
@@ -247,7 +249,8 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
         return nbd_failure(nbd, err, "cannot get the block status");
     }
     if (answer.covered == 0)
-        return q2s_error_set(err, EPROTO, "%s: the server described no extent at "
+        return q2s_error_set(err, EPROTO,
+                             "%s: the server described no extent at "
                              "offset %llu", nbd->name,
                              (unsigned long long)offset);
     nbd->status_start = offset;
@@ -492,7 +495,8 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
         nbd_add_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
-        q2s_error_set(err, nbd_errno_or(ENOMEM), "%s: %s", name, nbd_get_error());
+        q2s_error_set(err, nbd_errno_or(ENOMEM),
+                      "%s: %s", name, nbd_get_error());
         nbd_source_close(&nbd->source);
         return NULL;
     }
