@@ -20,6 +20,10 @@ check "unknown option" fails 2 "unknown option '--frobnicate'" "$Q2S" --frobnica
 check "option without its value" fails 2 "needs a value" "$Q2S" disk.raw -c
 check "no input" fails 2 "no input given" "$Q2S"
 check "two inputs" fails 2 "more than one input" "$Q2S" disk.raw disk.raw
+# The program refuses --timeout=0, so its message for a timeout too long
+# names the range it takes, not the library's "0 waits for ever".
+check "timeout too long: the program's range" fails 2 "invalid timeout '86401': must be a whole number of seconds from 1 to 86400" "$Q2S" --timeout=86401 disk.raw
+check "timeout 0" fails 2 "invalid timeout '0': must be a whole number of seconds from 1 to 86400" "$Q2S" --timeout=0 disk.raw
 check "--json without --measure" fails 2 "--json goes with --measure" "$Q2S" --json disk.raw
 check "--measure with a range" fails 2 "--measure" "$Q2S" --measure --offset=1 disk.raw
 check "bad offset" fails 2 "invalid offset" "$Q2S" --offset=-1 disk.raw

@@ -58,8 +58,15 @@ C
 check "the header compiles on its own as C11 with -Wall -Wextra -Werror -pedantic" \
     "$cc" -std=c11 -pedantic -Wall -Wextra -Werror $(pkg-config --cflags qcow2-to-stdout) \
         -fsyntax-only alone.c
+check "the header compiles after <stdio.h> as strict POSIX C99 with -pedantic" \
+    bash -c "printf '#include <stdio.h>\\n' | cat - alone.c > alone-c99.c &&
+        '$cc' -std=c99 -D_POSIX_C_SOURCE=200112L -pedantic -Wall -Wextra -Werror \
+            $(pkg-config --cflags qcow2-to-stdout) -fsyntax-only alone-c99.c"
 if have g++; then
     cp alone.c alone.cpp
+    check "the header compiles as C++98 with -pedantic -Werror" \
+        g++ -std=c++98 -pedantic -Wall -Wextra -Werror $(pkg-config --cflags qcow2-to-stdout) \
+            -fsyntax-only alone.cpp
     check "the header compiles on its own as C++ with -Wall -Wextra -Werror" \
         g++ -std=c++11 -Wall -Wextra -Werror $(pkg-config --cflags qcow2-to-stdout) \
             -fsyntax-only alone.cpp
