@@ -18,16 +18,26 @@ static int is_interrupted(const struct q2s_cancel *cancel)
     return 0;
 }
 
+/* How long one poll(2) lasts before cancel is looked at again: a
+ * q2s_source_cancel() from another thread sends no signal to wake it.
+ * The same as Q2S_POLL_MILLISECONDS in lib/source.h. */
+#define WAIT_POLL_MILLISECONDS 100
+
 int q2s_wait_fd(int fd, short events,
                 const struct q2s_cancel *cancel)
 {
     struct pollfd pfd = { .fd = fd, .events = events };
+    int ready;
 
-    while (poll(&pfd, 1, -1) < 0) {
-        if (errno != EINTR || is_interrupted(cancel))
+    for (;;) {
+        if (is_interrupted(cancel))
+            return -1;
+        ready = poll(&pfd, 1, cancel ? WAIT_POLL_MILLISECONDS : -1);
+        if (ready > 0)
+            return 0;
+        if (ready < 0 && errno != EINTR)
             return -1;
     }
-    return 0;
 }
 
 int q2s_write_all(int fd, const void *buf, size_t length,

@@ -19,7 +19,9 @@ int q2s_write_all(int fd, const void *buf, size_t length,
                   const struct q2s_cancel *cancel);
 
 /* Waits in poll(2) until fd is ready for events (POLLIN, POLLOUT...),
- * with no timeout; the same cancel as above.  0, or -1 with errno. */
+ * with no timeout; the same cancel as above, also looked at every 100 ms
+ * of waiting, as a cancel from another thread interrupts nothing.  0, or
+ * -1 with errno. */
 int q2s_wait_fd(int fd, short events,
                 const struct q2s_cancel *cancel);
 
