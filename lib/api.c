@@ -28,7 +28,9 @@ static const struct q2s_error out_of_memory = {
     .code = ENOMEM,
 };
 
-/* Returns -1, for "return give_error(...)". */
+/* Returns -1, for "return give_error(...)".  The message is one line
+ * even when a name the caller gave, or what a server or QEMU said, holds
+ * newlines or escapes: each control character becomes '?'. */
 static int give_error(struct q2s_error **error, const struct q2s_error *err)
 {
     struct q2s_error *copy;
@@ -36,8 +38,12 @@ static int give_error(struct q2s_error **error, const struct q2s_error *err)
     if (!error)
         return -1;
     copy = malloc(sizeof *copy);
-    if (copy)
+    if (copy) {
         *copy = *err;
+        for (char *p = copy->message; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    }
     *error = copy ? copy : (struct q2s_error *)&out_of_memory;
     return -1;
 }
