@@ -240,8 +240,9 @@ Q2S_API int q2s_source_open(const char *input,
 /* Whether q2s_source_open() takes input for an NBD URI. */
 Q2S_API bool q2s_input_is_nbd_uri(const char *input);
 
-/* A raw image on a regular file or block device that the caller opened;
- * the source reads a duplicate of fd, which the caller may close. */
+/* A raw image on a regular file or block device that the caller opened
+ * for reading (EBADF if write-only or O_PATH); the source reads a
+ * duplicate of fd, which the caller may close. */
 Q2S_API int q2s_source_from_fd(int fd, struct q2s_source **source,
                                struct q2s_error **error);
 

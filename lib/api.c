@@ -347,7 +347,7 @@ int q2s_source_from_fd(int fd, struct q2s_source **source,
     struct q2s_error err;
     char name[64];
     struct stat st;
-    int copy;
+    int copy, flags;
 
     snprintf(name, sizeof name, "file descriptor %d", fd);
     if (fstat(fd, &st) < 0) {
@@ -357,6 +357,13 @@ int q2s_source_from_fd(int fd, struct q2s_source **source,
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         q2s_error_set(&err, EINVAL, "%s: not a regular file or a block "
                       "device", name);
+        return give_error(error, &err);
+    }
+    /* O_PATH and O_WRONLY descriptors pass fstat(2) but fail every read:
+     * refused here rather than at the first read of data. */
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || (flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY) {
+        q2s_error_set(&err, EBADF, "%s: not open for reading", name);
         return give_error(error, &err);
     }
     copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
