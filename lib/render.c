@@ -379,11 +379,10 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
     int ret = -1;
 
     if (offset > plan->image_size || length > plan->image_size - offset)
-        return q2s_error_set(err, EINVAL,
-                             "bytes %llu to %llu lie beyond the end of "
-                             "the image (%llu bytes)",
+        return q2s_error_set(err, EINVAL, "%llu bytes at offset %llu lie "
+                             "beyond the end of the image (%llu bytes)",
+                             (unsigned long long)length,
                              (unsigned long long)offset,
-                             (unsigned long long)(offset + length),
                              (unsigned long long)plan->image_size);
     if (source->size != plan->geometry.input_size)
         return q2s_error_set(err, EINVAL,
