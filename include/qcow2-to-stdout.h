@@ -96,7 +96,7 @@ Q2S_API void q2s_error_free(struct q2s_error *error);
 enum q2s_compression {
     Q2S_COMPRESSION_NONE,  /* every data cluster as it is */
     Q2S_COMPRESSION_ZLIB,
-    Q2S_COMPRESSION_ZSTD,
+    Q2S_COMPRESSION_ZSTD
 };
 /* A compression level that means the type's own default (zlib 6, zstd 3). */
 #define Q2S_COMPRESSION_LEVEL_DEFAULT INT_MIN
@@ -284,7 +284,7 @@ Q2S_API void q2s_source_close(struct q2s_source *source);
 /* Progress. */
 enum q2s_phase {
     Q2S_PHASE_SCAN,   /* pass 1: reading the input to find the data */
-    Q2S_PHASE_WRITE,  /* pass 2: writing the image */
+    Q2S_PHASE_WRITE   /* pass 2: writing the image */
 };
 
 /* Called now and then, on the calling thread, with the bytes done out of
