@@ -391,7 +391,8 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         case OPT_TIMEOUT:
             /* 0, the library's "wait for ever", is leaving it out here. */
             if (optarg[strspn(optarg, "0123456789")] != '\0' ||
-                !parse_size(optarg, &n) || n < 1 || n > UINT32_MAX)
+                !parse_size(optarg, &n) || n < 1 ||
+                n > Q2S_MAX_TIMEOUT_SECONDS)
                 return usage_error("invalid timeout '%s': must be a whole "
                                    "number of seconds from 1 to %d", optarg,
                                    Q2S_MAX_TIMEOUT_SECONDS);
