@@ -275,7 +275,12 @@ Q2S_API uint64_t q2s_source_get_size(const struct q2s_source *source);
 
 /* Makes the call running on the source, and every later one, fail with
  * ECANCELED within a fraction of a second, ending any process the source
- * started.  Safe from any thread and from a signal handler. */
+ * started.  Safe from any thread and from a signal handler.  One wait it
+ * cannot end: a q2s_render() blocked in write(2) on a blocking pipe or
+ * socket whose reader stopped reading, which only a signal caught by a
+ * handler installed without SA_RESTART interrupts; to cancel a render
+ * from another thread whatever the reader does, give it a non-blocking
+ * fd. */
 Q2S_API void q2s_source_cancel(struct q2s_source *source);
 
 /* Also ends any server process the source started.  NULL is allowed. */
@@ -325,7 +330,8 @@ Q2S_API uint64_t q2s_plan_get_refcount_table_clusters(
 Q2S_API uint64_t q2s_plan_get_total_clusters(const struct q2s_plan *plan);
 
 /* Pass 2: writes bytes [offset, offset + length) of the image to fd,
- * which is never seeked; the range must lie within the image.  source is
+ * which is never seeked and may be non-blocking (the call then waits in
+ * poll(2) for it to take more); the range must lie within the image.  source is
  * the one the plan was built from, or one opened the same way on the same
  * input.  progress may be NULL. */
 Q2S_API int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
