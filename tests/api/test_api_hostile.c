@@ -211,8 +211,17 @@ static void test_messages_are_one_line(void **state)
 {
     struct q2s_source_options *source_options = q2s_source_options_new();
     struct q2s_source *source = NULL;
+    struct q2s_error *error = NULL;
 
     (void)state;
+    /* Written as C escapes, as the program writes names. */
+    assert_int_equal(q2s_source_open("no such\nfile\r\033[31m", NULL,
+                                     &source, &error), -1);
+    assert_non_null(error);
+    assert_int_equal(q2s_error_code(error), ENOENT);
+    assert_non_null(strstr(q2s_error_message(error),
+                           "no such\\nfile\\r\\x1b[31m: "));
+    q2s_error_free(error);
     EXPECT_FAIL(ENOENT, q2s_source_open("no such\nfile\r\033[31m",
                                         NULL, &source, &error));
     EXPECT_OK(q2s_source_options_set_format(source_options, "qcow2\nx",
