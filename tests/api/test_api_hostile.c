@@ -301,6 +301,82 @@ static void test_range_past_2_64(void **state)
     q2s_options_free(options);
 }
 
+/* An input whose read cancels its own source, the first time or the
+ * first time after reads_left more. */
+struct self_cancelling {
+    struct q2s_source *source;
+    int reads_left;
+};
+
+static int self_cancelling_read(void *opaque, void *buf, size_t count,
+                                uint64_t offset)
+{
+    struct self_cancelling *s = opaque;
+
+    text_read(NULL, buf, count, offset);
+    if (s->reads_left-- == 0)
+        q2s_source_cancel(s->source);
+    return 0;
+}
+
+/* A cancel during the call's last read, made by the read callback itself:
+ * the call fails with ECANCELED, as the header says, rather than finish
+ * as if nothing had happened.  One window of input, so the read is the
+ * last; with and without compression; then q2s_pread and q2s_render. */
+static void test_cancel_in_last_read(void **state)
+{
+    for (int compression = 0; compression < 2; compression++) {
+        struct q2s_options *options = q2s_options_new();
+        struct self_cancelling s = { .reads_left = 0 };
+        struct q2s_plan *plan = NULL;
+        uint8_t buf[4096];
+        uint64_t size;
+        int fd;
+
+        (void)state;
+        if (compression)
+            EXPECT_OK(q2s_options_set_compression(
+                options, Q2S_COMPRESSION_ZSTD, Q2S_COMPRESSION_LEVEL_DEFAULT,
+                &error));
+        EXPECT_OK(q2s_source_from_callbacks(65536, self_cancelling_read,
+                                            NULL, NULL, &s, &s.source,
+                                            &error));
+        EXPECT_FAIL(ECANCELED, q2s_plan_build(s.source, options, NULL, NULL,
+                                              &plan, &error));
+        assert_null(plan);
+        q2s_source_close(s.source);
+
+        /* Built on a source that is left alone, read through one that
+         * cancels itself in its only read. */
+        EXPECT_OK(q2s_source_from_callbacks(65536, text_read, NULL, NULL,
+                                            NULL, &s.source, &error));
+        EXPECT_OK(q2s_plan_build(s.source, options, NULL, NULL, &plan,
+                                 &error));
+        q2s_source_close(s.source);
+        size = q2s_plan_get_image_size(plan);
+        assert_true(size > sizeof buf);
+        s.reads_left = 0;
+        EXPECT_OK(q2s_source_from_callbacks(65536, self_cancelling_read,
+                                            NULL, NULL, &s, &s.source,
+                                            &error));
+        EXPECT_FAIL(ECANCELED, q2s_pread(plan, s.source, buf, sizeof buf,
+                                         size - sizeof buf, &error));
+        q2s_source_close(s.source);
+        s.reads_left = 0;
+        EXPECT_OK(q2s_source_from_callbacks(65536, self_cancelling_read,
+                                            NULL, NULL, &s, &s.source,
+                                            &error));
+        fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        EXPECT_FAIL(ECANCELED, q2s_render(plan, s.source, fd, 0, size, NULL,
+                                          NULL, &error));
+        close(fd);
+        q2s_source_close(s.source);
+        q2s_plan_free(plan);
+        q2s_options_free(options);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_messages_are_one_line),
         cmocka_unit_test(test_from_fd_not_readable),
         cmocka_unit_test(test_range_past_2_64),
+        cmocka_unit_test(test_cancel_in_last_read),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
