@@ -428,6 +428,16 @@ void q2s_source_cancel(struct q2s_source *source)
     q2s_cancel_request(&source->cancel);
 }
 
+/* A call that got to its end looks once more: a cancel that came during
+ * its last read, which no later loop looked at, still fails it, as the
+ * header promises for the call running. */
+static int cancelled_after(struct q2s_source *source, struct q2s_error *err)
+{
+    if (q2s_source_interrupted(source))
+        return q2s_error_set(err, ECANCELED, "interrupted");
+    return 0;
+}
+
 int q2s_plan_build(struct q2s_source *source,
                    const struct q2s_options *options,
                    q2s_progress_callback *progress, void *progress_opaque,
@@ -438,6 +448,11 @@ int q2s_plan_build(struct q2s_source *source,
     if (q2s_build_plan(source, options, progress, progress_opaque, plan,
                        &err) < 0)
         return give_error(error, &err);
+    if (cancelled_after(source, &err) < 0) {
+        q2s_plan_free(*plan);
+        *plan = NULL;
+        return give_error(error, &err);
+    }
     return 0;
 }
 
@@ -515,7 +530,8 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     struct q2s_error err;
 
     if (q2s_render_fd(plan, source, fd, offset, length, progress,
-                      progress_opaque, &err) < 0)
+                      progress_opaque, &err) < 0 ||
+        cancelled_after(source, &err) < 0)
         return give_error(error, &err);
     return 0;
 }
@@ -526,7 +542,8 @@ int q2s_pread(const struct q2s_plan *plan, struct q2s_source *source,
 {
     struct q2s_error err;
 
-    if (q2s_render_memory(plan, source, buf, count, offset, &err) < 0)
+    if (q2s_render_memory(plan, source, buf, count, offset, &err) < 0 ||
+        cancelled_after(source, &err) < 0)
         return give_error(error, &err);
     return 0;
 }
