@@ -94,11 +94,15 @@ $(SHARED_LIBRARY): $(LIB_OBJECTS) $(EXPORTS)
 	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libqcow2-to-stdout.so
 
+# The .pc file for PREFIX and LIBDIR as they are set (make install writes
+# its own, for the PREFIX it installs to).
+MAKE_PC = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	-e 's|@REQUIRES_PRIVATE@|$(LIB_PACKAGES)|' lib/qcow2-to-stdout.pc.in
+
 $(BUILD)/qcow2-to-stdout.pc: lib/qcow2-to-stdout.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-		-e 's|@REQUIRES_PRIVATE@|$(LIB_PACKAGES)|' $< > $@
+	$(MAKE_PC) > $@
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
@@ -191,7 +195,6 @@ deflate-survey:
 # and the man pages; PREFIX, LIBDIR, ... and DESTDIR as usual.  The .pc
 # file is made for this PREFIX and LIBDIR.
 install: $(PROGRAM) $(SHARED_LIBRARY) $(LIBRARY)
-	$(MAKE) --no-print-directory -B $(BUILD)/qcow2-to-stdout.pc
 	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout
 	install -D -m 755 $(SHARED_LIBRARY) \
 		$(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIBRARY))
@@ -200,8 +203,9 @@ install: $(PROGRAM) $(SHARED_LIBRARY) $(LIBRARY)
 	install -D -m 644 $(LIBRARY) $(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.a
 	install -D -m 644 include/qcow2-to-stdout.h \
 		$(DESTDIR)$(INCLUDEDIR)/qcow2-to-stdout.h
-	install -D -m 644 $(BUILD)/qcow2-to-stdout.pc \
-		$(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc
+	install -d $(DESTDIR)$(PKGCONFIGDIR)
+	$(MAKE_PC) > $(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc
 	install -D -m 644 man/qcow2-to-stdout.1 \
 		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
 	install -D -m 644 man/libqcow2-to-stdout.3 \
@@ -219,6 +223,6 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 clean:
-	rm -rf build build-asan qcow2-to-stdout
+	rm -rf build build-asan $(BUILD) qcow2-to-stdout
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -144,7 +144,8 @@ Q2S_API bool q2s_options_get_data_file_raw(const struct q2s_options *options);
 
 /* Store each data cluster compressed when that makes it smaller; level
  * is zlib's 1 to 9, zstd's -131072 to 22, or
- * Q2S_COMPRESSION_LEVEL_DEFAULT.  Not with a data file.  With 1-bit
+ * Q2S_COMPRESSION_LEVEL_DEFAULT, which is the only level that goes with
+ * Q2S_COMPRESSION_NONE.  Not with a data file.  With 1-bit
  * refcounts, which cannot count the clusters that share a host cluster,
  * every cluster is stored as it is. */
 Q2S_API int q2s_options_set_compression(struct q2s_options *options,

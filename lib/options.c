@@ -49,8 +49,12 @@ int q2s_check_compression(enum q2s_compression compression, int level,
 {
     int min, max, default_level;
 
-    if (compression == Q2S_COMPRESSION_NONE)
+    if (compression == Q2S_COMPRESSION_NONE) {
+        if (level != Q2S_COMPRESSION_LEVEL_DEFAULT)
+            return q2s_error_set(err, EINVAL, "a compression level %d "
+                                 "without a compression type", level);
         return 0;
+    }
     if (compression != Q2S_COMPRESSION_ZLIB &&
         compression != Q2S_COMPRESSION_ZSTD)
         return q2s_error_set(err, EINVAL, "unknown compression type %d",

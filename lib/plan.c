@@ -39,7 +39,7 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
                              "%s", (unsigned long long)g.l1_entries,
                              Q2S_MAX_L1_BYTES / 8,
                              g.cluster_size < Q2S_MAX_CLUSTER_SIZE
-                                 ? "use a larger cluster size (-c)"
+                                 ? "use a larger cluster size"
                                  : "qcow2 cannot hold a disk this large");
     g.l1_clusters = q2s_div_round_up(g.l1_entries, g.cluster_size / 8);
     *geometry = g;
@@ -189,7 +189,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         q2s_error_set(err, EFBIG, "with an external data file, the L2 entries "
                       "would need the data file offset %llu, past the 64 PiB "
                       "that their 56 bits of offset can reach: convert "
-                      "without -d or -R",
+                      "without an external data file",
                       (unsigned long long)last_member(&plan->data_clusters)
                           << g->cluster_bits);
         goto refused;
@@ -218,8 +218,8 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         q2s_error_set(err, EFBIG,
                       "the refcount table would take %llu clusters, "
                       "more than QEMU's limit of 8 MiB (%u clusters of %u "
-                      "bytes): use a larger cluster size (-c) or a narrower "
-                      "refcount width (-r)",
+                      "bytes): use a larger cluster size or a narrower "
+                      "refcount width",
                       (unsigned long long)plan->refcount_table_clusters,
                       Q2S_MAX_REFTABLE_BYTES / g->cluster_size,
                       g->cluster_size);

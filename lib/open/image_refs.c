@@ -239,7 +239,7 @@ static int check_named(struct checker *c, const char *kind, const char *name,
     const char *file;
 
     if (c->untrusted)
-        return refuse(c, "--untrusted: the image names %s %s %s",
+        return refuse(c, "untrusted: the image names %s %s %s",
                       article(kind), kind, quoted(name, shown, sizeof shown));
     file = local_file(path);
     if (!file || stat(file, st) < 0)
@@ -446,7 +446,7 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
             /* QEMU then wants a data-file option ("'data-file' is
              * required for this image") and fails without one. */
             if (c->untrusted)
-                return refuse(c, "--untrusted: the image needs an external "
+                return refuse(c, "untrusted: the image needs an external "
                               "data file, and does not record its name");
             return 0;
         }
@@ -458,7 +458,7 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
             return -1;
         if (name[0] == '\0' && c->untrusted) {
             free(name);
-            return refuse(c, "--untrusted: the image needs an external "
+            return refuse(c, "untrusted: the image needs an external "
                           "data file, and does not record its name");
         }
         /* qcow2_do_open() hands the name to bdrv_open_child() as it is:
@@ -718,7 +718,7 @@ static int inspect_vmdk(struct checker *c, const struct image *image,
     if (magic != VMDK4_MAGIC && magic != VMDK3_MAGIC) {
         parent_at = 0;  /* vmdk_open_desc_file(): s->desc_offset = 0 */
         if (c->untrusted)
-            return refuse(c, "--untrusted: the image is a vmdk descriptor, "
+            return refuse(c, "untrusted: the image is a vmdk descriptor, "
                           "which names its extent files");
         descriptor = read_descriptor(c, image, 0);
         if (!descriptor)
@@ -727,7 +727,7 @@ static int inspect_vmdk(struct checker *c, const struct image *image,
         /* vmdk_open_vmdk4(): the descriptor at desc_offset sectors (the
          * shift wraps as QEMU's does) is parsed as a descriptor file. */
         if (c->untrusted)
-            return refuse(c, "--untrusted: the image holds a vmdk "
+            return refuse(c, "untrusted: the image holds a vmdk "
                           "descriptor, which names extent files");
         descriptor = read_descriptor(c, image, le64(header + 28) << 9);
         if (!descriptor)
@@ -905,7 +905,7 @@ int q2s_check_image_references(const char *path, const char *format,
     if (!format)
         format = "raw";
     if (untrusted && !is_inspected(format))
-        return q2s_error_set(err, EPERM, "%s: --untrusted: format %s is not "
+        return q2s_error_set(err, EPERM, "%s: untrusted: format %s is not "
                              "inspected, so the files it may name are not "
                              "known", path, format);
     if (q2s_stat_input(path, &st, err) < 0)

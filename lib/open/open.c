@@ -103,7 +103,7 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
     } else if (q2s_input_is_nbd_uri(input)) {
         if (!is_raw(format))
             return q2s_error_set(err, EINVAL,
-                                 "an NBD export is read as raw; -f %s "
+                                 "an NBD export is read as raw; the format %s "
                                  "does not apply to it", format);
         struct q2s_nbd_params params = {
             .timeout_seconds = effective.timeout_seconds,

@@ -37,7 +37,7 @@ check "L1 limit: qemu-img info opens it" l1_info
 rm -f l1.qcow2
 sparse l1.raw $((128 * GiB + 512))
 check "L1 limit: 128 GiB + 512 bytes is refused, by --measure too" \
-    refused "the L1 table would take 4194305 entries, more than QEMU's limit of 32 MiB (4194304 entries of 8 bytes): use a larger cluster size (-c)$" \
+    refused "the L1 table would take 4194305 entries, more than QEMU's limit of 32 MiB (4194304 entries of 8 bytes): use a larger cluster size$" \
     -c 512 l1.raw
 rm -f l1.raw
 
@@ -114,7 +114,7 @@ else
     rm -f reftable.qcow2
     serve_pattern $((refcount_max + 512))
     check "refcount limit: one more cluster is refused, by --measure too" \
-        refused "the refcount table would take 16385 clusters, more than QEMU's limit of 8 MiB (16384 clusters of 512 bytes): use a larger cluster size (-c) or a narrower refcount width (-r)$" \
+        refused "the refcount table would take 16385 clusters, more than QEMU's limit of 8 MiB (16384 clusters of 512 bytes): use a larger cluster size or a narrower refcount width$" \
         -c 512 -r 64 "$uri"
     stop_nbdkit
 fi

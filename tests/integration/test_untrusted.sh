@@ -55,14 +55,14 @@ untrusted_converts() {
 }
 check "--untrusted: a self-contained qcow2 converts" untrusted_converts qcow2 plain.qcow2
 check "--untrusted: a backing file is refused" \
-    fails 1 "--untrusted: the image names a backing file" "$Q2S" --untrusted -f qcow2 overlay.qcow2
+    fails 1 "untrusted: the image names a backing file" "$Q2S" --untrusted -f qcow2 overlay.qcow2
 check "--untrusted: nothing of the backing file reaches stdout" test ! -s out.bin
 qemu-img create -q -f qcow2 -o data_file="$secret" data-file.qcow2 1M
 check "--untrusted: an external data file is refused" \
-    fails 1 "--untrusted" "$Q2S" --untrusted -f qcow2 data-file.qcow2
+    fails 1 "untrusted: the image names a data file" "$Q2S" --untrusted -f qcow2 data-file.qcow2
 qemu-img create -q -f vmdk -o subformat=monolithicFlat flat.vmdk 1M
 check "--untrusted: a vmdk descriptor naming extents is refused" \
-    fails 1 "--untrusted" "$Q2S" --untrusted -f vmdk flat.vmdk
+    fails 1 "untrusted: the image is a vmdk descriptor" "$Q2S" --untrusted -f vmdk flat.vmdk
 qemu-img convert -O vmdk disk.raw sparse.vmdk
 check "--untrusted: a monolithic sparse vmdk converts" untrusted_converts vmdk sparse.vmdk
 check "--untrusted: a format that is not inspected is refused" \

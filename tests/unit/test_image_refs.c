@@ -192,7 +192,7 @@ static void test_qcow2_backing_file(void **state)
     allowed("over2.qcow2", "qcow2", false);
     allowed("over3.qcow2", "qcow2", false);
     refused("over2.qcow2", "qcow2", true,
-            "--untrusted: the image names a backing file \"base.raw\"");
+            "untrusted: the image names a backing file \"base.raw\"");
     refused("over3.qcow2", "qcow2", true, "backing file \"base.raw\"");
     /* One that does not exist: QEMU fails to open it, nothing leaks. */
     write_qcow2("missing.qcow2", &(struct qcow2_spec){
@@ -230,7 +230,7 @@ static void test_qcow2_data_file(void **state)
         .version = 3, .data_file = at("data.raw"), .data_file_bit = true });
     allowed("data.qcow2", "qcow2", false);
     refused("data.qcow2", "qcow2", true,
-            "--untrusted: the image names a data file");
+            "untrusted: the image names a data file");
     write_qcow2("data-fifo.qcow2", &(struct qcow2_spec){
         .version = 3, .data_file = at("data.fifo"), .data_file_bit = true });
     refused("data-fifo.qcow2", "qcow2", false, "is a FIFO");
@@ -460,7 +460,7 @@ static void test_vmdk(void **state)
                strlen("# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\n"
                       "RW 2048 FLAT \"vm-flat.raw\" 0\n"));
     allowed("desc-good.vmdk", "vmdk", false);
-    refused("desc-good.vmdk", "vmdk", true, "--untrusted");
+    refused("desc-good.vmdk", "vmdk", true, "untrusted: ");
     /* A device as a sparse extent, across lines as sscanf() reads it. */
     write_file("desc-null.vmdk", "RW\n\n 9\n SPARSE \"/dev/null\"\n",
                strlen("RW\n\n 9\n SPARSE \"/dev/null\"\n"));
@@ -475,13 +475,13 @@ static void test_vmdk(void **state)
     refused("child-fifo.vmdk", "vmdk", false, "\"vm.fifo\" is a FIFO");
     write_kdmv("child.vmdk", 2048, "parentFileNameHint=\"vm-parent.vmdk\"\n");
     refused("child.vmdk", "vmdk", true,
-            "--untrusted: the image names a parent file \"vm-parent.vmdk\"");
+            "untrusted: the image names a parent file \"vm-parent.vmdk\"");
     /* Capacity 0 with a descriptor: QEMU reads it as a descriptor file
      * (vmdk_open_vmdk4), extents and all. */
     write_kdmv("embedded.vmdk", 0, "# Disk DescriptorFile\n"
                "RW 2048 FLAT \"vm.fifo\" 0\n");
     refused("embedded.vmdk", "vmdk", false, "is a FIFO");
-    refused("embedded.vmdk", "vmdk", true, "--untrusted");
+    refused("embedded.vmdk", "vmdk", true, "untrusted: ");
 }
 
 static void test_formats(void **state)
@@ -495,7 +495,7 @@ static void test_formats(void **state)
     allowed("any.img", "parallels", true);
     /* Others are not inspected. */
     refused("any.img", "luks", true,
-            "--untrusted: format luks is not inspected");
+            "untrusted: format luks is not inspected");
     allowed("any.img", "luks", false);
     /* The image itself must be a file or a block device. */
     make_fifo("top.fifo");

@@ -222,7 +222,7 @@ static void test_l1_limit_messages(void **state)
                         "the virtual size is too large: the L1 table would "
                         "take 4194305 entries, more than QEMU's limit of "
                         "32 MiB (4194304 entries of 8 bytes): use a larger "
-                        "cluster size (-c)");
+                        "cluster size");
     assert_int_equal(q2s_geometry_init(&g, &largest, UINT64_C(1) << 61, &err),
                      0);
     assert_int_equal(g.l1_entries, 4194304);
@@ -271,8 +271,8 @@ static void test_refcount_table_limit_512(void **state)
     assert_string_equal(err.message,
                         "the refcount table would take 16385 clusters, more "
                         "than QEMU's limit of 8 MiB (16384 clusters of 512 "
-                        "bytes): use a larger cluster size (-c) or a narrower "
-                        "refcount width (-r)");
+                        "bytes): use a larger cluster size or a narrower "
+                        "refcount width");
     q2s_plan_fini(&plan);
 }
 
