@@ -332,9 +332,11 @@ Q2S_API uint64_t q2s_plan_get_total_clusters(const struct q2s_plan *plan);
 
 /* Pass 2: writes bytes [offset, offset + length) of the image to fd,
  * which is never seeked and may be non-blocking (the call then waits in
- * poll(2) for it to take more); the range must lie within the image.  source is
- * the one the plan was built from, or one opened the same way on the same
- * input.  progress may be NULL. */
+ * poll(2) for it to take more); the range must lie within the image.
+ * source is the one the plan was built from, or one opened the same way
+ * on the same input.  progress may be NULL.  A pipe or socket whose
+ * reader has gone raises SIGPIPE, as any write does: a program that is
+ * to see EPIPE instead ignores SIGPIPE, as the command line does. */
 Q2S_API int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
                        int fd, uint64_t offset, uint64_t length,
                        q2s_progress_callback *progress, void *progress_opaque,
