@@ -122,7 +122,7 @@ $(STAGE)/.installed: $(SHARED_LIBRARY) $(LIBRARY) $(PROGRAM) \
 		BUILD=$(BUILD)
 	touch $@
 
-$(BUILD)/tests/api/%: tests/api/%.c $(STAGE)/.installed
+$(BUILD)/tests/api/%: tests/api/%.c tests/api/api_test.h $(STAGE)/.installed
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra $(WERROR) $(CFLAGS) $(CPPFLAGS) \
 		$$($(STAGED_PKG_CONFIG) --cflags qcow2-to-stdout) $(CMOCKA_CFLAGS) \

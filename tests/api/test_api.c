@@ -18,48 +18,7 @@
 
 #include <qcow2-to-stdout.h>
 
-/* The call failed with code, and a one-line message, which it frees. */
-static void check_error_at(int ret, struct q2s_error *error, int code,
-                           const char *file, int line)
-{
-    const char *message = error ? q2s_error_message(error) : NULL;
-
-    if (ret != -1 || !error || q2s_error_code(error) != code || !message ||
-        message[0] == '\0' || strchr(message, '\n')) {
-        print_error("%s:%d: expected -1 with %s, got %d with %s: %s\n", file,
-                    line, strerror(code), ret,
-                    error ? strerror(q2s_error_code(error)) : "no error",
-                    message ? message : "(none)");
-        q2s_error_free(error);
-        fail();
-    }
-    q2s_error_free(error);
-}
-
-static void check_ok_at(int ret, struct q2s_error *error, const char *file,
-                        int line)
-{
-    if (ret != 0 || error) {
-        print_error("%s:%d: expected success, got %d: %s\n", file, line, ret,
-                    error ? q2s_error_message(error) : "(no error)");
-        q2s_error_free(error);
-        fail();
-    }
-}
-
-/* expr is a call that takes &error. */
-#define EXPECT_FAIL(code, expr)                                              \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_error_at(ret_, error, code, __FILE__, __LINE__);               \
-    } while (0)
-#define EXPECT_OK(expr)                                                      \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_ok_at(ret_, error, __FILE__, __LINE__);                        \
-    } while (0)
+#include "api_test.h"
 
 /* q2s_source_options_get_format(), looked up at run time: the header
  * declares it, but a library that does not export it would fail the link

@@ -21,105 +21,7 @@
 
 #include <qcow2-to-stdout.h>
 
-#define MiB (1024 * 1024)
-
-/* A message is one line: no newline, no other control character. */
-static bool one_line(const char *message)
-{
-    for (const char *p = message; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return false;
-    return message[0] != '\0';
-}
-
-static void check_error_at(int ret, struct q2s_error *error, int code,
-                           const char *file, int line)
-{
-    const char *message = error ? q2s_error_message(error) : NULL;
-
-    if (ret != -1 || !error || q2s_error_code(error) != code || !message ||
-        !one_line(message)) {
-        print_error("%s:%d: expected -1 with %s in one line, got %d with "
-                    "%s: '%s'\n", file, line, strerror(code), ret,
-                    error ? strerror(q2s_error_code(error)) : "no error",
-                    message ? message : "(none)");
-        q2s_error_free(error);
-        fail();
-    }
-    q2s_error_free(error);
-}
-
-static void check_ok_at(int ret, struct q2s_error *error, const char *file,
-                        int line)
-{
-    if (ret != 0 || error) {
-        print_error("%s:%d: expected success, got %d: %s\n", file, line, ret,
-                    error ? q2s_error_message(error) : "(no error)");
-        q2s_error_free(error);
-        fail();
-    }
-}
-
-/* expr is a call that takes &error. */
-#define EXPECT_FAIL(code, expr)                                              \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_error_at(ret_, error, code, __FILE__, __LINE__);               \
-    } while (0)
-#define EXPECT_OK(expr)                                                      \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_ok_at(ret_, error, __FILE__, __LINE__);                        \
-    } while (0)
-
-static char scratch[4096];
-
-static const char *in_scratch(const char *name)
-{
-    static char paths[8][4200];
-    static int next;
-    char *path = paths[next++ % 8];
-
-    snprintf(path, sizeof paths[0], "%s/%s", scratch, name);
-    return path;
-}
-
-static int setup(void **state)
-{
-    const char *tmp = getenv("TMPDIR");
-
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/q2s-test.api-hostile.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    return mkdtemp(scratch) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    char command[4200];
-
-    (void)state;
-    snprintf(command, sizeof command, "rm -rf '%s'", scratch);
-    return system(command) == 0 ? 0 : -1;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
+#include "api_test.h"
 
 /* An input of text, all of it data. */
 static int text_read(void *opaque, void *buf, size_t count, uint64_t offset)
@@ -387,5 +289,5 @@ int main(void)
         cmocka_unit_test(test_cancel_in_last_read),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
 }

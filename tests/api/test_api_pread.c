@@ -24,53 +24,11 @@
 
 #include <qcow2-to-stdout.h>
 
-static void check_error_at(int ret, struct q2s_error *error, int code,
-                           const char *file, int line)
-{
-    const char *message = error ? q2s_error_message(error) : NULL;
-
-    if (ret != -1 || !error || q2s_error_code(error) != code || !message ||
-        message[0] == '\0' || strchr(message, '\n')) {
-        print_error("%s:%d: expected -1 with %s, got %d with %s: %s\n", file,
-                    line, strerror(code), ret,
-                    error ? strerror(q2s_error_code(error)) : "no error",
-                    message ? message : "(none)");
-        q2s_error_free(error);
-        fail();
-    }
-    q2s_error_free(error);
-}
-
-static void check_ok_at(int ret, struct q2s_error *error, const char *file,
-                        int line)
-{
-    if (ret != 0 || error) {
-        print_error("%s:%d: expected success, got %d: %s\n", file, line, ret,
-                    error ? q2s_error_message(error) : "(no error)");
-        q2s_error_free(error);
-        fail();
-    }
-}
-
-/* expr is a call that takes &error. */
-#define EXPECT_FAIL(code, expr)                                              \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_error_at(ret_, error, code, __FILE__, __LINE__);               \
-    } while (0)
-#define EXPECT_OK(expr)                                                      \
-    do {                                                                     \
-        struct q2s_error *error = NULL;                                      \
-        int ret_ = (expr);                                                   \
-        check_ok_at(ret_, error, __FILE__, __LINE__);                        \
-    } while (0)
+#include "api_test.h"
 
 /* The disk: not a whole number of sectors, let alone clusters. */
-#define MiB (1024 * 1024)
 #define DISK_SIZE (5 * MiB + 1536 + 77)
 
-static char scratch[4096];  /* the directory */
 static char disk_path[4200], image_path[4200], range_path[4200];
 static uint8_t *disk;       /* its bytes, holes as zeros */
 
@@ -105,13 +63,9 @@ static void write_region(int fd, uint64_t offset, size_t length)
 
 static int setup(void **state)
 {
-    const char *tmp = getenv("TMPDIR");
     int fd;
 
-    (void)state;
-    snprintf(scratch, sizeof scratch, "%s/q2s-test.api-pread.XXXXXX",
-             tmp && tmp[0] ? tmp : "/tmp");
-    if (!mkdtemp(scratch))
+    if (scratch_setup(state) < 0)
         return -1;
     snprintf(disk_path, sizeof disk_path, "%s/disk.raw", scratch);
     snprintf(image_path, sizeof image_path, "%s/image.qcow2", scratch);
@@ -153,12 +107,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char command[4200];
-
-    (void)state;
     free(disk);
-    snprintf(command, sizeof command, "rm -rf '%s'", scratch);
-    return system(command) == 0 ? 0 : -1;
+    return scratch_teardown(state);
 }
 
 static uint64_t be64(const uint8_t *p)
@@ -192,16 +142,16 @@ static void compare_at(const uint8_t *got, const uint8_t *expected,
     }
 }
 
-/* A thread that reads a pipe to its end, into memory. */
-struct drain {
+/* A thread that reads a pipe to its end, into memory that grows. */
+struct collect {
     int fd;
     uint8_t *bytes;
     size_t length, capacity;
 };
 
-static void *drain(void *opaque)
+static void *collect(void *opaque)
 {
-    struct drain *d = opaque;
+    struct collect *d = opaque;
 
     for (;;) {
         ssize_t n;
@@ -228,13 +178,13 @@ static uint8_t *render_to_pipe(const struct q2s_plan *plan,
                                struct q2s_source *source, uint64_t offset,
                                uint64_t length)
 {
-    struct drain d = { 0 };
+    struct collect d = { 0 };
     pthread_t thread;
     int fds[2];
 
     assert_int_equal(pipe(fds), 0);
     d.fd = fds[0];
-    assert_int_equal(pthread_create(&thread, NULL, drain, &d), 0);
+    assert_int_equal(pthread_create(&thread, NULL, collect, &d), 0);
     EXPECT_OK(q2s_render(plan, source, fds[1], offset, length, NULL, NULL,
                          &error));
     close(fds[1]);
