@@ -48,8 +48,8 @@ done
 stage=${Q2S_STAGE:-$build/stage}
 memcheck=()
 if [ -n "${Q2S_VALGRIND:-}" ]; then
-    memcheck=("$Q2S_VALGRIND" -q --error-exitcode=99 --leak-check=full
-              --errors-for-leak-kinds=definite,indirect,possible)
+    memcheck=(env Q2S_TEST_TIME_SCALE=20 "$Q2S_VALGRIND" -q --error-exitcode=99
+              --leak-check=full --errors-for-leak-kinds=definite,indirect,possible)
 fi
 for test in "$build"/tests/api/test_*; do
     [ -x "$test" ] || continue

@@ -116,6 +116,16 @@ static UNUSED uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* How long a thing that should be quick may take: ms, times
+ * $Q2S_TEST_TIME_SCALE when the tests run under valgrind, which makes
+ * compression fifty times slower. */
+static UNUSED uint64_t within_ms(uint64_t ms)
+{
+    const char *scale = getenv("Q2S_TEST_TIME_SCALE");
+
+    return scale && atoi(scale) > 1 ? ms * (uint64_t)atoi(scale) : ms;
+}
+
 static UNUSED void sleep_ms(unsigned ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
