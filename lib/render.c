@@ -73,9 +73,9 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
             return q2s_error_set(err, ECANCELED, "interrupted");
         /* Zero-copy pays off for long runs; short ones are cheaper read
          * into the output buffer than with a flush and a splice each. */
-        if (source->ops->locate && readable >= ZERO_COPY_MIN_BYTES)
-            located = source->ops->locate(source, offset, readable, &fd,
-                                          &fd_offset);
+        if (readable >= ZERO_COPY_MIN_BYTES)
+            located = q2s_source_locate(source, offset, readable, &fd,
+                                        &fd_offset);
         if (located >= ZERO_COPY_MIN_BYTES &&
             q2s_sink_copy_fd(&r->sink, fd, fd_offset, located, &done,
                              err) < 0)
@@ -392,7 +392,7 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
      * source succeeds. */
     if (q2s_source_interrupted(source))
         return q2s_error_set(err, ECANCELED, "interrupted");
-    if (source->ops->check_size(source, err) < 0)
+    if (q2s_source_check_size(source, err) < 0)
         return -1;
     r.buffer_bytes = source->read_bytes;
     if (r.buffer_bytes < plan->geometry.cluster_size)

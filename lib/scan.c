@@ -69,17 +69,12 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
 
     while (offset < source->size) {
         uint64_t start, end;
-        int ret = source->ops->next_data(source, offset, &start, &end, err);
+        int ret = q2s_source_next_data(source, offset, &start, &end, err);
 
         if (ret < 0)
             return -1;
         if (ret == 0)
             break;
-        if (start < offset || end <= start || end > source->size)
-            return q2s_error_set(err, EPROTO,
-                                 "the input reported a bad data extent "
-                                 "%llu to %llu", (unsigned long long)start,
-                                 (unsigned long long)end);
         /* The next search starts after the last whole cluster, so that an
          * extent ending mid-cluster does not make the next one read that
          * cluster again. */

@@ -44,6 +44,36 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
     return 0;
 }
 
+int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
+                         uint64_t *start, uint64_t *end,
+                         struct q2s_error *err)
+{
+    int found = source->ops->next_data(source, offset, start, end, err);
+
+    /* The scan trusts extents to move forward and stay in the input: a
+     * wrong one would loop, or read past the end. */
+    if (found > 0 &&
+        (*start < offset || *end <= *start || *end > source->size))
+        return q2s_error_set(err, EPROTO,
+                             "the input reported a bad data extent "
+                             "%llu to %llu", (unsigned long long)*start,
+                             (unsigned long long)*end);
+    return found;
+}
+
+uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
+                           uint64_t length, int *fd, uint64_t *fd_offset)
+{
+    if (!source->ops->locate)
+        return 0;
+    return source->ops->locate(source, offset, length, fd, fd_offset);
+}
+
+int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err)
+{
+    return source->ops->check_size(source, err);
+}
+
 int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err)
@@ -52,15 +82,10 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
 
     while (offset < end) {
         uint64_t start = end, stop = end;
-        int found = source->ops->next_data(source, offset, &start, &stop, err);
+        int found = q2s_source_next_data(source, offset, &start, &stop, err);
 
         if (found < 0)
             return -1;
-        if (found > 0 && (start < offset || stop <= start))
-            return q2s_error_set(err, EPROTO,
-                                 "the input reported a bad data extent "
-                                 "%llu to %llu", (unsigned long long)start,
-                                 (unsigned long long)stop);
         if (found == 0 || start > end)
             start = end;
         if (stop > end)

@@ -50,6 +50,17 @@ static inline int q2s_source_interrupted(const struct q2s_source *source)
     return q2s_cancelled(&source->cancel);
 }
 
+/* The checked calls of the operations, which the core goes through:
+ * ops->next_data with its extent checked (EPROTO for one that goes back,
+ * is empty, or ends past the input); ops->locate, 0 without it; and
+ * ops->check_size. */
+int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
+                         uint64_t *start, uint64_t *end,
+                         struct q2s_error *err);
+uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
+                           uint64_t length, int *fd, uint64_t *fd_offset);
+int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err);
+
 /* Reads [offset, offset + length) like ops->read, but only the extents
  * that may hold data: the rest is filled with zeros, never read. */
 int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,

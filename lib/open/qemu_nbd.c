@@ -90,7 +90,7 @@ static int qemu_nbd_next_data(struct q2s_source *source, uint64_t offset,
 {
     struct q2s_source *nbd = qemu_nbd_of(source)->nbd;
 
-    return nbd->ops->next_data(nbd, offset, start, end, err);
+    return q2s_source_next_data(nbd, offset, start, end, err);
 }
 
 struct map_position {
@@ -166,7 +166,7 @@ static int qemu_nbd_check_size(struct q2s_source *source,
 {
     struct q2s_source *nbd = qemu_nbd_of(source)->nbd;
 
-    return nbd->ops->check_size(nbd, err);
+    return q2s_source_check_size(nbd, err);
 }
 
 static void qemu_nbd_close(struct q2s_source *source)
