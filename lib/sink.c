@@ -190,29 +190,25 @@ static int copy_into_memory(struct q2s_sink *sink, int in_fd, uint64_t offset,
                             uint64_t length, uint64_t *copied,
                             struct q2s_error *err)
 {
+    size_t done;
+    int ret;
+
     if (length > sink->capacity - sink->used)
         return memory_overflow(err);
-    while (*copied < length) {
-        ssize_t n;
-
-        if (check_interrupted(sink, err) < 0)
-            return -1;
-        n = pread(in_fd, sink->buffer + sink->used,
-                  (size_t)(length - *copied), (off_t)(offset + *copied));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return q2s_error_set_errno(err, errno, "read error at input "
-                                       "offset %llu",
-                                       (unsigned long long)(offset + *copied));
-        if (n == 0)
-            return q2s_error_set(err, ESTALE, "unexpected end of input at "
-                                 "offset %llu (did it shrink while being "
-                                 "read?)",
-                                 (unsigned long long)(offset + *copied));
-        sink->used += (size_t)n;
-        *copied += (uint64_t)n;
-    }
+    if (check_interrupted(sink, err) < 0)
+        return -1;
+    ret = q2s_pread_all(in_fd, sink->buffer + sink->used, (size_t)length,
+                        offset, &done);
+    sink->used += done;
+    *copied = done;
+    if (ret < 0)
+        return q2s_error_set_errno(err, errno, "read error at input "
+                                   "offset %llu",
+                                   (unsigned long long)(offset + done));
+    if (ret > 0)
+        return q2s_error_set(err, ESTALE, "unexpected end of input at "
+                             "offset %llu (did it shrink while being "
+                             "read?)", (unsigned long long)(offset + done));
     return 0;
 }
 
