@@ -18,7 +18,7 @@
 struct render {
     const struct q2s_plan *plan;
     struct q2s_source *source;
-    struct q2s_sink sink;
+    struct q2s_sink *sink;  /* the caller's */
     uint8_t *buffer;  /* a cluster, or a good read of the source if larger */
     size_t buffer_bytes;
     uint64_t start, end;  /* the range being rendered */
@@ -48,7 +48,7 @@ static int render_metadata(struct render *r, uint64_t *pos, uint64_t limit,
         if (length > limit - *pos)
             length = limit - *pos;
         q2s_metadata_cluster(r->plan, cluster, r->buffer);
-        if (q2s_sink_write(&r->sink, r->buffer + from, (size_t)length, err) < 0)
+        if (q2s_sink_write(r->sink, r->buffer + from, (size_t)length, err) < 0)
             return -1;
         *pos += length;
     }
@@ -77,25 +77,25 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
             located = q2s_source_locate(source, offset, readable, &fd,
                                         &fd_offset);
         if (located >= ZERO_COPY_MIN_BYTES &&
-            q2s_sink_copy_fd(&r->sink, fd, fd_offset, located, &done,
+            q2s_sink_copy_fd(r->sink, fd, fd_offset, located, &done,
                              err) < 0)
             return -1;
         if (done == 0) {
             /* Into a caller's buffer, the input's bytes go straight. */
-            uint8_t *room = q2s_sink_room(&r->sink, readable);
+            uint8_t *room = q2s_sink_room(r->sink, readable);
 
             if (room) {
                 done = readable;
                 if (q2s_source_read_data(source, room, (size_t)done, offset,
                                          err) < 0)
                     return -1;
-                q2s_sink_filled(&r->sink, (size_t)done);
+                q2s_sink_filled(r->sink, (size_t)done);
             } else {
                 done = readable < r->buffer_bytes ? readable
                                                   : r->buffer_bytes;
                 if (q2s_source_read_data(source, r->buffer, (size_t)done,
                                          offset, err) < 0 ||
-                    q2s_sink_write(&r->sink, r->buffer, (size_t)done,
+                    q2s_sink_write(r->sink, r->buffer, (size_t)done,
                                    err) < 0)
                     return -1;
             }
@@ -104,7 +104,7 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
         readable -= done;
         length -= done;
     }
-    return q2s_sink_write_zeros(&r->sink, length, err);
+    return q2s_sink_write_zeros(r->sink, length, err);
 }
 
 /* Data clusters stored as they are overlapping [*pos, limit): runs of
@@ -196,12 +196,12 @@ static int write_region(struct render *r, uint64_t *pos, uint64_t end,
     if (*pos < start) {
         uint64_t zeros = (start < end ? start : end) - *pos;
 
-        if (q2s_sink_write_zeros(&r->sink, zeros, err) < 0)
+        if (q2s_sink_write_zeros(r->sink, zeros, err) < 0)
             return -1;
         *pos += zeros;
     }
     if (*pos < stop) {
-        if (q2s_sink_write(&r->sink, data + (*pos - start),
+        if (q2s_sink_write(r->sink, data + (*pos - start),
                            (size_t)(stop - *pos), err) < 0)
             return -1;
         *pos = stop;
@@ -348,7 +348,7 @@ static int render_compressed(struct render *r, uint64_t *pos,
 
         if (length > region_end - region_pos)
             length = region_end - region_pos;
-        if (q2s_sink_write(&r->sink, data, (size_t)length, err) < 0)
+        if (q2s_sink_write(r->sink, data, (size_t)length, err) < 0)
             return -1;
         region_pos += length;
         report(r, plan->compressed_offset + region_pos);
@@ -369,6 +369,7 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
     struct render r = {
         .plan = plan,
         .source = source,
+        .sink = sink,
         .start = offset,
         .end = offset + length,
         .progress = progress,
@@ -400,7 +401,6 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
     r.buffer = malloc(r.buffer_bytes);
     if (!r.buffer)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate a buffer");
-    r.sink = *sink;
     metadata_end = plan->data_offset < r.end ? plan->data_offset : r.end;
     if (render_metadata(&r, &pos, metadata_end, err) < 0)
         goto out;
@@ -413,12 +413,11 @@ static int render_range(const struct q2s_plan *plan, struct q2s_source *source,
         goto out;
     if (pos < r.end && render_compressed(&r, &pos, err) < 0)
         goto out;
-    if (q2s_sink_flush(&r.sink, err) < 0)
+    if (q2s_sink_flush(r.sink, err) < 0)
         goto out;
     report(&r, pos);
     ret = 0;
 out:
-    *sink = r.sink;
     free(r.buffer);
     return ret;
 }
