@@ -330,6 +330,72 @@ Q2S_API uint64_t q2s_plan_get_refcount_table_clusters(
 /* Host clusters of the image. */
 Q2S_API uint64_t q2s_plan_get_total_clusters(const struct q2s_plan *plan);
 
+/* Allocation maps: where an input's data may lie, as the storage system
+ * behind it tells (qemu-img map, rbd diff), so that the rest is never
+ * read.  A map is a list of extents in the order they were added. */
+struct q2s_map;
+
+/* An empty map; NULL if out of memory. */
+Q2S_API struct q2s_map *q2s_map_new(void);
+/* Appends the extent [offset, offset + length): EINVAL if length is 0 or
+ * the end overflows. */
+Q2S_API int q2s_map_add(struct q2s_map *map, uint64_t offset,
+                        uint64_t length, struct q2s_error **error);
+Q2S_API size_t q2s_map_get_extent_count(const struct q2s_map *map);
+/* NULL is allowed. */
+Q2S_API void q2s_map_free(struct q2s_map *map);
+
+/* Parses the JSON output of `qemu-img map --output=json` (its entries
+ * with "data": true are the extents) or of `rbd diff --format=json`
+ * (entries whose "exists" is true), told apart by their keys; anything
+ * else fails with EPROTO and a message that says where. */
+Q2S_API int q2s_map_from_json(const char *text, size_t length,
+                              struct q2s_map **map, struct q2s_error **error);
+
+/* Parses the JSON output of `qemu-img info --output=json`: the virtual
+ * size and the cluster size (EPROTO if either is missing or bad). */
+Q2S_API int q2s_image_info_from_json(const char *text, size_t length,
+                                     uint64_t *virtual_size,
+                                     uint32_t *cluster_size,
+                                     struct q2s_error **error);
+
+/* From now on the source reads as zeros outside the extents of map, and
+ * never reads there; inside them it reads as before.  Extents may come in
+ * any order and overlap; EINVAL for one that reaches past the end of the
+ * source.  The map is copied; NULL removes it. */
+Q2S_API int q2s_source_set_map(struct q2s_source *source,
+                               const struct q2s_map *map,
+                               struct q2s_error **error);
+
+/* What XAPI's fork of the script (qcow2-to-stdout-xapi.py) does with the
+ * output of qemu-img map and qemu-img info on the qcow2 file behind a
+ * block device.
+ *
+ * q2s_options_set_input_map(): every guest cluster that an extent of map
+ * touches is allocated, and not read in pass 1; the image's virtual size
+ * is virtual_size.  q2s_options_set_base_map(): the same about the base
+ * of q2s_plan_build_delta().  Both copy the map; NULL removes it. */
+Q2S_API int q2s_options_set_input_map(struct q2s_options *options,
+                                      const struct q2s_map *map,
+                                      uint64_t virtual_size,
+                                      struct q2s_error **error);
+Q2S_API int q2s_options_set_base_map(struct q2s_options *options,
+                                     const struct q2s_map *map,
+                                     uint64_t virtual_size,
+                                     struct q2s_error **error);
+
+/* Pass 1 of a delta against base (the fork's --diff): allocates the
+ * clusters of source that differ from base's, and those that base's map
+ * lists and the input's does not, so that the image, given base as its
+ * backing file, reads as source.  See the man page for the rules. */
+Q2S_API int q2s_plan_build_delta(struct q2s_source *source,
+                                 struct q2s_source *base,
+                                 const struct q2s_options *options,
+                                 q2s_progress_callback *progress,
+                                 void *progress_opaque,
+                                 struct q2s_plan **plan,
+                                 struct q2s_error **error);
+
 /* Pass 2: writes bytes [offset, offset + length) of the image to fd,
  * which is never seeked and may be non-blocking (the call then waits in
  * poll(2) for it to take more); the range must lie within the image.
