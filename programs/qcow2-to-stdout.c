@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@ struct cli {
     bool measure;
     bool json;
     bool progress;
+    int progress_fd;  /* --progress-fd, or -1 */
     uint64_t offset;
     uint64_t length;
     bool length_given;
@@ -41,6 +44,55 @@ struct progress_display {
     const char *scan_label;
     int phase;     /* -1 before the first report */
     int percent;   /* in hundredths */
+};
+
+/* Progress for a calling program (--progress-fd): what XAPI reads from
+ * vhd-tool run with --progress --machine, so that it can read ours the
+ * same way.  vhd-tool writes each new whole percentage as three ASCII
+ * digits, no separator, flushed at once (xapi-project/xen-api,
+ * ocaml/vhd-tool/src/impl.ml):
+ *
+ *     let machine_progress_bar total_work =
+ *       let last_percent = ref (-1) in
+ *       fun work_done ->
+ *         let new_percent = Int64.(to_int (div (mul work_done 100L) total_work)) in
+ *         if new_percent <= 100 && !last_percent <> new_percent then begin
+ *           Printf.printf "%03d%!" new_percent;
+ *           last_percent := new_percent
+ *         end
+ *
+ * and XAPI reads exactly three bytes at a time from the pipe, until end of
+ * file (ocaml/xapi/vhd_tool_wrapper.ml, run_vhd_tool):
+ *
+ *     let buf = Bytes.make 3 '\000' in
+ *     while true do
+ *       Xapi_stdext_unix.Unixext.really_read pipe_read buf 0
+ *         (Bytes.length buf) ;
+ *       progress_cb (int_of_string (Bytes.to_string buf))
+ *     done
+ *
+ * really_read loops over short reads; a newline or any separator would make
+ * int_of_string fail on the next chunk, and XAPI then stops reading.  So:
+ * "%03d", nothing else, one write(2) of 3 bytes per value.
+ *
+ * The overall percentage: pass 1 takes 0 to 50 and pass 2 50 to 100 when
+ * pass 1 reads the input (its first report is not already its end);
+ * otherwise (nothing to read, or a single read) pass 2 takes 0 to 100.
+ * With --measure, pass 1 takes 0 to 100.  Values only go up, each is
+ * written once; 000 comes before the input is opened, 100 only once the
+ * image (or the measure) was written in full: up to then at most 099. */
+struct machine_progress {
+    int fd;          /* -1: none asked for, or no more written */
+    bool measure;
+    int scan_span;   /* -1 until the first report; then 0, 50 or 100 */
+    int last;        /* the last value written, -1 before 000 */
+};
+
+/* Both kinds of progress, for the library's callback. */
+struct progress {
+    bool human;
+    struct progress_display display;
+    struct machine_progress *machine;
 };
 
 static void usage_line(FILE *out)
@@ -100,6 +152,13 @@ static void help(void)
            "(default: wait;\n"
            "                     %d with --untrusted)\n"
            "  -p, --progress     show progress on standard error\n"
+           "      --progress-fd=N\n"
+           "                     write progress for a calling program to "
+           "descriptor N, as\n"
+           "                     vhd-tool --progress --machine does: each "
+           "new whole\n"
+           "                     percentage as three digits (000 to 100), "
+           "no separator\n"
            "  -h, --help         show this help and exit\n"
            "      --version      show the version and exit\n"
            "\n"
@@ -212,6 +271,7 @@ enum {
     OPT_COMPRESS_CACHE,
     OPT_UNTRUSTED,
     OPT_TIMEOUT,
+    OPT_PROGRESS_FD,
 };
 
 /* The CPUs this process may run on. */
@@ -253,6 +313,52 @@ static bool parse_int(const char *text, int *value)
     return true;
 }
 
+/* --progress-fd=N: a descriptor number above 2.  Standard input and
+ * output are the input and the image; standard error carries messages,
+ * which would break a reader that parses three bytes at a time (give 3>&2
+ * for that).  Returns -1 to go on, or the exit status. */
+static int parse_progress_fd(struct cli *cli, const char *text)
+{
+    static const char *const standard[] = {
+        "standard input", "standard output, where the image goes",
+        "standard error, where messages go",
+    };
+
+    if (text[strspn(text, "0123456789")] != '\0' ||
+        !parse_int(text, &cli->progress_fd))
+        return usage_error("invalid progress descriptor '%s': must be a "
+                           "descriptor number", text);
+    if (cli->progress_fd <= 2)
+        return usage_error("--progress-fd=%d: descriptor %d is %s; give "
+                           "another", cli->progress_fd, cli->progress_fd,
+                           standard[cli->progress_fd]);
+    return -1;
+}
+
+/* The --progress-fd descriptor must be open for writing; it is kept from
+ * the programs we start (qemu-nbd), so that the reader sees the end of
+ * file when we exit.  Returns -1 to go on, or the exit status. */
+static int check_progress_fd(int fd)
+{
+    char message[128];
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0) {
+        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
+                 "is not open", fd, fd);
+        return fail(message);
+    }
+    if ((flags & O_ACCMODE) == O_RDONLY) {
+        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
+                 "is not open for writing", fd, fd);
+        return fail(message);
+    }
+    flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    return -1;
+}
+
 /* A library error about the command line: a usage error.  Frees it. */
 static int usage_error_from(struct q2s_error *err)
 {
@@ -270,6 +376,7 @@ static int default_options(struct cli *cli)
     cli->source_options = q2s_source_options_new();
     if (!cli->options || !cli->source_options)
         return fail("out of memory");
+    cli->progress_fd = -1;
     cli->compression = Q2S_COMPRESSION_NONE;
     cli->compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT;
     /* Valid by construction: the library's own bounds. */
@@ -312,6 +419,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "offset", required_argument, NULL, OPT_OFFSET },
         { "length", required_argument, NULL, OPT_LENGTH },
         { "progress", no_argument, NULL, 'p' },
+        { "progress-fd", required_argument, NULL, OPT_PROGRESS_FD },
         { "compress", optional_argument, NULL, OPT_COMPRESS },
         { "compress-level", required_argument, NULL, OPT_COMPRESS_LEVEL },
         { "compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE },
@@ -357,6 +465,13 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         case 'p':
             cli->progress = true;
             break;
+        case OPT_PROGRESS_FD: {
+            int status = parse_progress_fd(cli, optarg);
+
+            if (status >= 0)
+                return status;
+            break;
+        }
         case OPT_COMPRESS:
             if (!optarg || strcmp(optarg, "zlib") == 0)
                 cli->compression = Q2S_COMPRESSION_ZLIB;
@@ -485,6 +600,99 @@ static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
     fflush(stderr);
 }
 
+/* Writes the 3 bytes of a value.  The whole run writes at most 303 bytes,
+ * less than any pipe holds, so a write to a pipe does not block, and one
+ * of 3 bytes is atomic.  A descriptor that is non-blocking and full skips
+ * the value (a later one follows); one that takes part of a value gets the
+ * rest within a second, or no more.  Returns 1 when written, 0 when
+ * skipped, -1 on an error (errno set). */
+static int write_progress_value(int fd, const char *text)
+{
+    size_t done = 0;
+
+    while (done < 3) {
+        ssize_t n = write(fd, text + done, 3 - done);
+
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+            if (done == 0)
+                return 0;
+            if (poll(&pfd, 1, 1000) <= 0) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+        } else {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* Writes value if it is above the last one written.  A reader that has
+ * gone (EPIPE), or any other error, ends the progress, not the conversion:
+ * the image is what the caller wants, and XAPI itself judges a run by its
+ * exit status, reading progress only for its task.  One warning says so. */
+static void machine_progress_write(struct machine_progress *m, int value)
+{
+    char text[12];
+    int ret;
+
+    if (m->fd < 0 || value <= m->last)
+        return;
+    snprintf(text, sizeof text, "%03d", value);
+    ret = write_progress_value(m->fd, text);
+    if (ret > 0) {
+        m->last = value;
+    } else if (ret < 0) {
+        char message[160];
+
+        snprintf(message, sizeof message, "warning: cannot write progress "
+                 "to descriptor %d: %s; the conversion goes on without it",
+                 m->fd, strerror(errno));
+        print_error_line(message);
+        m->fd = -1;
+    }
+}
+
+static void machine_progress_report(struct machine_progress *m,
+                                    enum q2s_phase phase, uint64_t done,
+                                    uint64_t total)
+{
+    double fraction = total && done < total ? (double)done / (double)total
+                                            : 1.0;
+    int base = 0, span, value;
+
+    if (m->scan_span < 0)
+        m->scan_span = m->measure ? 100
+                       : phase == Q2S_PHASE_SCAN && done < total ? 50 : 0;
+    if (phase == Q2S_PHASE_SCAN) {
+        span = m->scan_span;
+    } else {
+        base = m->scan_span;
+        span = 100 - base;
+    }
+    /* 100 only once the image is out whole. */
+    value = base + (int)(fraction * span);
+    machine_progress_write(m, value < 99 ? value : 99);
+}
+
+static void report_progress(void *opaque, enum q2s_phase phase,
+                            uint64_t done, uint64_t total)
+{
+    struct progress *progress = opaque;
+
+    if (progress->human)
+        show_progress(&progress->display, phase, done, total);
+    machine_progress_report(progress->machine, phase, done, total);
+}
+
 static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
 {
     if (!cli->json) {
@@ -530,19 +738,24 @@ static const char *failure_message(const struct failure *failure)
 }
 
 static int run(const struct cli *cli, struct q2s_source *source,
-               struct failure *failure)
+               struct machine_progress *machine, struct failure *failure)
 {
-    struct progress_display display = {
-        .phase = -1,
-        .scan_label = cli->compression != Q2S_COMPRESSION_NONE
-                          ? "compressing" : "scanning",
+    struct progress progress = {
+        .human = cli->progress,
+        .display = {
+            .phase = -1,
+            .scan_label = cli->compression != Q2S_COMPRESSION_NONE
+                              ? "compressing" : "scanning",
+        },
+        .machine = machine,
     };
-    q2s_progress_callback *progress = cli->progress ? show_progress : NULL;
+    q2s_progress_callback *callback =
+        cli->progress || machine->fd >= 0 ? report_progress : NULL;
     struct q2s_plan *plan = NULL;
     uint64_t image_size, length;
     int ret = -1;
 
-    if (q2s_plan_build(source, cli->options, progress, &display, &plan,
+    if (q2s_plan_build(source, cli->options, callback, &progress, &plan,
                        &failure->error) < 0)
         goto out;
     image_size = q2s_plan_get_image_size(plan);
@@ -566,10 +779,12 @@ static int run(const struct cli *cli, struct q2s_source *source,
     if (cli->length_given && cli->length < length)
         length = cli->length;
     ret = q2s_render(plan, source, STDOUT_FILENO, cli->offset, length,
-                     progress, &display, &failure->error);
+                     callback, &progress, &failure->error);
 out:
-    if (display.phase >= 0)
+    if (progress.display.phase >= 0)
         fputc('\n', stderr);
+    if (ret == 0)
+        machine_progress_write(machine, 100);
     q2s_plan_free(plan);
     return ret;
 }
@@ -651,6 +866,7 @@ int main(int argc, char **argv)
     struct q2s_source *source;
     struct failure failure = { .error = NULL };
     struct cli cli = { 0 };
+    struct machine_progress machine = { .scan_span = -1, .last = -1 };
     int status;
 
     if (guard_standard_descriptors(closed) < 0)
@@ -667,6 +883,8 @@ int main(int argc, char **argv)
     if (status < 0 && !cli.measure && isatty(STDOUT_FILENO))
         status = fail("refusing to write to a terminal; redirect standard "
                       "output");
+    if (status < 0 && cli.progress_fd >= 0)
+        status = check_progress_fd(cli.progress_fd);
     if (status >= 0) {
         q2s_options_free(cli.options);
         q2s_source_options_free(cli.source_options);
@@ -674,11 +892,14 @@ int main(int argc, char **argv)
     }
     catch_stop_signals();
     q2s_source_options_set_cancel_flag(cli.source_options, &stop_signal);
+    machine.fd = cli.progress_fd;
+    machine.measure = cli.measure;
+    machine_progress_write(&machine, 0);
     if (q2s_source_open(cli.input, cli.source_options, &source,
                         &failure.error) < 0) {
         status = EXIT_FAILURE;
     } else {
-        status = run(&cli, source, &failure) < 0 ? EXIT_FAILURE
+        status = run(&cli, source, &machine, &failure) < 0 ? EXIT_FAILURE
                                                  : EXIT_SUCCESS;
         q2s_source_close(source);
     }
