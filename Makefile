@@ -25,8 +25,9 @@ WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 Q2S_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude -Ilib -I. -fPIC \
 	-fvisibility=hidden
 PROGRAM_CFLAGS = -std=gnu11 $(WARNINGS) -Iinclude
-# libnbd for NBD, zlib and libzstd for compressed clusters.
-LIB_PACKAGES = libnbd zlib libzstd
+# libnbd for NBD, zlib and libzstd for compressed clusters, json-c for
+# allocation maps.
+LIB_PACKAGES = libnbd zlib libzstd json-c
 LIB_CFLAGS = $(shell pkg-config --cflags $(LIB_PACKAGES) 2>/dev/null) -pthread
 LIB_LIBS = $(shell pkg-config --libs $(LIB_PACKAGES) 2>/dev/null) -pthread
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
@@ -55,7 +56,8 @@ STAGED_PKG_CONFIG = PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) pkg-config
 
 # Debian packages: the build, the unit tests and the QEMU oracles.
-DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev nbdkit qemu-utils \
+DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev libjson-c-dev \
+	nbdkit qemu-utils \
 	python3 util-linux mount bsdutils time valgrind hyperfine
 
 .PHONY: all deps bench-deps survey-deps demo check check-asan check-valgrind unit-tests bench \

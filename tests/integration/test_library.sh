@@ -27,8 +27,8 @@ check "the shared library's SONAME is libqcow2-to-stdout.so.0" \
     bash -c "readelf -d '$stage/usr/lib/libqcow2-to-stdout.so.0' | grep -q 'SONAME.*\[libqcow2-to-stdout.so.0\]'"
 check "pkg-config gives the header's version" \
     test "$(pkg-config --modversion qcow2-to-stdout)" = "$version"
-check "pkg-config lists libnbd, zlib and libzstd as private requirements" \
-    bash -c "pkg-config --print-requires-private qcow2-to-stdout | tr '\n' ' ' | grep -q 'libnbd zlib libzstd'"
+check "pkg-config lists libnbd, zlib, libzstd and json-c as private requirements" \
+    bash -c "pkg-config --print-requires-private qcow2-to-stdout | tr '\n' ' ' | grep -q 'libnbd zlib libzstd json-c'"
 
 # The functions the header declares, the version script's list and the
 # dynamic symbols the library defines: one list three times.
