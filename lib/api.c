@@ -12,6 +12,8 @@
 
 #include "build.h"
 #include "error.h"
+#include "map.h"
+#include "map_json.h"
 #include "open/open.h"
 #include "options.h"
 #include "plan.h"
@@ -426,6 +428,63 @@ uint64_t q2s_source_get_size(const struct q2s_source *source)
 void q2s_source_cancel(struct q2s_source *source)
 {
     q2s_cancel_request(&source->cancel);
+}
+
+int q2s_source_set_map(struct q2s_source *source, const struct q2s_map *map,
+                       struct q2s_error **error)
+{
+    struct q2s_error err;
+
+    if (q2s_source_use_map(source, map, &err) < 0)
+        return give_error(error, &err);
+    return 0;
+}
+
+struct q2s_map *q2s_map_new(void)
+{
+    return q2s_map_create();
+}
+
+int q2s_map_add(struct q2s_map *map, uint64_t offset, uint64_t length,
+                struct q2s_error **error)
+{
+    struct q2s_error err;
+
+    if (q2s_map_append(map, offset, length, &err) < 0)
+        return give_error(error, &err);
+    return 0;
+}
+
+size_t q2s_map_get_extent_count(const struct q2s_map *map)
+{
+    return map->count;
+}
+
+void q2s_map_free(struct q2s_map *map)
+{
+    q2s_map_destroy(map);
+}
+
+int q2s_map_from_json(const char *text, size_t length, struct q2s_map **map,
+                      struct q2s_error **error)
+{
+    struct q2s_error err;
+
+    if (q2s_parse_map_json(text, length, map, &err) < 0)
+        return give_error(error, &err);
+    return 0;
+}
+
+int q2s_image_info_from_json(const char *text, size_t length,
+                             uint64_t *virtual_size, uint32_t *cluster_size,
+                             struct q2s_error **error)
+{
+    struct q2s_error err;
+
+    if (q2s_parse_image_info_json(text, length, virtual_size, cluster_size,
+                                  &err) < 0)
+        return give_error(error, &err);
+    return 0;
 }
 
 /* A call that got to its end looks once more: a cancel that came during

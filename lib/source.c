@@ -44,9 +44,10 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
     return 0;
 }
 
-int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
-                         uint64_t *start, uint64_t *end,
-                         struct q2s_error *err)
+/* ops->next_data, checked. */
+static int backend_next_data(struct q2s_source *source, uint64_t offset,
+                             uint64_t *start, uint64_t *end,
+                             struct q2s_error *err)
 {
     int found = source->ops->next_data(source, offset, start, end, err);
 
@@ -61,12 +62,92 @@ int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
     return found;
 }
 
+int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
+                         uint64_t *start, uint64_t *end,
+                         struct q2s_error *err)
+{
+    const struct q2s_map *map = source->map;
+
+    if (!map)
+        return backend_next_data(source, offset, start, end, err);
+    /* The first data extent that meets an extent of the map.  Each turn
+     * returns or moves offset past an extent of the map. */
+    for (;;) {
+        size_t i = q2s_map_find(map, offset);
+        const struct q2s_extent *extent;
+        uint64_t extent_end;
+        int found;
+
+        if (i == map->count)
+            return 0;
+        extent = &map->extents[i];
+        extent_end = extent->offset + extent->length;
+        if (offset < extent->offset)
+            offset = extent->offset;
+        found = backend_next_data(source, offset, start, end, err);
+        if (found <= 0)
+            return found;
+        if (*start < extent_end) {
+            if (*end > extent_end)
+                *end = extent_end;
+            return 1;
+        }
+        offset = *start;
+    }
+}
+
 uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
                            uint64_t length, int *fd, uint64_t *fd_offset)
 {
+    const struct q2s_map *map = source->map;
+
     if (!source->ops->locate)
         return 0;
+    if (map) {
+        size_t i = q2s_map_find(map, offset);
+        const struct q2s_extent *extent;
+
+        /* Only bytes that may be read: the caller reads the rest through
+         * q2s_source_read_data(), which fills the holes with zeros. */
+        if (i == map->count)
+            return 0;
+        extent = &map->extents[i];
+        if (extent->offset > offset)
+            return 0;
+        if (extent->offset + extent->length - offset < length)
+            length = extent->offset + extent->length - offset;
+    }
     return source->ops->locate(source, offset, length, fd, fd_offset);
+}
+
+int q2s_source_use_map(struct q2s_source *source, const struct q2s_map *map,
+                       struct q2s_error *err)
+{
+    struct q2s_map *sorted = NULL;
+
+    if (map) {
+        for (size_t i = 0; i < map->count; i++) {
+            const struct q2s_extent *extent = &map->extents[i];
+
+            if (extent->offset + extent->length > source->size)
+                return q2s_error_set(
+                    err, EINVAL, "the map's extent at offset %llu (%llu "
+                    "bytes) reaches past the end of the input (%llu bytes)",
+                    (unsigned long long)extent->offset,
+                    (unsigned long long)extent->length,
+                    (unsigned long long)source->size);
+        }
+        sorted = q2s_map_create();
+        if (!sorted)
+            return q2s_error_set_errno(err, ENOMEM, "cannot copy the map");
+        if (q2s_map_sorted(sorted, map, err) < 0) {
+            q2s_map_destroy(sorted);
+            return -1;
+        }
+    }
+    q2s_map_destroy(source->map);
+    source->map = sorted;
+    return 0;
 }
 
 int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err)
@@ -120,6 +201,13 @@ int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
 
 void q2s_source_close(struct q2s_source *source)
 {
-    if (source)
-        source->ops->close(source);
+    struct q2s_map *map;
+
+    if (!source)
+        return;
+    /* The map is the interface's, whatever the kind of input; close frees
+     * the source itself. */
+    map = source->map;
+    source->ops->close(source);
+    q2s_map_destroy(map);
 }

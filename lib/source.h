@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "common/cancel.h"
+#include "map.h"
 #include "options.h"
 #include "qcow2-to-stdout.h"
 
@@ -43,6 +44,9 @@ struct q2s_source {
     bool raw_file;
     /* Whether the caller wants to stop.  Long loops check it. */
     struct q2s_cancel cancel;
+    /* Where the data may lie, sorted and merged (q2s_source_use_map());
+     * NULL: anywhere the operations say. */
+    struct q2s_map *map;
 };
 
 static inline int q2s_source_interrupted(const struct q2s_source *source)
@@ -53,13 +57,21 @@ static inline int q2s_source_interrupted(const struct q2s_source *source)
 /* The checked calls of the operations, which the core goes through:
  * ops->next_data with its extent checked (EPROTO for one that goes back,
  * is empty, or ends past the input); ops->locate, 0 without it; and
- * ops->check_size. */
+ * ops->check_size.  With a map, next_data gives only what lies inside its
+ * extents, and locate only bytes inside one (maybe fewer than asked): the
+ * rest reads as zeros and is never read. */
 int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
                          uint64_t *start, uint64_t *end,
                          struct q2s_error *err);
 uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
                            uint64_t length, int *fd, uint64_t *fd_offset);
 int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err);
+
+/* From now on the source reads as zeros outside the extents of map (any
+ * order, overlaps allowed), which it copies sorted and merged; EINVAL for
+ * an extent past the end of the source.  NULL removes the map. */
+int q2s_source_use_map(struct q2s_source *source, const struct q2s_map *map,
+                       struct q2s_error *err);
 
 /* Reads [offset, offset + length) like ops->read, but only the extents
  * that may hold data: the rest is filled with zeros, never read. */
