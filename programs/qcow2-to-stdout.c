@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qcow2-to-stdout.h"
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
+/* The most text --map reads: a map of a few million extents. */
+#define MAP_TEXT_MAX_BYTES (1024 * 1024 * 1024)
 
 struct cli {
     struct q2s_options *options;
@@ -37,6 +40,8 @@ struct cli {
     bool length_given;
     bool compression_option_given;  /* --compress-level or --compress-cache */
     bool stdout_closed;  /* at start; it is /dev/null now */
+    const char *map_name;  /* --map: a path, or fd:N */
+    int map_fd;            /* N of fd:N, or -1 */
 };
 
 /* What the progress display last showed. */
@@ -151,6 +156,14 @@ static void help(void)
            "                     SECONDS for the handshake or for a reply "
            "(default: wait;\n"
            "                     %d with --untrusted)\n"
+           "      --map=FILE     read the input only where the allocation "
+           "map in FILE\n"
+           "                     says its data lies; elsewhere it reads as "
+           "zeros.  FILE\n"
+           "                     holds the JSON of qemu-img map "
+           "--output=json or of\n"
+           "                     rbd diff --format=json; fd:N reads it "
+           "from descriptor N\n"
            "  -p, --progress     show progress on standard error\n"
            "      --progress-fd=N\n"
            "                     write progress for a calling program to "
@@ -272,6 +285,7 @@ enum {
     OPT_UNTRUSTED,
     OPT_TIMEOUT,
     OPT_PROGRESS_FD,
+    OPT_MAP,
 };
 
 /* The CPUs this process may run on. */
@@ -408,6 +422,24 @@ static int check_combinations(struct cli *cli)
     return -1;
 }
 
+/* --map=FILE: a path, or fd:N with N a descriptor number.  -1 for an fd:
+ * that is not followed by one. */
+static int parse_map_name(struct cli *cli, const char *name)
+{
+    const char *digits = name + 3;
+    uint64_t n;
+
+    cli->map_name = name;
+    cli->map_fd = -1;
+    if (strncmp(name, "fd:", 3) != 0)
+        return 0;
+    if (digits[strspn(digits, "0123456789")] != '\0' ||
+        !parse_size(digits, &n) || n > INT_MAX)
+        return -1;
+    cli->map_fd = (int)n;
+    return 0;
+}
+
 /* Returns -1 to go on, or the exit status. */
 static int parse_arguments(struct cli *cli, int argc, char **argv)
 {
@@ -426,6 +458,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "threads", required_argument, NULL, 'j' },
         { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "map", required_argument, NULL, OPT_MAP },
         { NULL, 0, NULL, 0 },
     };
     struct q2s_error *err = NULL;
@@ -515,6 +548,11 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                                                (uint32_t)n, &err) < 0)
                 return usage_error_from(err);
             break;
+        case OPT_MAP:
+            if (parse_map_name(cli, optarg) < 0)
+                return usage_error("invalid --map '%s': fd: takes a "
+                                   "descriptor number, as in fd:3", optarg);
+            break;
         case 'h':
             help();
             return flush_stdout(cli);
@@ -565,6 +603,11 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (cli->measure && (cli->offset != 0 || cli->length_given))
         return usage_error("--measure measures the whole image; it takes no "
                            "--offset or --length");
+    if (cli->map_name && cli->data_file_raw)
+        return usage_error("--map has no use with -R, which reads no input");
+    if (cli->map_fd == STDIN_FILENO && strcmp(cli->input, "-") == 0)
+        return usage_error("--map=fd:0 and the input - would both read "
+                           "standard input");
     if (cli->compression_option_given &&
         cli->compression == Q2S_COMPRESSION_NONE)
         return usage_error("--compress-level and --compress-cache go with "
@@ -728,7 +771,7 @@ static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
  * own, reported once by main. */
 struct failure {
     struct q2s_error *error;
-    char message[256];
+    char message[1024];
 };
 
 static const char *failure_message(const struct failure *failure)
@@ -860,12 +903,118 @@ static int guard_standard_descriptors(bool closed[3])
     return 0;
 }
 
+/* Waits for fd, non-blocking, to have something to read.  -1 with errno
+ * EINTR when a stop signal came. */
+static int wait_readable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+
+    while (poll(&p, 1, -1) < 0) {
+        if (errno != EINTR || stop_signal)
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads fd to its end into *text (*length bytes), which the caller frees:
+ * a file, or a pipe that another process fills while we read.  Fails past
+ * MAP_TEXT_MAX_BYTES; a stop signal ends the wait. */
+static int read_to_end(int fd, const char *name, char **text,
+                       size_t *length, struct failure *failure)
+{
+    size_t used = 0, size = 0, first_size = 64 * 1024;
+    char *buf = NULL;
+    struct stat st;
+
+    /* A file's size, to read it into one buffer of the right size. */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
+        (uint64_t)st.st_size < MAP_TEXT_MAX_BYTES)
+        first_size = (size_t)st.st_size + 1;
+    for (;;) {
+        ssize_t n;
+
+        if (used == size) {
+            size_t bigger_size = size == 0 ? first_size
+                                 : size < MAP_TEXT_MAX_BYTES / 2
+                                     ? size * 2
+                                     : MAP_TEXT_MAX_BYTES + 1;
+            char *bigger = realloc(buf, bigger_size);
+
+            if (!bigger) {
+                snprintf(failure->message, sizeof failure->message,
+                         "%s: out of memory", name);
+                break;
+            }
+            buf = bigger;
+            size = bigger_size;
+        }
+        n = read(fd, buf + used, size - used);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            wait_readable(fd) == 0)
+            continue;
+        if (n < 0 && errno == EINTR && !stop_signal)
+            continue;
+        if (n < 0) {
+            snprintf(failure->message, sizeof failure->message, "%s: %s",
+                     name, strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            *text = buf;
+            *length = used;
+            return 0;
+        }
+        used += (size_t)n;
+        if (used > MAP_TEXT_MAX_BYTES) {
+            snprintf(failure->message, sizeof failure->message,
+                     "%s: larger than %d MiB, the most a map may take",
+                     name, MAP_TEXT_MAX_BYTES >> 20);
+            break;
+        }
+    }
+    free(buf);
+    return -1;
+}
+
+/* The map that --map names, read and parsed. */
+static int load_map(const struct cli *cli, struct q2s_map **map,
+                    struct failure *failure)
+{
+    struct q2s_error *err = NULL;
+    size_t length = 0;
+    char *text = NULL;
+    int fd = cli->map_fd, ret;
+
+    if (fd < 0)
+        fd = open(cli->map_name, O_RDONLY | O_CLOEXEC);
+    else if (fcntl(fd, F_GETFD) < 0)
+        fd = -1;
+    if (fd < 0) {
+        snprintf(failure->message, sizeof failure->message, "%s: %s",
+                 cli->map_name, strerror(errno));
+        return -1;
+    }
+    ret = read_to_end(fd, cli->map_name, &text, &length, failure);
+    close(fd);
+    if (ret < 0)
+        return -1;
+    ret = q2s_map_from_json(text, length, map, &err);
+    free(text);
+    if (ret < 0) {
+        snprintf(failure->message, sizeof failure->message, "%s: %s",
+                 cli->map_name, q2s_error_message(err));
+        q2s_error_free(err);
+    }
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     bool closed[3];
     struct q2s_source *source;
+    struct q2s_map *map = NULL;
     struct failure failure = { .error = NULL };
-    struct cli cli = { 0 };
+    struct cli cli = { .map_fd = -1 };
     struct machine_progress machine = { .scan_span = -1, .last = -1 };
     int status;
 
@@ -895,14 +1044,21 @@ int main(int argc, char **argv)
     machine.fd = cli.progress_fd;
     machine.measure = cli.measure;
     machine_progress_write(&machine, 0);
-    if (q2s_source_open(cli.input, cli.source_options, &source,
-                        &failure.error) < 0) {
+    /* The map first: a bad one starts no qemu-nbd. */
+    if (cli.map_name && load_map(&cli, &map, &failure) < 0) {
+        status = EXIT_FAILURE;
+    } else if (q2s_source_open(cli.input, cli.source_options, &source,
+                               &failure.error) < 0) {
         status = EXIT_FAILURE;
     } else {
-        status = run(&cli, source, &machine, &failure) < 0 ? EXIT_FAILURE
-                                                 : EXIT_SUCCESS;
+        status = (map && q2s_source_set_map(source, map,
+                                            &failure.error) < 0) ||
+                         run(&cli, source, &machine, &failure) < 0
+                     ? EXIT_FAILURE
+                     : EXIT_SUCCESS;
         q2s_source_close(source);
     }
+    q2s_map_free(map);
     q2s_options_free(cli.options);
     q2s_source_options_free(cli.source_options);
     /* Stopped by a signal: die of it, quietly, as a shell expects. */
