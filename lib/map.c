@@ -102,8 +102,10 @@ int q2s_map_sorted(struct q2s_map *sorted, const struct q2s_map *map,
 
     if (q2s_map_copy(sorted, map, err) < 0)
         return -1;
-    qsort(sorted->extents, sorted->count, sizeof *sorted->extents,
-          by_offset);
+    /* An empty map has no array to give qsort. */
+    if (sorted->count > 1)
+        qsort(sorted->extents, sorted->count, sizeof *sorted->extents,
+              by_offset);
     for (size_t i = 0; i < sorted->count; i++) {
         struct q2s_extent *extent = &sorted->extents[i];
         struct q2s_extent *last = kept ? &sorted->extents[kept - 1] : NULL;
