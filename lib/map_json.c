@@ -313,10 +313,20 @@ static int check_end(struct json_text *t, const char *what,
     return 0;
 }
 
-static struct json_tokener *new_tokener(int depth, struct q2s_error *err)
+/* A parser for the text t, which must not be blank (what names it in
+ * messages); NULL on failure. */
+static struct json_tokener *start_parsing(struct json_text *t, int depth,
+                                          const char *what,
+                                          struct q2s_error *err)
 {
-    struct json_tokener *tok = json_tokener_new_ex(depth);
+    struct json_tokener *tok;
 
+    skip_space(t);
+    if (t->pos == t->length) {
+        q2s_error_set(err, EPROTO, "%s: the text is empty", what);
+        return NULL;
+    }
+    tok = json_tokener_new_ex(depth);
     if (!tok)
         q2s_error_set_errno(err, ENOMEM, "cannot allocate a JSON parser");
     else
@@ -332,10 +342,7 @@ int q2s_parse_map_json(const char *text, size_t length, struct q2s_map **map,
     int ret = -1;
 
     *map = NULL;
-    skip_space(&t);
-    if (t.pos == t.length)
-        return q2s_error_set(err, EPROTO, "map JSON: the text is empty");
-    tok = new_tokener(MAP_ELEMENT_DEPTH, err);
+    tok = start_parsing(&t, MAP_ELEMENT_DEPTH, "map JSON", err);
     if (!tok)
         return -1;
     if (t.bytes[t.pos] != '[') {
@@ -372,10 +379,7 @@ int q2s_parse_image_info_json(const char *text, size_t length,
     if (length > Q2S_IMAGE_INFO_JSON_MAX_BYTES)
         return q2s_error_set(err, EPROTO, "info JSON: larger than %d MiB",
                              Q2S_IMAGE_INFO_JSON_MAX_BYTES >> 20);
-    skip_space(&t);
-    if (t.pos == t.length)
-        return q2s_error_set(err, EPROTO, "info JSON: the text is empty");
-    tok = new_tokener(IMAGE_INFO_DEPTH, err);
+    tok = start_parsing(&t, IMAGE_INFO_DEPTH, "info JSON", err);
     if (!tok)
         return -1;
     if (parse_value(tok, &t, "info JSON", &info, err) < 0 ||
