@@ -108,3 +108,61 @@ size_t q2s_runs_select(const struct q2s_runs *set, uint64_t rank)
 
     return q2s_search_first(set->count, ends_after_rank, &k);
 }
+
+void q2s_runs_builder_init(struct q2s_runs_builder *builder)
+{
+    q2s_runs_init(&builder->unsorted);
+}
+
+void q2s_runs_builder_free(struct q2s_runs_builder *builder)
+{
+    q2s_runs_free(&builder->unsorted);
+}
+
+int q2s_runs_builder_add(struct q2s_runs_builder *builder, uint64_t start,
+                         uint64_t length)
+{
+    struct q2s_runs *unsorted = &builder->unsorted;
+    uint64_t end;
+
+    /* Most runs come in order: those merge as in a set. */
+    if (unsorted->count == 0 ||
+        start >= unsorted->runs[unsorted->count - 1].start)
+        return q2s_runs_add(unsorted, start, length);
+    if (length == 0)
+        return 0;
+    if (__builtin_add_overflow(start, length, &end)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (Q2S_VECTOR_RESERVE(unsorted->runs, unsorted->count,
+                           unsorted->capacity, 1) < 0)
+        return -1;
+    unsorted->runs[unsorted->count++] = (struct q2s_run){ start, length, 0 };
+    return 0;
+}
+
+static int compare_starts(const void *a, const void *b)
+{
+    const struct q2s_run *x = a, *y = b;
+
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int q2s_runs_builder_finish(struct q2s_runs_builder *builder,
+                            struct q2s_runs *set)
+{
+    struct q2s_runs *unsorted = &builder->unsorted;
+    int ret = 0;
+
+    if (unsorted->count > 0)
+        qsort(unsorted->runs, unsorted->count, sizeof *unsorted->runs,
+              compare_starts);
+    /* Sorted by start, each run starts at or after the last merged one's
+     * start, which is what q2s_runs_add() merges. */
+    for (size_t i = 0; i < unsorted->count && ret == 0; i++)
+        ret = q2s_runs_add(set, unsorted->runs[i].start,
+                           unsorted->runs[i].length);
+    q2s_runs_builder_free(builder);
+    return ret;
+}

@@ -46,4 +46,24 @@ bool q2s_runs_rank(const struct q2s_runs *set, uint64_t x, uint64_t *rank);
  * set->count if rank >= total. */
 size_t q2s_runs_select(const struct q2s_runs *set, uint64_t rank);
 
+/* Runs that come in any order, overlapping or not (the XAPI fork's rules
+ * allocate clusters as its maps list them): collected here, then sorted
+ * and merged into a set. */
+struct q2s_runs_builder {
+    struct q2s_runs unsorted;  /* in the order added; rank unused */
+};
+
+void q2s_runs_builder_init(struct q2s_runs_builder *builder);
+void q2s_runs_builder_free(struct q2s_runs_builder *builder);
+
+/* Adds [start, start + length), in any order; -1 with errno set (ENOMEM,
+ * or EINVAL for an end that overflows). */
+int q2s_runs_builder_add(struct q2s_runs_builder *builder, uint64_t start,
+                         uint64_t length);
+
+/* Adds what was collected to *set, which must be empty, and frees the
+ * builder; -1 with errno ENOMEM. */
+int q2s_runs_builder_finish(struct q2s_runs_builder *builder,
+                            struct q2s_runs *set);
+
 #endif
