@@ -108,6 +108,8 @@ void q2s_error_free(struct q2s_error *error)
 struct options_handle {
     struct q2s_options options;  /* first, so that the two convert */
     char *data_file_name;
+    struct q2s_map input_map;
+    struct q2s_map base_map;
 };
 
 struct q2s_options *q2s_options_new(void)
@@ -126,6 +128,8 @@ void q2s_options_free(struct q2s_options *options)
 
     if (handle) {
         free(handle->data_file_name);
+        q2s_map_fini(&handle->input_map);
+        q2s_map_fini(&handle->base_map);
         free(handle);
     }
 }
@@ -192,6 +196,52 @@ int q2s_options_set_data_file(struct q2s_options *options, const char *name,
     options->data_file_name = copy;
     options->data_file_raw = raw;
     return 0;
+}
+
+/* Copies map into *copy and points *field at it (NULL for no map), after
+ * checking it against the virtual size. */
+static int set_fork_map(struct q2s_map *copy, const struct q2s_map **field,
+                        uint64_t *size_field, const struct q2s_map *map,
+                        uint64_t virtual_size, const char *whose,
+                        struct q2s_error **error)
+{
+    struct q2s_map new_copy;
+    struct q2s_error err;
+
+    if (map && (q2s_check_map_size(map, virtual_size, whose, &err) < 0 ||
+                q2s_map_copy(&new_copy, map, &err) < 0))
+        return give_error(error, &err);
+    q2s_map_fini(copy);
+    *field = NULL;
+    *size_field = 0;
+    if (map) {
+        *copy = new_copy;
+        *field = copy;
+        *size_field = virtual_size;
+    }
+    return 0;
+}
+
+int q2s_options_set_input_map(struct q2s_options *options,
+                              const struct q2s_map *map,
+                              uint64_t virtual_size, struct q2s_error **error)
+{
+    struct options_handle *handle = (struct options_handle *)options;
+
+    return set_fork_map(&handle->input_map, &options->input_map,
+                        &options->input_virtual_size, map, virtual_size,
+                        "the input's", error);
+}
+
+int q2s_options_set_base_map(struct q2s_options *options,
+                             const struct q2s_map *map, uint64_t virtual_size,
+                             struct q2s_error **error)
+{
+    struct options_handle *handle = (struct options_handle *)options;
+
+    return set_fork_map(&handle->base_map, &options->base_map,
+                        &options->base_virtual_size, map, virtual_size,
+                        "the base's", error);
 }
 
 const char *q2s_options_get_data_file(const struct q2s_options *options)
@@ -497,22 +547,42 @@ static int cancelled_after(struct q2s_source *source, struct q2s_error *err)
     return 0;
 }
 
-int q2s_plan_build(struct q2s_source *source,
-                   const struct q2s_options *options,
-                   q2s_progress_callback *progress, void *progress_opaque,
-                   struct q2s_plan **plan, struct q2s_error **error)
+static int build(struct q2s_source *source, struct q2s_source *base,
+                 const struct q2s_options *options,
+                 q2s_progress_callback *progress, void *progress_opaque,
+                 struct q2s_plan **plan, struct q2s_error **error)
 {
     struct q2s_error err;
 
-    if (q2s_build_plan(source, options, progress, progress_opaque, plan,
-                       &err) < 0)
+    if (q2s_build_plan(source, base, options, progress, progress_opaque,
+                       plan, &err) < 0)
         return give_error(error, &err);
-    if (cancelled_after(source, &err) < 0) {
+    if (cancelled_after(source, &err) < 0 ||
+        (base && cancelled_after(base, &err) < 0)) {
         q2s_plan_free(*plan);
         *plan = NULL;
         return give_error(error, &err);
     }
     return 0;
+}
+
+int q2s_plan_build(struct q2s_source *source,
+                   const struct q2s_options *options,
+                   q2s_progress_callback *progress, void *progress_opaque,
+                   struct q2s_plan **plan, struct q2s_error **error)
+{
+    return build(source, NULL, options, progress, progress_opaque, plan,
+                 error);
+}
+
+int q2s_plan_build_delta(struct q2s_source *source, struct q2s_source *base,
+                         const struct q2s_options *options,
+                         q2s_progress_callback *progress,
+                         void *progress_opaque, struct q2s_plan **plan,
+                         struct q2s_error **error)
+{
+    return build(source, base, options, progress, progress_opaque, plan,
+                 error);
 }
 
 uint64_t q2s_plan_get_image_size(const struct q2s_plan *plan)

@@ -7,6 +7,7 @@
 
 #include "common/bits.h"
 #include "compress.h"
+#include "map.h"
 #include "metadata.h"
 
 void q2s_options_init(struct q2s_options *options)
@@ -94,6 +95,20 @@ int q2s_check_format(const char *format, struct q2s_error *err)
     return 0;
 }
 
+int q2s_check_map_size(const struct q2s_map *map, uint64_t virtual_size,
+                       const char *whose, struct q2s_error *err)
+{
+    uint64_t end = q2s_map_end(map);
+
+    if (end > virtual_size)
+        return q2s_error_set(err, EINVAL, "%s map reaches byte %llu, past "
+                             "the virtual size of %llu bytes: it is the map "
+                             "of another disk", whose,
+                             (unsigned long long)end,
+                             (unsigned long long)virtual_size);
+    return 0;
+}
+
 int q2s_options_validate(const struct q2s_options *options,
                          struct q2s_error *err)
 {
@@ -105,6 +120,12 @@ int q2s_options_validate(const struct q2s_options *options,
     if (options->compression != Q2S_COMPRESSION_NONE &&
         q2s_check_threads(options->threads, err) < 0)
         return -1;
+    /* The fork allocates mapped clusters without reading them, and a
+     * delta must store the zero clusters that hide the base's data. */
+    if (options->input_map && options->compression != Q2S_COMPRESSION_NONE)
+        return q2s_error_set(err, EINVAL, "compression cannot be combined "
+                             "with the input's qemu-img map (the XAPI "
+                             "fork's --json-header-map); --map can");
     if (options->data_file_raw && !options->data_file_name)
         return q2s_error_set(err, EINVAL, "data_file_raw needs an external "
                              "data file");

@@ -26,6 +26,14 @@ struct q2s_options {
     /* Compressed clusters kept in memory from pass 1 for pass 2, which
      * compresses again those that did not fit. */
     uint64_t cache_bytes;
+    /* The XAPI fork's maps (qcow2-to-stdout-xapi.py): with input_map,
+     * the clusters it touches are allocated unread and the virtual size
+     * is input_virtual_size; base_map is the base's, for a delta.  NULL
+     * without. */
+    const struct q2s_map *input_map;
+    uint64_t input_virtual_size;
+    const struct q2s_map *base_map;
+    uint64_t base_virtual_size;
 };
 
 struct q2s_source_options {
@@ -43,6 +51,11 @@ struct q2s_source_options {
      * the error "interrupted", and children are ended. */
     const volatile sig_atomic_t *interrupted;
 };
+
+/* Whether a map fits a disk of virtual_size bytes: EINVAL if an extent
+ * reaches past it (the map of another disk). */
+int q2s_check_map_size(const struct q2s_map *map, uint64_t virtual_size,
+                       const char *whose, struct q2s_error *err);
 
 /* The defaults of q2s_options_new() and q2s_source_options_new(). */
 void q2s_options_init(struct q2s_options *options);

@@ -23,6 +23,9 @@ int q2s_geometry_init(struct q2s_geometry *geometry,
     g.refcount_order = q2s_log2_power_of_two(options->refcount_bits);
     g.l2_entries_per_table = options->cluster_size / 8;
     g.input_size = input_size;
+    /* With the XAPI fork's input map, its info gives the disk's size. */
+    if (options->input_map)
+        input_size = options->input_virtual_size;
     if (input_size > UINT64_MAX - (QCOW2_SECTOR_SIZE - 1))
         return q2s_error_set(err, EFBIG, "the image size is too large");
     g.virtual_size = qcow2_round_up_to_sector(input_size);

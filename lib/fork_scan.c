@@ -1,0 +1,330 @@
+#include "fork_scan.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bits.h"
+#include "fork_rules.h"
+
+/* A window of this much of each source is read before comparing, at
+ * least: large reads for block devices, which have no holes to skip. */
+#define COMPARE_WINDOW_BYTES (4 * 1024 * 1024)
+
+/* Clusters of the input compared with what the image would show without
+ * them: the base's (zeros past its end), or zeros when there is no base. */
+struct comparison {
+    struct q2s_source *input;
+    struct q2s_source *base;  /* NULL: compared with zeros */
+    const struct q2s_geometry *geometry;
+    uint64_t window_clusters;
+    uint8_t *input_buffer;
+    uint8_t *base_buffer;
+    /* The base's last cluster when the base ends partway into it: the
+     * fork reads it short and never finds it equal.  UINT64_MAX if none. */
+    uint64_t partial_base_cluster;
+    /* The fork's comparison, with that quirk; or an exact one, of the
+     * bytes the guest sees (up to the virtual size). */
+    bool as_the_fork;
+    struct q2s_runs_builder *differing;
+    q2s_progress_callback *progress;
+    void *progress_opaque;
+    uint64_t done_bytes;
+    uint64_t total_bytes;
+};
+
+static int comparison_init(struct comparison *cmp, struct q2s_source *input,
+                           struct q2s_source *base,
+                           const struct q2s_geometry *geometry,
+                           struct q2s_runs_builder *differing,
+                           struct q2s_error *err)
+{
+    uint32_t cluster_size = geometry->cluster_size;
+    size_t window_bytes;
+
+    *cmp = (struct comparison){
+        .input = input,
+        .base = base,
+        .geometry = geometry,
+        .window_clusters = COMPARE_WINDOW_BYTES > cluster_size
+                               ? COMPARE_WINDOW_BYTES / cluster_size : 1,
+        .partial_base_cluster = base && base->size % cluster_size
+                                    ? base->size / cluster_size : UINT64_MAX,
+        .differing = differing,
+    };
+    window_bytes = (size_t)(cmp->window_clusters * cluster_size);
+    if (posix_memalign((void **)&cmp->input_buffer, 4096, window_bytes) != 0 ||
+        posix_memalign((void **)&cmp->base_buffer, 4096, window_bytes) != 0)
+        return q2s_error_set_errno(err, ENOMEM, "cannot allocate the "
+                                   "buffers to compare");
+    if (!base)
+        memset(cmp->base_buffer, 0, window_bytes);
+    return 0;
+}
+
+static void comparison_fini(struct comparison *cmp)
+{
+    free(cmp->input_buffer);
+    free(cmp->base_buffer);
+}
+
+/* Whether source may hold data in [from, to); if not, *next is where its
+ * next data starts (UINT64_MAX if nowhere). */
+static int may_hold_data(struct q2s_source *source, uint64_t from,
+                         uint64_t to, uint64_t *next, struct q2s_error *err)
+{
+    uint64_t start, end;
+    int found;
+
+    *next = UINT64_MAX;
+    if (!source || from >= source->size)
+        return 0;
+    found = q2s_source_next_data(source, from, &start, &end, err);
+    if (found <= 0)
+        return found;
+    if (start < to)
+        return 1;
+    *next = start;
+    return 0;
+}
+
+static int add_differing(struct comparison *cmp, uint64_t cluster,
+                         struct q2s_error *err)
+{
+    if (q2s_runs_builder_add(cmp->differing, cluster, 1) < 0)
+        return q2s_error_set_errno(err, errno, "cannot record the clusters "
+                                   "that differ");
+    return 0;
+}
+
+/* Clusters [first, first + count), which both sources read as zeros: only
+ * the fork's partial base cluster differs. */
+static int skip_zeros(struct comparison *cmp, uint64_t first, uint64_t count,
+                      struct q2s_error *err)
+{
+    if (cmp->as_the_fork && cmp->partial_base_cluster - first < count)
+        return add_differing(cmp, cmp->partial_base_cluster, err);
+    return 0;
+}
+
+/* Bytes of cluster that the comparison looks at. */
+static size_t compared_bytes(const struct comparison *cmp, uint64_t cluster)
+{
+    const struct q2s_geometry *g = cmp->geometry;
+    uint64_t offset = cluster << g->cluster_bits;
+
+    if (cmp->as_the_fork || g->virtual_size - offset >= g->cluster_size)
+        return g->cluster_size;
+    return (size_t)(g->virtual_size - offset);
+}
+
+/* Reads clusters [first, first + count) of both sources and compares. */
+static int compare_window(struct comparison *cmp, uint64_t first,
+                          uint64_t count, struct q2s_error *err)
+{
+    uint32_t bits = cmp->geometry->cluster_bits;
+    size_t length = (size_t)(count << bits);
+
+    if (q2s_source_read_clusters(cmp->input, cmp->input_buffer, length,
+                                 first << bits, err) < 0 ||
+        (cmp->base &&
+         q2s_source_read_clusters(cmp->base, cmp->base_buffer, length,
+                                  first << bits, err) < 0))
+        return -1;
+    for (uint64_t i = 0; i < count; i++) {
+        size_t off = (size_t)(i << bits);
+        bool differs = cmp->as_the_fork &&
+                       first + i == cmp->partial_base_cluster;
+
+        if (!differs)
+            differs = memcmp(cmp->input_buffer + off, cmp->base_buffer + off,
+                             compared_bytes(cmp, first + i)) != 0;
+        if (differs && add_differing(cmp, first + i, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Compares the clusters of one run, a window at a time, jumping over what
+ * both sources report as holes. */
+static int compare_run(struct comparison *cmp, uint64_t first, uint64_t end,
+                       struct q2s_error *err)
+{
+    uint32_t bits = cmp->geometry->cluster_bits;
+
+    while (first < end) {
+        uint64_t count = end - first < cmp->window_clusters
+                             ? end - first : cmp->window_clusters;
+        uint64_t from = first << bits, to = (first + count) << bits;
+        uint64_t next_input, next_base, next;
+        int input_data, base_data;
+
+        if (q2s_source_interrupted(cmp->input) ||
+            (cmp->base && q2s_source_interrupted(cmp->base)))
+            return q2s_error_set(err, ECANCELED, "interrupted");
+        input_data = may_hold_data(cmp->input, from, to, &next_input, err);
+        if (input_data < 0)
+            return -1;
+        base_data = may_hold_data(cmp->base, from, to, &next_base, err);
+        if (base_data < 0)
+            return -1;
+        if (!input_data && !base_data) {
+            /* Both start their data at or past to: jump to the first. */
+            next = next_input < next_base ? next_input : next_base;
+            count = (next >> bits) < end ? (next >> bits) - first
+                                         : end - first;
+            if (skip_zeros(cmp, first, count, err) < 0)
+                return -1;
+        } else if (compare_window(cmp, first, count, err) < 0) {
+            return -1;
+        }
+        first += count;
+        cmp->done_bytes += count << bits;
+        if (cmp->progress)
+            cmp->progress(cmp->progress_opaque, Q2S_PHASE_SCAN,
+                          cmp->done_bytes, cmp->total_bytes);
+    }
+    return 0;
+}
+
+static int compare_runs(struct comparison *cmp, const struct q2s_runs *runs,
+                        bool as_the_fork, struct q2s_error *err)
+{
+    cmp->as_the_fork = as_the_fork;
+    for (size_t i = 0; i < runs->count; i++)
+        if (compare_run(cmp, runs->runs[i].start,
+                        runs->runs[i].start + runs->runs[i].length, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* *allocated becomes outright and the differing clusters together. */
+static int merge_into(struct q2s_runs_builder *differing,
+                      const struct q2s_runs *outright,
+                      struct q2s_runs *allocated, struct q2s_error *err)
+{
+    for (size_t i = 0; i < outright->count; i++)
+        if (q2s_runs_builder_add(differing, outright->runs[i].start,
+                                 outright->runs[i].length) < 0)
+            return q2s_error_set_errno(err, errno, "cannot record the "
+                                       "clusters");
+    if (q2s_runs_builder_finish(differing, allocated) < 0)
+        return q2s_error_set_errno(err, errno, "cannot record the clusters");
+    return 0;
+}
+
+int q2s_fork_check_size(const struct q2s_source *source,
+                        uint64_t virtual_size, const char *what,
+                        struct q2s_error *err)
+{
+    if (source->size < virtual_size)
+        return q2s_error_set(err, EINVAL, "the %s has %llu bytes, fewer "
+                             "than the virtual size of %llu bytes that its "
+                             "info gives", what,
+                             (unsigned long long)source->size,
+                             (unsigned long long)virtual_size);
+    return 0;
+}
+
+int q2s_scan_fork_map(struct q2s_source *input,
+                      const struct q2s_geometry *geometry,
+                      const struct q2s_options *options,
+                      struct q2s_runs *allocated, struct q2s_error *err)
+{
+    struct q2s_runs outright, to_check;
+    struct q2s_runs_builder differing;
+    struct comparison cmp = { .input_buffer = NULL, .base_buffer = NULL };
+    int ret = -1;
+
+    q2s_runs_init(&outright);
+    q2s_runs_init(&to_check);
+    q2s_runs_builder_init(&differing);
+    if (q2s_fork_mapped_clusters(options->input_map, geometry->cluster_bits,
+                                 geometry->guest_clusters, &outright,
+                                 &to_check, err) < 0 ||
+        comparison_init(&cmp, input, NULL, geometry, &differing, err) < 0 ||
+        compare_runs(&cmp, &to_check, false, err) < 0 ||
+        merge_into(&differing, &outright, allocated, err) < 0)
+        goto out;
+    ret = 0;
+out:
+    comparison_fini(&cmp);
+    q2s_runs_builder_free(&differing);
+    q2s_runs_free(&outright);
+    q2s_runs_free(&to_check);
+    return ret;
+}
+
+/* What the fork compares: with maps, what its walk says; without, every
+ * cluster of the input, against zeros past the base's end. */
+static int clusters_to_compare(const struct q2s_options *options,
+                               struct q2s_source *base,
+                               const struct q2s_geometry *geometry,
+                               struct q2s_runs *outright,
+                               struct q2s_runs *to_compare,
+                               struct q2s_runs *to_check,
+                               struct q2s_error *err)
+{
+    uint64_t base_clusters;
+
+    if (!options->input_map)
+        return q2s_runs_add(to_compare, 0, geometry->guest_clusters) < 0
+                   ? q2s_error_set_errno(err, errno, "cannot record the "
+                                         "clusters to compare")
+                   : 0;
+    if (!options->base_map)
+        return q2s_error_set(err, EINVAL, "with the input's map, a delta "
+                             "needs the base's map and virtual size too "
+                             "(--json-header-diff-map and "
+                             "--json-header-diff-info)");
+    if (q2s_fork_check_size(base, options->base_virtual_size, "base",
+                            err) < 0)
+        return -1;
+    base_clusters = q2s_div_round_up(options->base_virtual_size,
+                                     geometry->cluster_size);
+    return q2s_fork_walk(options->input_map, options->base_map,
+                         geometry->cluster_bits, geometry->guest_clusters,
+                         base_clusters, outright, to_compare, to_check, err);
+}
+
+int q2s_scan_delta(struct q2s_source *input, struct q2s_source *base,
+                   const struct q2s_geometry *geometry,
+                   const struct q2s_options *options,
+                   struct q2s_runs *allocated,
+                   q2s_progress_callback *progress, void *progress_opaque,
+                   struct q2s_error *err)
+{
+    struct q2s_runs outright, to_compare, to_check;
+    struct q2s_runs_builder differing;
+    struct comparison cmp = { .input_buffer = NULL, .base_buffer = NULL };
+    int ret = -1;
+
+    q2s_runs_init(&outright);
+    q2s_runs_init(&to_compare);
+    q2s_runs_init(&to_check);
+    q2s_runs_builder_init(&differing);
+    if (clusters_to_compare(options, base, geometry, &outright, &to_compare,
+                            &to_check, err) < 0 ||
+        comparison_init(&cmp, input, base, geometry, &differing, err) < 0)
+        goto out;
+    cmp.progress = progress;
+    cmp.progress_opaque = progress_opaque;
+    cmp.total_bytes = (q2s_runs_total(&to_compare) + q2s_runs_total(&to_check))
+                      << geometry->cluster_bits;
+    if (compare_runs(&cmp, &to_compare, true, err) < 0 ||
+        compare_runs(&cmp, &to_check, false, err) < 0 ||
+        merge_into(&differing, &outright, allocated, err) < 0)
+        goto out;
+    if (progress)
+        progress(progress_opaque, Q2S_PHASE_SCAN, cmp.total_bytes,
+                 cmp.total_bytes);
+    ret = 0;
+out:
+    comparison_fini(&cmp);
+    q2s_runs_builder_free(&differing);
+    q2s_runs_free(&outright);
+    q2s_runs_free(&to_compare);
+    q2s_runs_free(&to_check);
+    return ret;
+}
