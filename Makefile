@@ -41,6 +41,7 @@ SHARED_LIBRARY = $(BUILD)/libqcow2-to-stdout.so.$(VERSION)
 # Which symbols the shared library exports: the public header's functions.
 EXPORTS = lib/qcow2-to-stdout.map
 PROGRAM = $(BUILD)/qcow2-to-stdout
+PROGRAM_OBJECTS = $(patsubst %.c,$(BUILD)/%.o,$(wildcard programs/*.c))
 UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 # Small programs that integration tests run to reach the library directly.
@@ -76,7 +77,8 @@ $(BUILD)/%.o: %.c $(LIB_HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(LIB_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/programs/%.o: programs/%.c include/qcow2-to-stdout.h Makefile
+$(BUILD)/programs/%.o: programs/%.c $(wildcard programs/*.h) \
+		include/qcow2-to-stdout.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(PROGRAM_CFLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP -c -o $@ $<
 
@@ -86,7 +88,7 @@ $(LIBRARY): $(LIB_OBJECTS)
 
 # The program links the library's objects in: no search path to set, and
 # the same speed as before the library was shared.
-$(PROGRAM): $(BUILD)/programs/qcow2-to-stdout.o $(LIBRARY)
+$(PROGRAM): $(PROGRAM_OBJECTS) $(LIBRARY)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(SHARED_LIBRARY): $(LIB_OBJECTS) $(EXPORTS)

@@ -17,11 +17,12 @@
 #include <unistd.h>
 
 #include "qcow2-to-stdout.h"
+#include "map_option.h"
+#include "xapi.h"
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
 /* The most text --map reads: a map of a few million extents. */
-#define MAP_TEXT_MAX_BYTES (1024 * 1024 * 1024)
 
 struct cli {
     struct q2s_options *options;
@@ -42,6 +43,10 @@ struct cli {
     bool stdout_closed;  /* at start; it is /dev/null now */
     const char *map_name;  /* --map: a path, or fd:N */
     int map_fd;            /* N of fd:N, or -1 */
+    bool untrusted;
+    uint32_t timeout_seconds;
+    const volatile sig_atomic_t *cancel_flag;
+    struct xapi_options xapi;
 };
 
 /* What the progress display last showed. */
@@ -103,7 +108,7 @@ struct progress {
 static void usage_line(FILE *out)
 {
     fprintf(out, "Usage: %s [-f FORMAT] [-c CLUSTER_SIZE] [-r REFCOUNT_BITS] "
-            "[-d] [-R] [OPTION]... INPUT\n", PROGRAM);
+            "[-d] [-R] [--diff BASE] [OPTION]... INPUT\n", PROGRAM);
 }
 
 static void help(void)
@@ -164,6 +169,20 @@ static void help(void)
            "--output=json or of\n"
            "                     rbd diff --format=json; fd:N reads it "
            "from descriptor N\n"
+           "      --diff=BASE    write a delta: only the clusters that "
+           "differ from BASE, a\n"
+           "                     raw file or block device (as XAPI's "
+           "qcow2-to-stdout.py)\n"
+           "      --json-header-map=FD, --json-header-info=FD\n"
+           "                     the JSON of qemu-img map and qemu-img "
+           "info --output=json\n"
+           "                     on the qcow2 behind INPUT, read from "
+           "inherited descriptor\n"
+           "                     FD: the clusters the map lists are "
+           "allocated, unread\n"
+           "      --json-header-diff-map=FD, --json-header-diff-info=FD\n"
+           "                     the same for BASE, with --diff and the "
+           "two above\n"
            "  -p, --progress     show progress on standard error\n"
            "      --progress-fd=N\n"
            "                     write progress for a calling program to "
@@ -286,6 +305,8 @@ enum {
     OPT_TIMEOUT,
     OPT_PROGRESS_FD,
     OPT_MAP,
+    OPT_DIFF,
+    OPT_JSON_HEADER,  /* + enum xapi_json */
 };
 
 /* The CPUs this process may run on. */
@@ -373,6 +394,18 @@ static int check_progress_fd(int fd)
     return -1;
 }
 
+/* A descriptor number for the fork's JSON options: not 1, where the image
+ * goes. */
+static bool parse_fd(const char *text, int *fd)
+{
+    int n;
+
+    if (!parse_int(text, &n) || n < 0 || n == STDOUT_FILENO)
+        return false;
+    *fd = n;
+    return true;
+}
+
 /* A library error about the command line: a usage error.  Frees it. */
 static int usage_error_from(struct q2s_error *err)
 {
@@ -393,6 +426,7 @@ static int default_options(struct cli *cli)
     cli->progress_fd = -1;
     cli->compression = Q2S_COMPRESSION_NONE;
     cli->compression_level = Q2S_COMPRESSION_LEVEL_DEFAULT;
+    xapi_options_init(&cli->xapi);
     /* Valid by construction: the library's own bounds. */
     if (q2s_options_set_threads(cli->options,
                                 available_cpus() < Q2S_MAX_THREADS
@@ -459,6 +493,15 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "map", required_argument, NULL, OPT_MAP },
+        { "diff", required_argument, NULL, OPT_DIFF },
+        { "json-header-map", required_argument, NULL,
+          OPT_JSON_HEADER + XAPI_MAP },
+        { "json-header-info", required_argument, NULL,
+          OPT_JSON_HEADER + XAPI_INFO },
+        { "json-header-diff-map", required_argument, NULL,
+          OPT_JSON_HEADER + XAPI_DIFF_MAP },
+        { "json-header-diff-info", required_argument, NULL,
+          OPT_JSON_HEADER + XAPI_DIFF_INFO },
         { NULL, 0, NULL, 0 },
     };
     struct q2s_error *err = NULL;
@@ -535,6 +578,20 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_UNTRUSTED:
             q2s_source_options_set_untrusted(cli->source_options, true);
+            cli->untrusted = true;
+            break;
+        case OPT_DIFF:
+            cli->xapi.diff_base = optarg;
+            break;
+        case OPT_JSON_HEADER + XAPI_MAP:
+        case OPT_JSON_HEADER + XAPI_INFO:
+        case OPT_JSON_HEADER + XAPI_DIFF_MAP:
+        case OPT_JSON_HEADER + XAPI_DIFF_INFO:
+            if (!parse_fd(optarg, &cli->xapi.fds[c - OPT_JSON_HEADER]))
+                return usage_error("invalid descriptor '%s' for %s: must be "
+                                   "an open file descriptor other than 1 "
+                                   "(standard output)", optarg,
+                                   xapi_json_option(c - OPT_JSON_HEADER));
             break;
         case OPT_TIMEOUT:
             /* 0, the library's "wait for ever", is leaving it out here. */
@@ -547,6 +604,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             if (q2s_source_options_set_timeout(cli->source_options,
                                                (uint32_t)n, &err) < 0)
                 return usage_error_from(err);
+            cli->timeout_seconds = (uint32_t)n;
             break;
         case OPT_MAP:
             if (parse_map_name(cli, optarg) < 0)
@@ -598,6 +656,10 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (optind + 1 < argc)
         return usage_error("more than one input given");
     cli->input = argv[optind];
+    if (cli->xapi.diff_base && strcmp(cli->xapi.diff_base, "-") == 0 &&
+        strcmp(cli->input, "-") == 0)
+        return usage_error("standard input cannot be both the input and "
+                           "the base of --diff");
     if (cli->json && !cli->measure)
         return usage_error("--json goes with --measure");
     if (cli->measure && (cli->offset != 0 || cli->length_given))
@@ -781,7 +843,8 @@ static const char *failure_message(const struct failure *failure)
 }
 
 static int run(const struct cli *cli, struct q2s_source *source,
-               struct machine_progress *machine, struct failure *failure)
+               struct q2s_source *base, struct machine_progress *machine,
+               struct failure *failure)
 {
     struct progress progress = {
         .human = cli->progress,
@@ -798,8 +861,10 @@ static int run(const struct cli *cli, struct q2s_source *source,
     uint64_t image_size, length;
     int ret = -1;
 
-    if (q2s_plan_build(source, cli->options, callback, &progress, &plan,
-                       &failure->error) < 0)
+    if ((base ? q2s_plan_build_delta(source, base, cli->options, callback,
+                                     &progress, &plan, &failure->error)
+              : q2s_plan_build(source, cli->options, callback, &progress,
+                               &plan, &failure->error)) < 0)
         goto out;
     image_size = q2s_plan_get_image_size(plan);
     if (cli->measure) {
@@ -829,6 +894,59 @@ out:
     if (ret == 0)
         machine_progress_write(machine, 100);
     q2s_plan_free(plan);
+    return ret;
+}
+
+/* The base of --diff, a raw image opened as the input is: the same
+ * trust, timeout and cancel flag. */
+static int open_base(const struct cli *cli, struct q2s_source **base,
+                     struct failure *failure)
+{
+    struct q2s_source_options *options = q2s_source_options_new();
+    int ret;
+
+    *base = NULL;
+    if (!cli->xapi.diff_base)
+        return 0;
+    if (!options) {
+        snprintf(failure->message, sizeof failure->message, "out of memory");
+        return -1;
+    }
+    q2s_source_options_set_untrusted(options, cli->untrusted);
+    q2s_source_options_set_cancel_flag(options, cli->cancel_flag);
+    ret = q2s_source_options_set_timeout(options, cli->timeout_seconds,
+                                         &failure->error);
+    if (ret == 0)
+        ret = q2s_source_open(cli->xapi.diff_base, options, base,
+                              &failure->error);
+    q2s_source_options_free(options);
+    return ret;
+}
+
+/* Pass 1 and pass 2 on the sources that the options name. */
+static int convert(const struct cli *cli, struct machine_progress *machine,
+                   struct failure *failure)
+{
+    struct q2s_source *source = NULL, *base = NULL;
+    struct q2s_map *map = NULL;
+    int ret = -1;
+
+    /* The JSON first: a bad one starts no qemu-nbd. */
+    if (xapi_apply(&cli->xapi, cli->options, cli->cancel_flag,
+                   failure->message, sizeof failure->message) < 0 ||
+        (cli->map_name &&
+         load_map_option(cli->map_name, cli->map_fd, cli->cancel_flag, &map,
+                         failure->message, sizeof failure->message) < 0))
+        goto out;
+    if (q2s_source_open(cli->input, cli->source_options, &source,
+                        &failure->error) == 0 &&
+        (!map || q2s_source_set_map(source, map, &failure->error) == 0) &&
+        open_base(cli, &base, failure) == 0)
+        ret = run(cli, source, base, machine, failure);
+out:
+    q2s_map_free(map);
+    q2s_source_close(base);
+    q2s_source_close(source);
     return ret;
 }
 
@@ -903,116 +1021,9 @@ static int guard_standard_descriptors(bool closed[3])
     return 0;
 }
 
-/* Waits for fd, non-blocking, to have something to read.  -1 with errno
- * EINTR when a stop signal came. */
-static int wait_readable(int fd)
-{
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-
-    while (poll(&p, 1, -1) < 0) {
-        if (errno != EINTR || stop_signal)
-            return -1;
-    }
-    return 0;
-}
-
-/* Reads fd to its end into *text (*length bytes), which the caller frees:
- * a file, or a pipe that another process fills while we read.  Fails past
- * MAP_TEXT_MAX_BYTES; a stop signal ends the wait. */
-static int read_to_end(int fd, const char *name, char **text,
-                       size_t *length, struct failure *failure)
-{
-    size_t used = 0, size = 0, first_size = 64 * 1024;
-    char *buf = NULL;
-    struct stat st;
-
-    /* A file's size, to read it into one buffer of the right size. */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 &&
-        (uint64_t)st.st_size < MAP_TEXT_MAX_BYTES)
-        first_size = (size_t)st.st_size + 1;
-    for (;;) {
-        ssize_t n;
-
-        if (used == size) {
-            size_t bigger_size = size == 0 ? first_size
-                                 : size < MAP_TEXT_MAX_BYTES / 2
-                                     ? size * 2
-                                     : MAP_TEXT_MAX_BYTES + 1;
-            char *bigger = realloc(buf, bigger_size);
-
-            if (!bigger) {
-                snprintf(failure->message, sizeof failure->message,
-                         "%s: out of memory", name);
-                break;
-            }
-            buf = bigger;
-            size = bigger_size;
-        }
-        n = read(fd, buf + used, size - used);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            wait_readable(fd) == 0)
-            continue;
-        if (n < 0 && errno == EINTR && !stop_signal)
-            continue;
-        if (n < 0) {
-            snprintf(failure->message, sizeof failure->message, "%s: %s",
-                     name, strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            *text = buf;
-            *length = used;
-            return 0;
-        }
-        used += (size_t)n;
-        if (used > MAP_TEXT_MAX_BYTES) {
-            snprintf(failure->message, sizeof failure->message,
-                     "%s: larger than %d MiB, the most a map may take",
-                     name, MAP_TEXT_MAX_BYTES >> 20);
-            break;
-        }
-    }
-    free(buf);
-    return -1;
-}
-
-/* The map that --map names, read and parsed. */
-static int load_map(const struct cli *cli, struct q2s_map **map,
-                    struct failure *failure)
-{
-    struct q2s_error *err = NULL;
-    size_t length = 0;
-    char *text = NULL;
-    int fd = cli->map_fd, ret;
-
-    if (fd < 0)
-        fd = open(cli->map_name, O_RDONLY | O_CLOEXEC);
-    else if (fcntl(fd, F_GETFD) < 0)
-        fd = -1;
-    if (fd < 0) {
-        snprintf(failure->message, sizeof failure->message, "%s: %s",
-                 cli->map_name, strerror(errno));
-        return -1;
-    }
-    ret = read_to_end(fd, cli->map_name, &text, &length, failure);
-    close(fd);
-    if (ret < 0)
-        return -1;
-    ret = q2s_map_from_json(text, length, map, &err);
-    free(text);
-    if (ret < 0) {
-        snprintf(failure->message, sizeof failure->message, "%s: %s",
-                 cli->map_name, q2s_error_message(err));
-        q2s_error_free(err);
-    }
-    return ret;
-}
-
 int main(int argc, char **argv)
 {
     bool closed[3];
-    struct q2s_source *source;
-    struct q2s_map *map = NULL;
     struct failure failure = { .error = NULL };
     struct cli cli = { .map_fd = -1 };
     struct machine_progress machine = { .scan_span = -1, .last = -1 };
@@ -1040,25 +1051,13 @@ int main(int argc, char **argv)
         return status;
     }
     catch_stop_signals();
+    cli.cancel_flag = &stop_signal;
     q2s_source_options_set_cancel_flag(cli.source_options, &stop_signal);
     machine.fd = cli.progress_fd;
     machine.measure = cli.measure;
     machine_progress_write(&machine, 0);
-    /* The map first: a bad one starts no qemu-nbd. */
-    if (cli.map_name && load_map(&cli, &map, &failure) < 0) {
-        status = EXIT_FAILURE;
-    } else if (q2s_source_open(cli.input, cli.source_options, &source,
-                               &failure.error) < 0) {
-        status = EXIT_FAILURE;
-    } else {
-        status = (map && q2s_source_set_map(source, map,
-                                            &failure.error) < 0) ||
-                         run(&cli, source, &machine, &failure) < 0
-                     ? EXIT_FAILURE
-                     : EXIT_SUCCESS;
-        q2s_source_close(source);
-    }
-    q2s_map_free(map);
+    status = convert(&cli, &machine, &failure) < 0 ? EXIT_FAILURE
+                                                   : EXIT_SUCCESS;
     q2s_options_free(cli.options);
     q2s_source_options_free(cli.source_options);
     /* Stopped by a signal: die of it, quietly, as a shell expects. */
