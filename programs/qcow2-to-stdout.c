@@ -902,12 +902,13 @@ out:
 static int open_base(const struct cli *cli, struct q2s_source **base,
                      struct failure *failure)
 {
-    struct q2s_source_options *options = q2s_source_options_new();
+    struct q2s_source_options *options;
     int ret;
 
     *base = NULL;
     if (!cli->xapi.diff_base)
         return 0;
+    options = q2s_source_options_new();
     if (!options) {
         snprintf(failure->message, sizeof failure->message, "out of memory");
         return -1;
