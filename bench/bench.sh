@@ -28,6 +28,13 @@
 # temporary directory, deleted before each run.  A missed target does not
 # make the benchmark fail; a failed correctness check or command does.
 #
+# Between the compressed section and cases a to e, the xapi section
+# (bench/xapi.sh, about 3 minutes here, most of it XAPI's fork) times the
+# command lines XAPI runs its fork of the reference script with, on loop
+# devices, against the fork: plain, with qemu-img map/info JSON on fds,
+# --diff BASE with and without them; and dd bs=4M of the device.  It needs
+# root, losetup and qemu-img, else it says why it is skipped.
+#
 # Before all that, the compressed section (about 3 minutes on 2 cores)
 # builds a realistic image: an 8 GiB ext4 filesystem filled by
 # `mke2fs -d` from a directory tree (/usr/share: about 1 GiB of data),
@@ -76,9 +83,11 @@
 #                    (make bench builds it): in case a, the whole image read
 #                    with q2s_pread() in 1 MiB ranges, last range first,
 #                    against the stream (target: at most 1.2x its time)
+#   Q2S_XAPI_REFERENCE  XAPI's fork of the reference script (default:
+#                    <repo>/../shared/reference/qcow2-to-stdout-xapi.py)
 #   Q2S_BENCH_ONLY   run only one section: compress (the compressed
-#                    section) or uncompressed (cases a to e); empty or all:
-#                    both (default)
+#                    section), xapi (the xapi section) or uncompressed
+#                    (cases a to e); empty or all: all three (default)
 #   Q2S_BENCH_TREE   the directory tree copied into the ext4 filesystem of
 #                    the compressed section (default: /usr/share)
 #   Q2S_BENCH_FS_SIZE  the size of that filesystem (default: 8G)
@@ -117,12 +126,16 @@ done
 
 RUN_UNCOMPRESSED=1
 RUN_COMPRESS=1
+RUN_XAPI=1
 case ${Q2S_BENCH_ONLY:-} in
     '' | all) ;;
-    compress) RUN_UNCOMPRESSED=0 ;;
-    uncompressed) RUN_COMPRESS=0 ;;
-    *) die "Q2S_BENCH_ONLY must be compress, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
+    compress) RUN_UNCOMPRESSED=0 RUN_XAPI=0 ;;
+    uncompressed) RUN_COMPRESS=0 RUN_XAPI=0 ;;
+    xapi) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 ;;
+    *) die "Q2S_BENCH_ONLY must be compress, xapi, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
 esac
+# shellcheck source=bench/xapi.sh
+. "$REPO/bench/xapi.sh"
 
 # The compressed section deletes its filesystem image before cases a to e
 # build theirs: the larger of the two is what a whole run needs.
@@ -131,6 +144,9 @@ NEEDED_KIB=$((3 * 1024 * 1024))     # compressed: filesystem ~1 GiB + one output
 if ((RUN_UNCOMPRESSED)); then
     NEEDED_KIB=$((7 * 1024 * 1024)) # image 2 GiB + its qcow2 and vmdk 2 GiB + outputs
                                     # up to ~2 GiB + slack
+elif ((RUN_XAPI)); then
+    NEEDED_KIB=$((2 * 1024 * 1024)) # xapi: two raw files and their qcow2 twins,
+                                    # ~300 MiB each, no output kept + slack
 fi
 
 [[ -x $PROGRAM ]] || die "the tool '$PROGRAM' is missing or not executable (run make first)"
@@ -165,6 +181,7 @@ elif ! command -v qemu-nbd > /dev/null 2>&1; then
 else
     HAVE_FORMATS=1
 fi
+if ((RUN_XAPI)); then xapi_probe; fi
 HAVE_HYPERFINE=0
 if command -v hyperfine > /dev/null 2>&1; then
     HAVE_HYPERFINE=1
@@ -263,6 +280,7 @@ fuse_cleanup() {
     done
 }
 cleanup() {
+    xapi_cleanup
     fuse_cleanup
     rm -rf -- "$WORK"
 }
@@ -316,6 +334,7 @@ say "Temp dir:    $WORK ($fstype, $((avail_kib / 1024 / 1024)) GiB free)"
 say "Tool:        $PROGRAM ($("$PROGRAM" --version 2> /dev/null | head -n 1 || echo '?'))"
 if ((HAVE_REF)); then say "Reference:   $REFERENCE ($(python3 --version 2>&1))"; fi
 if ((HAVE_QEMU)); then say "qemu-img:    $(qemu-img --version | head -n 1)"; fi
+if ((RUN_XAPI && XAPI_HAVE_FORK)); then say "XAPI's fork: $XAPI_REFERENCE"; fi
 if command -v qemu-storage-daemon > /dev/null 2>&1; then
     say "qemu-storage-daemon: $(qemu-storage-daemon --version | head -n 1)"
 fi
@@ -634,8 +653,10 @@ elif ((RUN_COMPRESS)); then
     say "== Compressed clusters: skipped: $COMPRESS_SKIP"
     say
 fi
+if ((RUN_XAPI)); then xapi_section; fi
 if ((!RUN_UNCOMPRESSED)); then
     say "Total bench time: $((SECONDS - bench_start)) s"
+    if ((XAPI_MISMATCHES)); then exit 1; fi
     exit 0
 fi
 
@@ -1041,3 +1062,5 @@ if ((HAVE_QEMU)); then
     say "qemu-img writes a file (it cannot write to a pipe), the others a pipe read by cat."
 fi
 say "Total bench time: $((SECONDS - bench_start)) s"
+# A mismatch with the fork fails the bench, after all its numbers.
+if ((XAPI_MISMATCHES)); then exit 1; fi
