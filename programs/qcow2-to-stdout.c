@@ -438,6 +438,54 @@ static int default_options(struct cli *cli)
     return -1;
 }
 
+/* What the options that name descriptors use each one for. */
+struct descriptor_use {
+    const char *option;
+    int fd;
+};
+
+/* Each descriptor for one option: the JSON and --map readers close theirs
+ * at its end, so a second reader would see a "Bad file descriptor", or
+ * each a part of the text.  Not 2, where messages go, which the reader
+ * would close before its message is written; not 0 when it is the input
+ * or the base.  Returns -1 to go on, or the exit status. */
+static int check_descriptors(const struct cli *cli)
+{
+    struct descriptor_use uses[XAPI_JSON_COUNT + 2];
+    size_t count = 0;
+
+    for (int i = 0; i < XAPI_JSON_COUNT; i++)
+        if (cli->xapi.fds[i] >= 0)
+            uses[count++] = (struct descriptor_use){
+                xapi_json_option((enum xapi_json)i), cli->xapi.fds[i] };
+    if (cli->map_fd >= 0)
+        uses[count++] = (struct descriptor_use){ "--map", cli->map_fd };
+    /* --progress-fd is above 2 already. */
+    if (cli->progress_fd >= 0)
+        uses[count++] = (struct descriptor_use){ "--progress-fd",
+                                                 cli->progress_fd };
+    for (size_t i = 0; i < count; i++) {
+        if (uses[i].fd == STDERR_FILENO)
+            return usage_error("%s: descriptor 2 is standard error, where "
+                               "messages go; give another", uses[i].option);
+        if (uses[i].fd == STDIN_FILENO) {
+            const char *reader = strcmp(cli->input, "-") == 0 ? "input"
+                : cli->xapi.diff_base &&
+                  strcmp(cli->xapi.diff_base, "-") == 0 ? "base" : NULL;
+
+            if (reader)
+                return usage_error("%s 0 and the %s - would both read "
+                                   "standard input", uses[i].option, reader);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (uses[j].fd == uses[i].fd)
+                return usage_error("descriptor %d is given to both %s and "
+                                   "%s", uses[i].fd, uses[j].option,
+                                   uses[i].option);
+    }
+    return -1;
+}
+
 /* What only the options together, and the input, can tell: usage errors
  * too, found by the library's rules.  Returns -1 to go on, or the exit
  * status. */
@@ -506,7 +554,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     };
     struct q2s_error *err = NULL;
     uint64_t n;
-    int c;
+    int c, status;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":f:c:r:dRj:ph", long_options,
@@ -541,13 +589,11 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         case 'p':
             cli->progress = true;
             break;
-        case OPT_PROGRESS_FD: {
-            int status = parse_progress_fd(cli, optarg);
-
+        case OPT_PROGRESS_FD:
+            status = parse_progress_fd(cli, optarg);
             if (status >= 0)
                 return status;
             break;
-        }
         case OPT_COMPRESS:
             if (!optarg || strcmp(optarg, "zlib") == 0)
                 cli->compression = Q2S_COMPRESSION_ZLIB;
@@ -670,6 +716,10 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (cli->map_fd == STDIN_FILENO && strcmp(cli->input, "-") == 0)
         return usage_error("--map=fd:0 and the input - would both read "
                            "standard input");
+    /* Every cluster is allocated, so the image would not be a delta. */
+    if (cli->xapi.diff_base && cli->data_file_raw)
+        return usage_error("--diff has no use with -R, which allocates "
+                           "every cluster");
     if (cli->compression_option_given &&
         cli->compression == Q2S_COMPRESSION_NONE)
         return usage_error("--compress-level and --compress-cache go with "
@@ -677,7 +727,8 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     /* Nothing would read what is kept. */
     if (cli->measure)
         q2s_options_set_compress_cache(cli->options, 0, NULL);
-    return check_combinations(cli);
+    status = check_descriptors(cli);
+    return status >= 0 ? status : check_combinations(cli);
 }
 
 static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,

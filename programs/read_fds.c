@@ -2,6 +2,7 @@
 #include "read_fds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -75,8 +76,17 @@ int read_fds_to_end(struct fd_text *texts, size_t count, size_t limit,
     size_t open_count = count;
     int ret = 0;
 
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
+        int flags = fcntl(texts[i].fd, F_GETFL);
+
         polls[i] = (struct pollfd){ .fd = texts[i].fd, .events = POLLIN };
+        /* read(2) would say only "Bad file descriptor". */
+        if (ret == 0 && flags >= 0 && (flags & O_ACCMODE) == O_WRONLY) {
+            snprintf(message, message_size, "%s: not open for reading",
+                     texts[i].name);
+            ret = -1;
+        }
+    }
     while (open_count > 0 && ret == 0) {
         int ready;
 
