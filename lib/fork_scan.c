@@ -7,6 +7,7 @@
 
 #include "common/bits.h"
 #include "fork_rules.h"
+#include "prefetch.h"
 
 /* A window of this much of each source is read before comparing, at
  * least: large reads for block devices, which have no holes to skip. */
@@ -28,6 +29,9 @@ struct comparison {
      * bytes the guest sees (up to the virtual size). */
     bool as_the_fork;
     struct q2s_runs_builder *differing;
+    /* Both sources read ahead along the clusters being compared. */
+    struct q2s_prefetch input_ahead, base_ahead;
+    uint64_t end_rank;
     q2s_progress_callback *progress;
     void *progress_opaque;
     uint64_t done_bytes;
@@ -148,10 +152,11 @@ static int compare_window(struct comparison *cmp, uint64_t first,
 
 /* Compares the clusters of one run, a window at a time, jumping over what
  * both sources report as holes. */
-static int compare_run(struct comparison *cmp, uint64_t first, uint64_t end,
+static int compare_run(struct comparison *cmp, const struct q2s_run *run,
                        struct q2s_error *err)
 {
     uint32_t bits = cmp->geometry->cluster_bits;
+    uint64_t first = run->start, end = run->start + run->length;
 
     while (first < end) {
         uint64_t count = end - first < cmp->window_clusters
@@ -176,8 +181,14 @@ static int compare_run(struct comparison *cmp, uint64_t first, uint64_t end,
                                          : end - first;
             if (skip_zeros(cmp, first, count, err) < 0)
                 return -1;
-        } else if (compare_window(cmp, first, count, err) < 0) {
-            return -1;
+        } else {
+            uint64_t rank = run->rank + (first - run->start);
+
+            q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
+            if (cmp->base)
+                q2s_prefetch_ahead(&cmp->base_ahead, rank, cmp->end_rank);
+            if (compare_window(cmp, first, count, err) < 0)
+                return -1;
         }
         first += count;
         cmp->done_bytes += count << bits;
@@ -191,10 +202,15 @@ static int compare_run(struct comparison *cmp, uint64_t first, uint64_t end,
 static int compare_runs(struct comparison *cmp, const struct q2s_runs *runs,
                         bool as_the_fork, struct q2s_error *err)
 {
+    uint32_t bits = cmp->geometry->cluster_bits;
+
     cmp->as_the_fork = as_the_fork;
+    q2s_prefetch_init(&cmp->input_ahead, cmp->input, runs, bits);
+    if (cmp->base)
+        q2s_prefetch_init(&cmp->base_ahead, cmp->base, runs, bits);
+    cmp->end_rank = q2s_runs_total(runs);
     for (size_t i = 0; i < runs->count; i++)
-        if (compare_run(cmp, runs->runs[i].start,
-                        runs->runs[i].start + runs->runs[i].length, err) < 0)
+        if (compare_run(cmp, &runs->runs[i], err) < 0)
             return -1;
     return 0;
 }

@@ -3,10 +3,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "common/bits.h"
 #include "compress_pool.h"
 #include "error.h"
 #include "metadata.h"
 #include "plan.h"
+#include "prefetch.h"
 #include "render.h"
 #include "sink.h"
 #include "source.h"
@@ -117,7 +119,12 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
     uint32_t bits = plan->geometry.cluster_bits;
     size_t i = q2s_runs_select(&plan->data_clusters,
                                (*pos - plan->data_offset) >> bits);
+    /* Data cluster ranks are their places in the data region. */
+    uint64_t end_rank = q2s_div_round_up(limit - plan->data_offset,
+                                         plan->geometry.cluster_size);
+    struct q2s_prefetch prefetch;
 
+    q2s_prefetch_init(&prefetch, r->source, &plan->data_clusters, bits);
     for (; *pos < limit && i < plan->data_clusters.count; i++) {
         const struct q2s_run *run = &plan->data_clusters.runs[i];
         uint64_t run_start = plan->data_offset + (run->rank << bits);
@@ -129,6 +136,8 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
             uint64_t length = stop - *pos < PROGRESS_STEP_BYTES
                                   ? stop - *pos : PROGRESS_STEP_BYTES;
 
+            q2s_prefetch_ahead(&prefetch,
+                               (*pos - plan->data_offset) >> bits, end_rank);
             if (copy_input(r, input_offset, length, err) < 0)
                 return -1;
             *pos += length;

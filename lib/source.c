@@ -120,6 +120,17 @@ uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
     return source->ops->locate(source, offset, length, fd, fd_offset);
 }
 
+void q2s_source_prefetch(struct q2s_source *source, uint64_t offset,
+                         uint64_t length)
+{
+    /* With a map, a read ahead could read where the map says not to. */
+    if (!source->ops->prefetch || source->map || offset >= source->size)
+        return;
+    if (length > source->size - offset)
+        length = source->size - offset;
+    source->ops->prefetch(source, offset, length);
+}
+
 int q2s_source_use_map(struct q2s_source *source, const struct q2s_map *map,
                        struct q2s_error *err)
 {

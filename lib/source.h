@@ -28,6 +28,11 @@ struct q2s_source_ops {
      * *fd_offset, or 0. */
     uint64_t (*locate)(struct q2s_source *source, uint64_t offset,
                        uint64_t length, int *fd, uint64_t *fd_offset);
+    /* Optional: starts reading [offset, offset + length) in the
+     * background, for a read that comes soon: a device then works while
+     * the caller compares or writes what came before. */
+    void (*prefetch)(struct q2s_source *source, uint64_t offset,
+                     uint64_t length);
     /* Fails if the input no longer has the size it had when opened. */
     int (*check_size)(struct q2s_source *source, struct q2s_error *err);
     void (*close)(struct q2s_source *source);
@@ -66,6 +71,10 @@ int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
 uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
                            uint64_t length, int *fd, uint64_t *fd_offset);
 int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err);
+
+/* ops->prefetch, if the source has it, for what lies below its size. */
+void q2s_source_prefetch(struct q2s_source *source, uint64_t offset,
+                         uint64_t length);
 
 /* From now on the source reads as zeros outside the extents of map (any
  * order, overlaps allowed), which it copies sorted and merged; EINVAL for
