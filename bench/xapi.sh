@@ -4,9 +4,9 @@
 # (ocaml/xapi/qcow_tool_wrapper.ml), timed against the fork in one run.
 #
 # It builds, in the bench's temporary directory, a 4 GiB raw base with
-# 256 MiB of random data (64 pieces of 4 MiB, one per 64 MiB) and an input
-# made from it: 384 KiB (6 clusters, about 10%) rewritten in every piece,
-# and 4 new pieces of 4 MiB.  Their qcow2 twins come from qemu-img convert
+# 256 MiB of random data (2048 pieces of 128 KiB at random places, as on a
+# used disk) and an input made from it: a tenth of the pieces rewritten,
+# and 128 new pieces (16 MiB).  Their qcow2 twins come from qemu-img convert
 # -O qcow2 (64 KiB clusters), and the JSON that XAPI passes on file
 # descriptors from qemu-img map / info --output=json on them, written to
 # files before any timing.  The two raw files go on read-only loop devices,
@@ -85,7 +85,7 @@ xapi_supports() {
 }
 
 xapi_build() {
-    local i piece mib
+    local i
 
     say "== XAPI: building the base, the input, their qcow2 twins and maps"
     t0=$SECONDS
@@ -94,25 +94,25 @@ xapi_build() {
     XAPI_BASE_RAW="$WORK/xapi/base 4G.raw"
     XAPI_IN_RAW="$WORK/xapi/input 4G.raw"
     truncate -s 4G -- "$XAPI_BASE_RAW"
-    # Piece i: 4 MiB at i * 64 MiB plus 0 to 15 MiB, so that pieces do not
-    # all start on the same boundary.
-    for ((i = 0; i < 64; i++)); do
-        mib=$((i * 64 + (i * 37) % 16))
-        dd if=/dev/urandom of="$XAPI_BASE_RAW" bs=1M count=4 seek=$mib conv=notrunc \
-            iflag=fullblock status=none
-    done
-    cp --sparse=always -- "$XAPI_BASE_RAW" "$XAPI_IN_RAW"
-    # Rewritten: 6 clusters of 64 KiB in every piece, at one of 10 places.
-    for ((i = 0; i < 64; i++)); do
-        piece=$(((i * 64 + (i * 37) % 16) * 16))     # in 64 KiB units
-        dd if=/dev/urandom of="$XAPI_IN_RAW" bs=64K count=6 \
-            seek=$((piece + (i * 3) % 10 * 6)) conv=notrunc iflag=fullblock status=none
-    done
-    # New data where the base has holes: 4 pieces of 4 MiB.
-    for i in 8 24 40 56; do
-        dd if=/dev/urandom of="$XAPI_IN_RAW" bs=1M count=4 seek=$((i * 64 + 40)) \
-            conv=notrunc iflag=fullblock status=none
-    done
+    # 2048 pieces of 128 KiB at random places (a used disk's data is
+    # scattered: its qemu-img map has thousands of entries); the input
+    # rewrites a tenth of them and adds 128 where the base has none.
+    python3 - "$XAPI_BASE_RAW" "$XAPI_IN_RAW" <<'PY' || die "cannot write the xapi images"
+import os, random, sys
+base, data = sys.argv[1], random.Random(10)
+piece, pieces = 128 * 1024, (4 << 30) // (128 * 1024)
+used = sorted(data.sample(range(pieces), 2048))
+with open(base, "r+b") as f:
+    for p in used:
+        f.seek(p * piece)
+        f.write(data.randbytes(piece))
+os.system("cp --sparse=always -- '%s' '%s'" % (base, sys.argv[2]))
+unused = sorted(set(range(pieces)) - set(used))
+with open(sys.argv[2], "r+b") as f:
+    for p in sorted(data.sample(used, 205) + data.sample(unused, 128)):
+        f.seek(p * piece)
+        f.write(data.randbytes(piece))
+PY
     sync -- "$XAPI_BASE_RAW" "$XAPI_IN_RAW"
     qemu-img convert -f raw -O qcow2 -- "$XAPI_BASE_RAW" "$WORK/xapi/base.qcow2" ||
         die "qemu-img convert could not make the base's qcow2"
