@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qcow2-to-stdout.h"
@@ -22,7 +21,6 @@
 
 #define PROGRAM "qcow2-to-stdout"
 #define EXIT_USAGE 2
-/* The most text --map reads: a map of a few million extents. */
 
 struct cli {
     struct q2s_options *options;
