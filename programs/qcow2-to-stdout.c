@@ -711,6 +711,9 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                            "--offset or --length");
     if (cli->map_name && cli->data_file_raw)
         return usage_error("--map has no use with -R, which reads no input");
+    if (cli->map_name && cli->xapi.fds[XAPI_MAP] >= 0)
+        return usage_error("--map and --json-header-map both say where the "
+                           "input's data lies; give one of them");
     if (cli->map_fd == STDIN_FILENO && strcmp(cli->input, "-") == 0)
         return usage_error("--map=fd:0 and the input - would both read "
                            "standard input");

@@ -125,6 +125,7 @@ check "an input smaller than its info says" fails 1 "fewer than the virtual size
 printf '[{"start": 0, "length": 131072, "data": true}, {"start": 65536, "length": 65536, "data": true}]' > overlap.map
 check "a base map whose extents overlap" fails 1 "overlapping" "$Q2S" --diff base.raw "${MAPS[@]}" "${DIFF_MAPS[@]}" in.raw 3<in.map 4<in.info 5<overlap.map 6<base.info
 check "compression with the fork's maps" fails_ours 1 "compression" --compress "${MAPS[@]}" in.raw
+check "--map with --json-header-map" fails_ours 2 "give one of them" --map=in.map "${MAPS[@]}" in.raw
 
 if [ -n "$fork_reason" ]; then
     skip "byte identity with the XAPI fork" "$fork_reason"

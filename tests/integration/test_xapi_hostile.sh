@@ -20,9 +20,9 @@ check "one descriptor for two JSON options" \
     fails 2 "descriptor 3 is given to both --json-header-map and --json-header-info" \
     "$Q2S" --json-header-map 3 --json-header-info 3 in.raw 3<in.map
 check "one descriptor for a JSON option and --map" \
-    fails 2 "descriptor 3 is given to both --json-header-map and --map" \
-    "$Q2S" --json-header-map 3 --json-header-info 4 --map fd:3 in.raw \
-    3<in.map 4<in.info
+    fails 2 "descriptor 3 is given to both --json-header-diff-map and --map" \
+    "$Q2S" --diff in.raw --json-header-diff-map 3 --json-header-diff-info 4 \
+    --map fd:3 in.raw 3<in.map 4<in.info
 # (A copy: the progress would be written into the info.)
 cp in.info rw.info
 check "one descriptor for a JSON option and --progress-fd" \
