@@ -61,12 +61,12 @@ extern "C" {
 #endif
 
 #define Q2S_VERSION_MAJOR 0
-#define Q2S_VERSION_MINOR 2
+#define Q2S_VERSION_MINOR 3
 #define Q2S_VERSION_MICRO 0
 /* 10000 * major + 100 * minor + micro, for comparisons in #if. */
 #define Q2S_VERSION_NUMBER \
     (Q2S_VERSION_MAJOR * 10000 + Q2S_VERSION_MINOR * 100 + Q2S_VERSION_MICRO)
-#define Q2S_VERSION "0.2.0"
+#define Q2S_VERSION "0.3.0"
 
 /* The version of the library running, which may be newer than the header
  * a program was built with. */
