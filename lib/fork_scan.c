@@ -326,6 +326,9 @@ int q2s_scan_delta(struct q2s_source *input, struct q2s_source *base,
         goto out;
     cmp.progress = progress;
     cmp.progress_opaque = progress_opaque;
+    /* Most of what is compared is not read again in pass 2. */
+    input->read_once = true;
+    base->read_once = true;
     cmp.total_bytes = (q2s_runs_total(&to_compare) + q2s_runs_total(&to_check))
                       << geometry->cluster_bits;
     if (compare_runs(&cmp, &to_compare, true, err) < 0 ||
@@ -337,6 +340,8 @@ int q2s_scan_delta(struct q2s_source *input, struct q2s_source *base,
                  cmp.total_bytes);
     ret = 0;
 out:
+    input->read_once = false;
+    base->read_once = false;
     comparison_fini(&cmp);
     q2s_runs_builder_free(&differing);
     q2s_runs_free(&outright);

@@ -47,6 +47,10 @@ struct q2s_source {
     /* A regular file or block device opened by name, which an image can
      * name as its external data file. */
     bool raw_file;
+    /* Set while large reads are not to be read again soon (a delta's
+     * comparison): a source may then read them around its page cache,
+     * which for a whole device costs more than the reads. */
+    bool read_once;
     /* Whether the caller wants to stop.  Long loops check it. */
     struct q2s_cancel cancel;
     /* Where the data may lie, sorted and merged (q2s_source_use_map());

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,10 +25,22 @@
  * reads made 1 MiB requests on a device with the usual 128 KiB readahead,
  * where dd bs=4M, the yardstick, made requests of the device's maximum. */
 #define BLOCK_DEVICE_READ_BYTES (4 * 1024 * 1024)
+/* With source.read_once, reads at least this large, aligned, go to a
+ * block device with O_DIRECT.  Through its page cache, reading a whole
+ * device costs pages to allocate and, at the last close, to drop: a loop
+ * device read 4 GiB in 0.5 s direct, 0.65 to 9 s buffered as memory was
+ * tight or not.  Smaller reads (the scattered runs of a map) stay
+ * buffered, where read-ahead serves them better than a wait for each
+ * (0.14 s against 0.21 s for 2048 runs of 128 KiB). */
+#define DIRECT_READ_MIN_BYTES (1024 * 1024)
+/* What O_DIRECT wants aligned: buffer, offset and length (a page covers
+ * every logical block size). */
+#define DIRECT_ALIGNMENT 4096
 
 struct file_source {
     struct q2s_source source;  /* first, so that the two convert */
     int fd;
+    int direct_fd;  /* a block device opened again with O_DIRECT, or -1 */
     bool is_block_device;
     char path[];
 };
@@ -75,12 +89,45 @@ all_data:
     return 1;
 }
 
+static bool direct_read_fits(const struct file_source *file, const void *buf,
+                             size_t length, uint64_t offset)
+{
+    return file->source.read_once && file->direct_fd >= 0 &&
+           length >= DIRECT_READ_MIN_BYTES &&
+           (uintptr_t)buf % DIRECT_ALIGNMENT == 0 &&
+           offset % DIRECT_ALIGNMENT == 0 && length % DIRECT_ALIGNMENT == 0;
+}
+
 static int file_read(struct q2s_source *source, void *buf, size_t length,
                      uint64_t offset, struct q2s_error *err)
 {
     struct file_source *file = file_source_of(source);
+    size_t done;
 
+    if (direct_read_fits(file, buf, length, offset)) {
+        int ret = q2s_pread_all(file->direct_fd, buf, length, offset, &done);
+
+        if (ret == 0)
+            return 0;
+        if (ret < 0 && errno != EINVAL)
+            return q2s_error_set_errno(err, errno, "%s: read error at "
+                                       "offset %llu", file->path,
+                                       (unsigned long long)(offset + done));
+        /* Refused after all, or short: through the page cache from now
+         * on, this read included (which reports a short one). */
+        close(file->direct_fd);
+        file->direct_fd = -1;
+    }
     return q2s_pread_full(file->fd, buf, length, offset, file->path, err);
+}
+
+/* The same device again, with O_DIRECT; -1 where that is refused. */
+static int open_direct(int fd)
+{
+    char path[64];
+
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOCTTY);
 }
 
 static int file_check_size(struct q2s_source *source, struct q2s_error *err)
@@ -125,6 +172,8 @@ static void file_prefetch(struct q2s_source *source, uint64_t offset,
 
 static void file_close(struct q2s_source *source)
 {
+    if (file_source_of(source)->direct_fd >= 0)
+        close(file_source_of(source)->direct_fd);
     close(file_source_of(source)->fd);
     free(source);
 }
@@ -162,6 +211,7 @@ int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
     file->source.raw_file = true;
     file->fd = fd;
     file->is_block_device = S_ISBLK(st.st_mode);
+    file->direct_fd = file->is_block_device ? open_direct(fd) : -1;
     strcpy(file->path, name);
     if (q2s_fd_size(fd, &file->source.size) < 0) {
         q2s_error_set_errno(err, errno, "%s: cannot get its size", name);
