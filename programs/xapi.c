@@ -24,14 +24,6 @@ const char *xapi_json_option(enum xapi_json which)
     return option_names[which];
 }
 
-bool xapi_has_json(const struct xapi_options *xapi)
-{
-    for (int i = 0; i < XAPI_JSON_COUNT; i++)
-        if (xapi->fds[i] >= 0)
-            return true;
-    return false;
-}
-
 /* Both of a map/info pair, or neither. */
 static int check_pair(const struct xapi_options *xapi, enum xapi_json map,
                       enum xapi_json info, char *message,

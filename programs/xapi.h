@@ -30,9 +30,6 @@ void xapi_options_init(struct xapi_options *xapi);
 /* The option's name, for messages. */
 const char *xapi_json_option(enum xapi_json which);
 
-/* Whether any of the fork's JSON options was given. */
-bool xapi_has_json(const struct xapi_options *xapi);
-
 /* Reads the JSON from the descriptors, parses it and sets the maps on
  * options (whose cluster size the info must agree with).  The fork's
  * pairs go together: a map without its info, or the other way round, is
