@@ -41,8 +41,6 @@ struct cli {
     bool stdout_closed;  /* at start; it is /dev/null now */
     const char *map_name;  /* --map: a path, or fd:N */
     int map_fd;            /* N of fd:N, or -1 */
-    bool untrusted;
-    uint32_t timeout_seconds;
     const volatile sig_atomic_t *cancel_flag;
     struct xapi_options xapi;
 };
@@ -622,7 +620,6 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_UNTRUSTED:
             q2s_source_options_set_untrusted(cli->source_options, true);
-            cli->untrusted = true;
             break;
         case OPT_DIFF:
             cli->xapi.diff_base = optarg;
@@ -648,7 +645,6 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             if (q2s_source_options_set_timeout(cli->source_options,
                                                (uint32_t)n, &err) < 0)
                 return usage_error_from(err);
-            cli->timeout_seconds = (uint32_t)n;
             break;
         case OPT_MAP:
             if (parse_map_name(cli, optarg) < 0)
@@ -965,10 +961,12 @@ static int open_base(const struct cli *cli, struct q2s_source **base,
         snprintf(failure->message, sizeof failure->message, "out of memory");
         return -1;
     }
-    q2s_source_options_set_untrusted(options, cli->untrusted);
+    q2s_source_options_set_untrusted(
+        options, q2s_source_options_get_untrusted(cli->source_options));
     q2s_source_options_set_cancel_flag(options, cli->cancel_flag);
-    ret = q2s_source_options_set_timeout(options, cli->timeout_seconds,
-                                         &failure->error);
+    ret = q2s_source_options_set_timeout(
+        options, q2s_source_options_get_timeout(cli->source_options),
+        &failure->error);
     if (ret == 0)
         ret = q2s_source_open(cli->xapi.diff_base, options, base,
                               &failure->error);
