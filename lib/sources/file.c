@@ -102,17 +102,13 @@ static int file_read(struct q2s_source *source, void *buf, size_t length,
                      uint64_t offset, struct q2s_error *err)
 {
     struct file_source *file = file_source_of(source);
-    size_t done;
 
     if (direct_read_fits(file, buf, length, offset)) {
-        int ret = q2s_pread_all(file->direct_fd, buf, length, offset, &done);
-
-        if (ret == 0)
+        if (q2s_pread_full(file->direct_fd, buf, length, offset, file->path,
+                           err) == 0)
             return 0;
-        if (ret < 0 && errno != EINVAL)
-            return q2s_error_set_errno(err, errno, "%s: read error at "
-                                       "offset %llu", file->path,
-                                       (unsigned long long)(offset + done));
+        if (err->code != EINVAL && err->code != ESTALE)
+            return -1;
         /* Refused after all, or short: through the page cache from now
          * on, this read included (which reports a short one). */
         close(file->direct_fd);
