@@ -62,6 +62,8 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
          q2s_fork_check_size(source, options->input_virtual_size, "input",
                              err) < 0))
         return -1;
+    /* A delta stores as data the clusters of zeros that hide the base's,
+     * which the compressed scan would leave out. */
     if (base && options->compression != Q2S_COMPRESSION_NONE)
         return q2s_error_set(err, EINVAL, "compression cannot be combined "
                              "with a delta (--diff) yet");

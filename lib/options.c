@@ -120,8 +120,8 @@ int q2s_options_validate(const struct q2s_options *options,
     if (options->compression != Q2S_COMPRESSION_NONE &&
         q2s_check_threads(options->threads, err) < 0)
         return -1;
-    /* The fork allocates mapped clusters without reading them, and a
-     * delta must store the zero clusters that hide the base's data. */
+    /* The fork allocates mapped clusters without reading them: there is
+     * nothing to compress them from in pass 1. */
     if (options->input_map && options->compression != Q2S_COMPRESSION_NONE)
         return q2s_error_set(err, EINVAL, "compression cannot be combined "
                              "with the input's qemu-img map (the XAPI "
