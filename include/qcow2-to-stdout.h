@@ -61,12 +61,12 @@ extern "C" {
 #endif
 
 #define Q2S_VERSION_MAJOR 0
-#define Q2S_VERSION_MINOR 3
+#define Q2S_VERSION_MINOR 4
 #define Q2S_VERSION_MICRO 0
 /* 10000 * major + 100 * minor + micro, for comparisons in #if. */
 #define Q2S_VERSION_NUMBER \
     (Q2S_VERSION_MAJOR * 10000 + Q2S_VERSION_MINOR * 100 + Q2S_VERSION_MICRO)
-#define Q2S_VERSION "0.3.0"
+#define Q2S_VERSION "0.4.0"
 
 /* The version of the library running, which may be newer than the header
  * a program was built with. */
@@ -169,6 +169,34 @@ Q2S_API int q2s_options_set_compress_cache(
 Q2S_API uint64_t q2s_options_get_compress_cache(
     const struct q2s_options *options);
 
+/* Make the image an overlay (an increment) of the backing file name, in
+ * format (both required, copied, and written into the image exactly as
+ * given: QEMU opens name relative to the image's directory, and never
+ * probes the format).  Then q2s_plan_build() makes an increment from the
+ * source's dirty bitmap (q2s_source_options_set_dirty_bitmap()), and
+ * q2s_plan_build_delta() an overlay of what differs from its base: each
+ * cluster that changed is stored as data, or with the zero flag where it
+ * now reads as zeros; the rest reads from the backing file.  EINVAL for a
+ * name longer than qcow2's 1023 bytes or a format longer than QEMU's 15;
+ * a name that does not fit the header cluster fails in
+ * q2s_options_check().  Not with a data file or the fork's maps.  NULL
+ * name: a self-contained image. */
+Q2S_API int q2s_options_set_backing_file(struct q2s_options *options,
+                                         const char *name, const char *format,
+                                         struct q2s_error **error);
+/* NULL without a backing file. */
+Q2S_API const char *q2s_options_get_backing_file(
+    const struct q2s_options *options);
+Q2S_API const char *q2s_options_get_backing_format(
+    const struct q2s_options *options);
+
+/* Allow an overlay smaller than its base (a disk that shrank): the base's
+ * data past the overlay's end is then out of the guest's sight.  Refused
+ * (EINVAL) by default. */
+Q2S_API void q2s_options_set_allow_shrink(struct q2s_options *options,
+                                          bool allow);
+Q2S_API bool q2s_options_get_allow_shrink(const struct q2s_options *options);
+
 /* The options together (EINVAL), and the input named input as
  * q2s_source_open() would open it with source_options (which may be NULL
  * for the defaults): a data file must be a raw file opened by name.  What
@@ -204,6 +232,17 @@ Q2S_API const char *q2s_source_options_get_format(
 Q2S_API void q2s_source_options_set_untrusted(
     struct q2s_source_options *options, bool untrusted);
 Q2S_API bool q2s_source_options_get_untrusted(
+    const struct q2s_source_options *options);
+
+/* A dirty bitmap to read with the input, for an increment: an NBD server
+ * must export it as the meta context "qemu:dirty-bitmap:NAME" (qemu-nbd
+ * -B NAME; an image in another format is exported so by the qemu-nbd that
+ * the library starts), or q2s_source_open() fails with ENOENT, before
+ * anything is read.  Other inputs are refused (EINVAL).  NULL: none. */
+Q2S_API int q2s_source_options_set_dirty_bitmap(
+    struct q2s_source_options *options, const char *name,
+    struct q2s_error **error);
+Q2S_API const char *q2s_source_options_get_dirty_bitmap(
     const struct q2s_source_options *options);
 
 /* Seconds an NBD server (or qemu-nbd) may go without answering before the
@@ -302,7 +341,9 @@ typedef void q2s_progress_callback(void *opaque, enum q2s_phase phase,
 struct q2s_plan;
 
 /* Pass 1: reads the data of the source (never what it reports as holes)
- * and computes the image.  options is only read; progress may be NULL. */
+ * and computes the image.  options is only read; progress may be NULL.
+ * With a backing file in the options, an increment: only the clusters
+ * that the source's dirty bitmap marks are read (EINVAL without one). */
 Q2S_API int q2s_plan_build(struct q2s_source *source,
                            const struct q2s_options *options,
                            q2s_progress_callback *progress,
@@ -321,6 +362,8 @@ Q2S_API uint32_t q2s_plan_get_refcount_bits(const struct q2s_plan *plan);
  * these take in the image. */
 Q2S_API uint64_t q2s_plan_get_data_clusters(const struct q2s_plan *plan);
 Q2S_API uint64_t q2s_plan_get_compressed_clusters(const struct q2s_plan *plan);
+/* An overlay's clusters stored with the zero flag (no data). */
+Q2S_API uint64_t q2s_plan_get_zero_clusters(const struct q2s_plan *plan);
 Q2S_API uint64_t q2s_plan_get_compressed_bytes(const struct q2s_plan *plan);
 Q2S_API uint64_t q2s_plan_get_l1_entries(const struct q2s_plan *plan);
 Q2S_API uint64_t q2s_plan_get_l2_tables(const struct q2s_plan *plan);
@@ -387,7 +430,10 @@ Q2S_API int q2s_options_set_base_map(struct q2s_options *options,
 /* Pass 1 of a delta against base (the fork's --diff): allocates the
  * clusters of source that differ from base's, and those that base's map
  * lists and the input's does not, so that the image, given base as its
- * backing file, reads as source.  See the man page for the rules. */
+ * backing file, reads as source.  See the man page for the rules.  With
+ * a backing file in the options, an overlay instead: the clusters whose
+ * bytes differ from base's (zeros past its end), as data or zero
+ * clusters; EINVAL if base is larger than the source, unless allowed. */
 Q2S_API int q2s_plan_build_delta(struct q2s_source *source,
                                  struct q2s_source *base,
                                  const struct q2s_options *options,

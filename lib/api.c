@@ -108,6 +108,8 @@ void q2s_error_free(struct q2s_error *error)
 struct options_handle {
     struct q2s_options options;  /* first, so that the two convert */
     char *data_file_name;
+    char *backing_file;
+    char *backing_format;
     struct q2s_map input_map;
     struct q2s_map base_map;
 };
@@ -128,6 +130,8 @@ void q2s_options_free(struct q2s_options *options)
 
     if (handle) {
         free(handle->data_file_name);
+        free(handle->backing_file);
+        free(handle->backing_format);
         q2s_map_fini(&handle->input_map);
         q2s_map_fini(&handle->base_map);
         free(handle);
@@ -196,6 +200,52 @@ int q2s_options_set_data_file(struct q2s_options *options, const char *name,
     options->data_file_name = copy;
     options->data_file_raw = raw;
     return 0;
+}
+
+int q2s_options_set_backing_file(struct q2s_options *options,
+                                 const char *name, const char *format,
+                                 struct q2s_error **error)
+{
+    struct options_handle *handle = (struct options_handle *)options;
+    struct q2s_error err;
+    char *name_copy = NULL, *format_copy = NULL;
+
+    if (q2s_check_backing_file(name, format, &err) < 0)
+        return give_error(error, &err);
+    if (name && (!(name_copy = strdup(name)) ||
+                 !(format_copy = strdup(format)))) {
+        free(name_copy);
+        q2s_error_set_errno(&err, ENOMEM, "cannot copy the backing file "
+                            "name");
+        return give_error(error, &err);
+    }
+    free(handle->backing_file);
+    free(handle->backing_format);
+    handle->backing_file = name_copy;
+    handle->backing_format = format_copy;
+    options->backing_file = name_copy;
+    options->backing_format = format_copy;
+    return 0;
+}
+
+const char *q2s_options_get_backing_file(const struct q2s_options *options)
+{
+    return options->backing_file;
+}
+
+const char *q2s_options_get_backing_format(const struct q2s_options *options)
+{
+    return options->backing_format;
+}
+
+void q2s_options_set_allow_shrink(struct q2s_options *options, bool allow)
+{
+    options->allow_shrink = allow;
+}
+
+bool q2s_options_get_allow_shrink(const struct q2s_options *options)
+{
+    return options->allow_shrink;
 }
 
 /* Copies map into *copy and points *field at it (NULL for no map), after
@@ -325,6 +375,7 @@ int q2s_options_check(const struct q2s_options *options, const char *input,
 struct source_options_handle {
     struct q2s_source_options options;  /* first, so that the two convert */
     char *format;
+    char *dirty_bitmap;
 };
 
 struct q2s_source_options *q2s_source_options_new(void)
@@ -344,6 +395,7 @@ void q2s_source_options_free(struct q2s_source_options *options)
 
     if (handle) {
         free(handle->format);
+        free(handle->dirty_bitmap);
         free(handle);
     }
 }
@@ -373,6 +425,33 @@ const char *
 q2s_source_options_get_format(const struct q2s_source_options *options)
 {
     return options->format ? options->format : "raw";
+}
+
+int q2s_source_options_set_dirty_bitmap(struct q2s_source_options *options,
+                                        const char *name,
+                                        struct q2s_error **error)
+{
+    struct source_options_handle *handle =
+        (struct source_options_handle *)options;
+    struct q2s_error err;
+    char *copy = NULL;
+
+    if (q2s_check_dirty_bitmap(name, &err) < 0)
+        return give_error(error, &err);
+    if (name && !(copy = strdup(name))) {
+        q2s_error_set_errno(&err, ENOMEM, "cannot copy the bitmap name");
+        return give_error(error, &err);
+    }
+    free(handle->dirty_bitmap);
+    handle->dirty_bitmap = copy;
+    options->dirty_bitmap = copy;
+    return 0;
+}
+
+const char *q2s_source_options_get_dirty_bitmap(
+    const struct q2s_source_options *options)
+{
+    return options->dirty_bitmap;
 }
 
 void q2s_source_options_set_untrusted(struct q2s_source_options *options,
@@ -614,6 +693,11 @@ uint64_t q2s_plan_get_data_clusters(const struct q2s_plan *plan)
 {
     return q2s_runs_total(&plan->data_clusters) +
            q2s_runs_total(&plan->compressed_clusters);
+}
+
+uint64_t q2s_plan_get_zero_clusters(const struct q2s_plan *plan)
+{
+    return q2s_runs_total(&plan->zero_clusters);
 }
 
 uint64_t q2s_plan_get_compressed_clusters(const struct q2s_plan *plan)

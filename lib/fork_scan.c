@@ -349,3 +349,45 @@ out:
     q2s_runs_free(&to_check);
     return ret;
 }
+
+int q2s_scan_changed(struct q2s_source *input, struct q2s_source *base,
+                     const struct q2s_geometry *geometry,
+                     struct q2s_runs *changed,
+                     q2s_progress_callback *progress, void *progress_opaque,
+                     struct q2s_error *err)
+{
+    struct q2s_runs every_cluster;
+    struct q2s_runs_builder differing;
+    struct comparison cmp = { .input_buffer = NULL, .base_buffer = NULL };
+    int ret = -1;
+
+    q2s_runs_init(&every_cluster);
+    q2s_runs_builder_init(&differing);
+    if (q2s_runs_add(&every_cluster, 0, geometry->guest_clusters) < 0) {
+        q2s_error_set_errno(err, errno, "cannot record the clusters to "
+                            "compare");
+        goto out;
+    }
+    if (comparison_init(&cmp, input, base, geometry, &differing, err) < 0)
+        goto out;
+    cmp.progress = progress;
+    cmp.progress_opaque = progress_opaque;
+    cmp.total_bytes = geometry->guest_clusters << geometry->cluster_bits;
+    /* Only what differs is read again, by the scan of its data. */
+    input->read_once = true;
+    base->read_once = true;
+    if (compare_runs(&cmp, &every_cluster, false, err) < 0)
+        goto out;
+    if (q2s_runs_builder_finish(&differing, changed) < 0) {
+        q2s_error_set_errno(err, errno, "cannot record the clusters");
+        goto out;
+    }
+    ret = 0;
+out:
+    input->read_once = false;
+    base->read_once = false;
+    comparison_fini(&cmp);
+    q2s_runs_builder_free(&differing);
+    q2s_runs_free(&every_cluster);
+    return ret;
+}

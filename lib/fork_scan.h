@@ -34,4 +34,13 @@ int q2s_scan_delta(struct q2s_source *input, struct q2s_source *base,
                    q2s_progress_callback *progress, void *progress_opaque,
                    struct q2s_error *err);
 
+/* For an overlay: into *changed (empty), every cluster of the input whose
+ * bytes, up to the virtual size, differ from the base's (zeros past the
+ * base's end), exactly.  Holes that both sources report are not read. */
+int q2s_scan_changed(struct q2s_source *input, struct q2s_source *base,
+                     const struct q2s_geometry *geometry,
+                     struct q2s_runs *changed,
+                     q2s_progress_callback *progress, void *progress_opaque,
+                     struct q2s_error *err);
+
 #endif

@@ -1,4 +1,5 @@
 #include "metadata.h"
+#include "plan.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -33,13 +34,35 @@ static uint64_t extension_bytes(uint64_t length)
            q2s_round_up(length, QCOW2_EXTENSION_ALIGNMENT);
 }
 
-uint64_t q2s_header_bytes(const char *data_file_name)
+int q2s_header_layout(const char *data_file_name, const char *backing_file,
+                      const char *backing_format, uint32_t cluster_size,
+                      struct q2s_header_layout *layout)
 {
     uint64_t bytes = sizeof(struct qcow2_header);
+    uint64_t features = extension_bytes(sizeof feature_names);
+    uint64_t name_length;
 
+    *layout = (struct q2s_header_layout){ .feature_table = true };
     if (data_file_name)
         bytes += extension_bytes(strlen(data_file_name));
-    return bytes + extension_bytes(sizeof feature_names);
+    if (!backing_file) {
+        layout->bytes = bytes + features;
+        return layout->bytes <= cluster_size ? 0 : -1;
+    }
+    /* QEMU's order: the extensions, their end, then the name, which
+     * backing_file_offset and backing_file_size point to. */
+    name_length = strlen(backing_file);
+    bytes += extension_bytes(strlen(backing_format)) +
+             QCOW2_EXTENSION_HEADER_BYTES;
+    if (bytes + features + name_length > cluster_size) {
+        features = 0;
+        layout->feature_table = false;
+    }
+    layout->backing_name_offset = bytes + features;
+    layout->bytes = layout->backing_name_offset + name_length;
+    return name_length <= QCOW2_MAX_BACKING_FILE_NAME &&
+                   layout->bytes <= cluster_size
+               ? 0 : -1;
 }
 
 /* The extension at p, padded with the zeros already in the buffer.
@@ -57,11 +80,12 @@ static uint8_t *put_extension(uint8_t *p, uint32_t type, const void *data,
     return p + extension_bytes(length);
 }
 
-/* "Header" and "Header extensions".  Fields not set stay 0: no backing
- * file, no encryption, no snapshots, no compatible features. */
+/* "Header" and "Header extensions", then the backing file name.  Fields
+ * not set stay 0: no encryption, no snapshots, no compatible features. */
 static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
 {
     const struct q2s_geometry *g = &plan->geometry;
+    const struct q2s_header_layout *layout = &plan->header_layout;
     struct qcow2_header header = { 0 };
     uint64_t incompatible = 0, autoclear = 0;
     uint8_t *p;
@@ -78,6 +102,11 @@ static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
 
     header.magic = htobe32(QCOW2_MAGIC);
     header.version = htobe32(QCOW2_VERSION);
+    if (plan->backing_file) {
+        header.backing_file_offset = htobe64(layout->backing_name_offset);
+        header.backing_file_size =
+            htobe32((uint32_t)strlen(plan->backing_file));
+    }
     header.cluster_bits = htobe32(g->cluster_bits);
     header.size = htobe64(g->virtual_size);
     header.l1_size = htobe32((uint32_t)g->l1_entries);
@@ -95,9 +124,24 @@ static void header_cluster(const struct q2s_plan *plan, uint8_t *buf)
     if (plan->data_file_name)
         p = put_extension(p, QCOW2_EXT_DATA_FILE_NAME, plan->data_file_name,
                           (uint32_t)strlen(plan->data_file_name));
-    put_extension(p, QCOW2_EXT_FEATURE_NAME_TABLE, feature_names,
-                  sizeof feature_names);
-    /* The zeros that follow end the extensions. */
+    if (plan->backing_file)
+        p = put_extension(p, QCOW2_EXT_BACKING_FORMAT, plan->backing_format,
+                          (uint32_t)strlen(plan->backing_format));
+    if (layout->feature_table)
+        put_extension(p, QCOW2_EXT_FEATURE_NAME_TABLE, feature_names,
+                      sizeof feature_names);
+    /* The zeros that follow end the extensions; the name comes after. */
+    if (plan->backing_file)
+        memcpy(buf + layout->backing_name_offset, plan->backing_file,
+               strlen(plan->backing_file));
+}
+
+/* The members of run within [first, end): [*from, *to). */
+static void clip_run(const struct q2s_run *run, uint64_t first, uint64_t end,
+                     uint64_t *from, uint64_t *to)
+{
+    *from = run->start > first ? run->start : first;
+    *to = run->start + run->length < end ? run->start + run->length : end;
 }
 
 /* Entries [first, first + count) of a table, one for each member x of set
@@ -112,10 +156,10 @@ static void pointer_entries(const struct q2s_runs *set, uint64_t first,
     for (size_t i = q2s_runs_search(set, first);
          i < set->count && set->runs[i].start < end; i++) {
         const struct q2s_run *run = &set->runs[i];
-        uint64_t from = run->start > first ? run->start : first;
-        uint64_t to = run->start + run->length < end ? run->start + run->length
-                                                     : end;
-        uint64_t target =
+        uint64_t from, to, target;
+
+        clip_run(run, first, end, &from, &to);
+        target =
             identity ? from << cluster_bits
                      : first_target +
                            ((run->rank + (from - run->start)) << cluster_bits);
@@ -145,11 +189,9 @@ static void compressed_entries(const struct q2s_plan *plan, uint64_t first,
             (set->runs[i].start > first ? 0 : first - set->runs[i].start);
     q2s_packing_seek(&plan->packing, index, &state);
     for (; i < set->count && set->runs[i].start < end; i++) {
-        const struct q2s_run *run = &set->runs[i];
-        uint64_t from = run->start > first ? run->start : first;
-        uint64_t to = run->start + run->length < end ? run->start + run->length
-                                                     : end;
+        uint64_t from, to;
 
+        clip_run(&set->runs[i], first, end, &from, &to);
         for (uint64_t x = from; x < to; x++, index++) {
             uint32_t bytes = plan->packing.sizes[index];
             uint64_t host = plan->compressed_offset +
@@ -159,6 +201,24 @@ static void compressed_entries(const struct q2s_plan *plan, uint64_t first,
                          qcow2_compressed_descriptor(
                              host, bytes, plan->geometry.cluster_bits));
         }
+    }
+}
+
+/* Entries [first, first + count) of an L2 table for the zero clusters
+ * among them: the zero flag, no host cluster, not QCOW2_OFLAG_COPIED
+ * (which goes with a refcount of one). */
+static void zero_entries(const struct q2s_runs *set, uint64_t first,
+                         uint64_t count, uint8_t *buf)
+{
+    uint64_t end = first + count;
+
+    for (size_t i = q2s_runs_search(set, first);
+         i < set->count && set->runs[i].start < end; i++) {
+        uint64_t from, to;
+
+        clip_run(&set->runs[i], first, end, &from, &to);
+        for (uint64_t x = from; x < to; x++)
+            q2s_put_be64(buf + (x - first) * 8, QCOW2_OFLAG_ZERO);
     }
 }
 
@@ -306,5 +366,6 @@ void q2s_metadata_cluster(const struct q2s_plan *plan, uint64_t host_cluster,
                         plan->data_file_name ? 0 : plan->data_offset,
                         plan->data_file_name != NULL, g->cluster_bits, buf);
         compressed_entries(plan, first, entries_per_cluster, buf);
+        zero_entries(&plan->zero_clusters, first, entries_per_cluster, buf);
     }
 }

@@ -9,6 +9,7 @@
 #include "compress.h"
 #include "map.h"
 #include "metadata.h"
+#include "qcow2_format.h"
 
 void q2s_options_init(struct q2s_options *options)
 {
@@ -95,6 +96,39 @@ int q2s_check_format(const char *format, struct q2s_error *err)
     return 0;
 }
 
+int q2s_check_dirty_bitmap(const char *name, struct q2s_error *err)
+{
+    /* QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */
+    if (name && (name[0] == '\0' || strlen(name) > 1023))
+        return q2s_error_set(err, EINVAL, "invalid dirty bitmap name: it "
+                             "must have 1 to 1023 bytes");
+    return 0;
+}
+
+int q2s_check_backing_file(const char *name, const char *format,
+                           struct q2s_error *err)
+{
+    if (!name)
+        return format ? q2s_error_set(err, EINVAL, "a backing format needs "
+                                      "a backing file") : 0;
+    if (name[0] == '\0')
+        return q2s_error_set(err, EINVAL, "the backing file name is empty");
+    if (strlen(name) > QCOW2_MAX_BACKING_FILE_NAME)
+        return q2s_error_set(err, EINVAL, "the backing file name is too "
+                             "long: %zu bytes, more than the %d that qcow2 "
+                             "allows", strlen(name),
+                             QCOW2_MAX_BACKING_FILE_NAME);
+    /* Never probed: QEMU would guess from the backing file's content. */
+    if (!format || format[0] == '\0')
+        return q2s_error_set(err, EINVAL, "a backing file needs its format "
+                             "(-F), which is never probed");
+    if (strlen(format) > QCOW2_MAX_BACKING_FORMAT)
+        return q2s_error_set(err, EINVAL, "invalid backing format '%s': "
+                             "QEMU reads at most %d bytes of it", format,
+                             QCOW2_MAX_BACKING_FORMAT);
+    return 0;
+}
+
 int q2s_check_map_size(const struct q2s_map *map, uint64_t virtual_size,
                        const char *whose, struct q2s_error *err)
 {
@@ -129,19 +163,34 @@ int q2s_options_validate(const struct q2s_options *options,
     if (options->data_file_raw && !options->data_file_name)
         return q2s_error_set(err, EINVAL, "data_file_raw needs an external "
                              "data file");
-    if (!options->data_file_name)
-        return 0;
-    if (options->compression != Q2S_COMPRESSION_NONE)
+    if (q2s_check_backing_file(options->backing_file,
+                               options->backing_format, err) < 0)
+        return -1;
+    if (options->backing_file &&
+        (options->input_map || options->base_map))
+        return q2s_error_set(err, EINVAL, "a backing file cannot be combined "
+                             "with the XAPI fork's qemu-img maps "
+                             "(--json-header-map); --map can");
+    if (options->backing_file && options->data_file_name)
+        return q2s_error_set(err, EINVAL, "a backing file cannot be combined "
+                             "with an external data file");
+    if (options->data_file_name &&
+        options->compression != Q2S_COMPRESSION_NONE)
         return q2s_error_set(err, EINVAL, "compression cannot be combined "
                              "with an external data file, which holds the "
                              "data as it is");
-    if (options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
+    if (options->data_file_name &&
+        options->cluster_size == Q2S_MIN_CLUSTER_SIZE)
         return q2s_error_set(err, EINVAL, "external data files require a "
                              "larger cluster size");
-    if (q2s_header_bytes(options->data_file_name) > options->cluster_size)
-        return q2s_error_set(err, EINVAL, "the data file name is too long "
-                             "for a %u-byte header cluster; use a shorter "
-                             "path or a larger cluster size",
+    if (q2s_header_layout(options->data_file_name, options->backing_file,
+                          options->backing_format, options->cluster_size,
+                          &(struct q2s_header_layout){ 0 }) < 0)
+        return q2s_error_set(err, EINVAL, "the %s name is too long for a "
+                             "%u-byte header cluster; use a shorter name or "
+                             "a larger cluster size",
+                             options->backing_file ? "backing file"
+                                                   : "data file",
                              options->cluster_size);
     return 0;
 }

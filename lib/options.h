@@ -34,6 +34,12 @@ struct q2s_options {
     uint64_t input_virtual_size;
     const struct q2s_map *base_map;
     uint64_t base_virtual_size;
+    /* Make the image an overlay of this backing file, in this format,
+     * both recorded as given; NULL for a self-contained image. */
+    const char *backing_file;
+    const char *backing_format;
+    /* Allow an overlay whose virtual size is smaller than its base's. */
+    bool allow_shrink;
 };
 
 struct q2s_source_options {
@@ -50,6 +56,9 @@ struct q2s_source_options {
      * may be NULL), every wait stops within a fraction of a second with
      * the error "interrupted", and children are ended. */
     const volatile sig_atomic_t *interrupted;
+    /* A dirty bitmap that the NBD server exports (or qemu-nbd, started
+     * with -B): what an increment reads.  NULL for none. */
+    const char *dirty_bitmap;
 };
 
 /* Whether a map fits a disk of virtual_size bytes: EINVAL if an extent
@@ -69,6 +78,9 @@ int q2s_check_compression(enum q2s_compression compression, int level,
 int q2s_check_threads(uint32_t threads, struct q2s_error *err);
 int q2s_check_timeout(uint32_t seconds, struct q2s_error *err);
 int q2s_check_format(const char *format, struct q2s_error *err);
+int q2s_check_dirty_bitmap(const char *name, struct q2s_error *err);
+int q2s_check_backing_file(const char *name, const char *format,
+                           struct q2s_error *err);
 
 /* Every rule on the options, alone and together: what can be checked
  * before the input is known. */

@@ -80,6 +80,7 @@ void q2s_clusters_init(struct q2s_clusters *clusters,
 {
     q2s_runs_init(&clusters->raw);
     q2s_runs_init(&clusters->compressed);
+    q2s_runs_init(&clusters->zero);
     q2s_packing_init(&clusters->packing, geometry->cluster_bits,
                      geometry->refcount_bits);
 }
@@ -88,32 +89,32 @@ void q2s_clusters_free(struct q2s_clusters *clusters)
 {
     q2s_runs_free(&clusters->raw);
     q2s_runs_free(&clusters->compressed);
+    q2s_runs_free(&clusters->zero);
     q2s_packing_free(&clusters->packing);
 }
 
-/* The L2 tables that the allocated clusters of both sets need, as runs of
- * L1 indices: the runs of the two sets are merged in order. */
+/* The L2 tables that the clusters of the sets need, as runs of L1
+ * indices. */
 static int collect_l2_tables(struct q2s_runs *l2_tables,
-                             const struct q2s_runs *a,
-                             const struct q2s_runs *b, uint32_t l2_bits)
+                             const struct q2s_runs *const sets[],
+                             size_t set_count, uint32_t l2_bits)
 {
-    size_t i = 0, j = 0;
+    struct q2s_runs_builder tables;
 
-    while (i < a->count || j < b->count) {
-        const struct q2s_run *run;
-        uint64_t first, last;
+    q2s_runs_builder_init(&tables);
+    for (size_t s = 0; s < set_count; s++) {
+        for (size_t i = 0; i < sets[s]->count; i++) {
+            const struct q2s_run *run = &sets[s]->runs[i];
+            uint64_t first = run->start >> l2_bits;
+            uint64_t last = (run->start + run->length - 1) >> l2_bits;
 
-        if (j == b->count ||
-            (i < a->count && a->runs[i].start < b->runs[j].start))
-            run = &a->runs[i++];
-        else
-            run = &b->runs[j++];
-        first = run->start >> l2_bits;
-        last = (run->start + run->length - 1) >> l2_bits;
-        if (q2s_runs_add(l2_tables, first, last - first + 1) < 0)
-            return -1;
+            if (q2s_runs_builder_add(&tables, first, last - first + 1) < 0) {
+                q2s_runs_builder_free(&tables);
+                return -1;
+            }
+        }
     }
-    return 0;
+    return q2s_runs_builder_finish(&tables, l2_tables);
 }
 
 static uint64_t last_member(const struct q2s_runs *set)
@@ -143,6 +144,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     plan->geometry = *g;
     plan->data_clusters = clusters->raw;
     plan->compressed_clusters = clusters->compressed;
+    plan->zero_clusters = clusters->zero;
     plan->packing = clusters->packing;
     q2s_clusters_init(clusters, g);
     q2s_runs_init(&plan->l2_tables);
@@ -156,7 +158,9 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     if ((plan->data_clusters.count > 0 &&
          last_member(&plan->data_clusters) >= g->guest_clusters) ||
         (plan->compressed_clusters.count > 0 &&
-         last_member(&plan->compressed_clusters) >= g->guest_clusters)) {
+         last_member(&plan->compressed_clusters) >= g->guest_clusters) ||
+        (plan->zero_clusters.count > 0 &&
+         last_member(&plan->zero_clusters) >= g->guest_clusters)) {
         q2s_plan_fini(plan);
         return q2s_error_set(err, ENOTRECOVERABLE,
                              "internal error: a data cluster lies "
@@ -173,13 +177,29 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
         if (!plan->data_file_name)
             goto out_of_memory;
     }
+    if (options->backing_file) {
+        plan->backing_file = strdup(options->backing_file);
+        plan->backing_format = strdup(options->backing_format);
+        if (!plan->backing_file || !plan->backing_format)
+            goto out_of_memory;
+    }
+    /* q2s_options_validate() saw that it fits. */
+    if (q2s_header_layout(options->data_file_name, options->backing_file,
+                          options->backing_format, g->cluster_size,
+                          &plan->header_layout) < 0) {
+        q2s_error_set(err, EINVAL, "the names do not fit the header cluster");
+        goto refused;
+    }
     /* data_file_raw: the data file is the disk, so every cluster is
      * allocated and mapped to the same offset in it. */
     if (options->data_file_raw &&
         q2s_runs_add(&plan->data_clusters, 0, g->guest_clusters) < 0)
         goto out_of_memory;
-    if (collect_l2_tables(&plan->l2_tables, &plan->data_clusters,
-                          &plan->compressed_clusters, g->cluster_bits - 3) < 0)
+    if (collect_l2_tables(&plan->l2_tables,
+                          (const struct q2s_runs *const[]){
+                              &plan->data_clusters, &plan->compressed_clusters,
+                              &plan->zero_clusters },
+                          3, g->cluster_bits - 3) < 0)
         goto out_of_memory;
 
     /* With an external data file, the L2 entries hold offsets into it,
@@ -281,9 +301,14 @@ void q2s_plan_fini(struct q2s_plan *plan)
 {
     q2s_runs_free(&plan->data_clusters);
     q2s_runs_free(&plan->compressed_clusters);
+    q2s_runs_free(&plan->zero_clusters);
     q2s_packing_free(&plan->packing);
     q2s_cache_free(&plan->cache);
     q2s_runs_free(&plan->l2_tables);
     free(plan->data_file_name);
     plan->data_file_name = NULL;
+    free(plan->backing_file);
+    plan->backing_file = NULL;
+    free(plan->backing_format);
+    plan->backing_format = NULL;
 }

@@ -16,6 +16,7 @@
 #define Q2S_PLAN_H
 
 #include "cache.h"
+#include "metadata.h"
 #include "options.h"
 #include "packing.h"
 #include "qcow2-to-stdout.h"
@@ -57,6 +58,9 @@ struct q2s_clusters {
     struct q2s_runs raw;         /* stored as they are */
     struct q2s_runs compressed;  /* stored compressed */
     struct q2s_packing packing;  /* the compressed ones, in the same order */
+    /* An overlay's clusters that read as zeros where its backing file's
+     * do not: L2 entries with the zero flag, no data. */
+    struct q2s_runs zero;
 };
 
 void q2s_clusters_init(struct q2s_clusters *clusters,
@@ -67,12 +71,16 @@ struct q2s_plan {
     struct q2s_geometry geometry;
     char *data_file_name;       /* NULL without an external data file */
     bool data_file_raw;
+    char *backing_file;         /* NULL for a self-contained image */
+    char *backing_format;       /* with backing_file */
+    struct q2s_header_layout header_layout;
     enum q2s_compression compression;
     int compression_level;
     uint32_t threads;
 
     struct q2s_runs data_clusters;        /* guest clusters stored as is */
     struct q2s_runs compressed_clusters;  /* guest clusters compressed */
+    struct q2s_runs zero_clusters;        /* zero flag, nothing stored */
     struct q2s_packing packing;           /* where the compressed ones go */
     struct q2s_cache cache;               /* what pass 1 kept of them */
     struct q2s_runs l2_tables;      /* L1 indices whose L2 table exists */

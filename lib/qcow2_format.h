@@ -78,9 +78,18 @@ struct qcow2_extension_header {
 #define QCOW2_EXTENSION_ALIGNMENT 8
 #define QCOW2_EXT_FEATURE_NAME_TABLE 0x6803f857u
 #define QCOW2_EXT_DATA_FILE_NAME 0x44415441u
+#define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
 _Static_assert(sizeof(struct qcow2_extension_header) ==
                    QCOW2_EXTENSION_HEADER_BYTES,
                "qcow2 header extension: type and length");
+
+/* backing_file_size: "Must not be longer than 1023 bytes" (qcow2.rst,
+ * "Header"); qcow2_do_open also wants the name within the header
+ * cluster. */
+#define QCOW2_MAX_BACKING_FILE_NAME 1023
+/* QEMU keeps the backing format in char[16] and refuses a longer
+ * "Backing file format name" extension (qcow2_read_extensions). */
+#define QCOW2_MAX_BACKING_FORMAT 15
 
 /* "Feature name table": one entry per named feature bit. */
 enum qcow2_feature_type {
@@ -105,6 +114,10 @@ _Static_assert(sizeof(struct qcow2_feature_name) ==
 
 /* "Cluster mapping": bit 63 of L1 and L2 entries, refcount exactly one. */
 #define QCOW2_OFLAG_COPIED (UINT64_C(1) << 63)
+/* Bit 0 of a standard L2 entry: the cluster reads as all zeros, and
+ * nothing is read from the backing file for it ("Standard Cluster
+ * Descriptor", version 3 only).  With host offset 0, nothing is allocated. */
+#define QCOW2_OFLAG_ZERO UINT64_C(1)
 /* Bit 62 of L2 entries: a "Compressed Clusters Descriptor" follows. */
 #define QCOW2_OFLAG_COMPRESSED (UINT64_C(1) << 62)
 

@@ -24,6 +24,8 @@ struct scan {
                   struct q2s_error *err);
     q2s_progress_callback *progress;
     void *progress_opaque;
+    /* The only clusters to look at, or NULL for all. */
+    const struct q2s_runs *only;
 
     /* Without compression: the window is read here and looked at. */
     uint8_t *buffer;
@@ -59,30 +61,61 @@ static int scan_extent(struct scan *scan, uint64_t start, uint64_t end,
     return 0;
 }
 
-/* Every extent of the input that may hold data, in whole clusters; holes
- * are not read, and no cluster twice. */
-static int scan_input(struct scan *scan, struct q2s_error *err)
+/* Every extent of [from, to) that may hold data, in whole clusters (from
+ * and to are cluster-aligned); holes are not read, and no cluster twice. */
+static int scan_range(struct scan *scan, uint64_t from, uint64_t to,
+                      struct q2s_error *err)
 {
-    struct q2s_source *source = scan->source;
     uint32_t cluster_size = scan->geometry->cluster_size;
-    uint64_t offset = 0;
+    uint64_t offset = from;
 
-    while (offset < source->size) {
+    while (offset < to) {
         uint64_t start, end;
-        int ret = q2s_source_next_data(source, offset, &start, &end, err);
+        int ret = q2s_source_next_data(scan->source, offset, &start, &end,
+                                       err);
 
         if (ret < 0)
             return -1;
-        if (ret == 0)
+        if (ret == 0 || start >= to)
             break;
         /* The next search starts after the last whole cluster, so that an
          * extent ending mid-cluster does not make the next one read that
          * cluster again. */
         start = align_down(start, cluster_size);
         end = align_down(end + cluster_size - 1, cluster_size);
+        if (end > to)
+            end = to;
         if (scan_extent(scan, start, end, err) < 0)
             return -1;
         offset = end;
+    }
+    return 0;
+}
+
+/* The whole input, or the clusters of scan->only. */
+static int scan_input(struct scan *scan, struct q2s_error *err)
+{
+    struct q2s_source *source = scan->source;
+    uint32_t bits = scan->geometry->cluster_bits;
+    /* The end of the last cluster, which may reach past the input. */
+    uint64_t input_end = align_down(source->size + scan->geometry->cluster_size
+                                        - 1, scan->geometry->cluster_size);
+
+    if (!scan->only) {
+        if (scan_range(scan, 0, input_end, err) < 0)
+            return -1;
+    } else {
+        for (size_t i = 0; i < scan->only->count; i++) {
+            const struct q2s_run *run = &scan->only->runs[i];
+            uint64_t from = run->start << bits;
+            uint64_t to = (run->start + run->length) << bits;
+
+            if (from >= source->size)
+                break;
+            if (scan_range(scan, from, to < input_end ? to : input_end,
+                           err) < 0)
+                return -1;
+        }
     }
     if (scan->progress)
         scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN, source->size,
@@ -112,8 +145,9 @@ static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
 }
 
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
-             struct q2s_runs *data_clusters, q2s_progress_callback *progress,
-             void *progress_opaque, struct q2s_error *err)
+             const struct q2s_runs *only, struct q2s_runs *data_clusters,
+             q2s_progress_callback *progress, void *progress_opaque,
+             struct q2s_error *err)
 {
     uint32_t cluster_size = geometry->cluster_size;
     struct scan scan = {
@@ -126,6 +160,7 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
         .window = find_data,
         .progress = progress,
         .progress_opaque = progress_opaque,
+        .only = only,
         .data_clusters = data_clusters,
     };
     int ret;
@@ -207,6 +242,7 @@ static int compress_window(struct scan *scan, uint64_t pos, uint64_t length,
 int q2s_scan_compressed(struct q2s_source *source,
                         const struct q2s_geometry *geometry,
                         const struct q2s_options *options,
+                        const struct q2s_runs *only,
                         struct q2s_clusters *clusters, struct q2s_cache *cache,
                         q2s_progress_callback *progress, void *progress_opaque,
                         struct q2s_error *err)
@@ -217,6 +253,7 @@ int q2s_scan_compressed(struct q2s_source *source,
         .window = compress_window,
         .progress = progress,
         .progress_opaque = progress_opaque,
+        .only = only,
         .clusters = clusters,
         .cache = cache,
     };

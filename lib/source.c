@@ -62,6 +62,41 @@ static int backend_next_data(struct q2s_source *source, uint64_t offset,
     return found;
 }
 
+int q2s_source_dirty_clusters(struct q2s_source *source,
+                              uint32_t cluster_bits, uint64_t guest_clusters,
+                              struct q2s_runs *dirty, struct q2s_error *err)
+{
+    uint64_t offset = 0, start, end;
+    int found;
+
+    if (!source->ops->next_dirty)
+        return q2s_error_set(err, EINVAL, "a dirty bitmap can only be read "
+                             "from an NBD input (an NBD URI, or an image in "
+                             "another format through qemu-nbd)");
+    while ((found = source->ops->next_dirty(source, offset, &start, &end,
+                                            err)) > 0) {
+        uint64_t first = start >> cluster_bits;
+        uint64_t last = ((end - 1) >> cluster_bits) + 1;
+
+        if (start < offset || end <= start || end > source->size)
+            return q2s_error_set(err, EPROTO, "the input reported a bad "
+                                 "dirty extent %llu to %llu",
+                                 (unsigned long long)start,
+                                 (unsigned long long)end);
+        if (q2s_source_interrupted(source))
+            return q2s_error_set(err, ECANCELED, "interrupted");
+        if (last > guest_clusters)
+            last = guest_clusters;
+        /* A cluster partly dirty is dirty; the next extent may share it,
+         * which q2s_runs_add merges. */
+        if (first < last && q2s_runs_add(dirty, first, last - first) < 0)
+            return q2s_error_set_errno(err, errno, "cannot record the dirty "
+                                       "clusters");
+        offset = end;
+    }
+    return found;
+}
+
 int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
                          uint64_t *start, uint64_t *end,
                          struct q2s_error *err)

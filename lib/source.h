@@ -11,6 +11,7 @@
 #include "map.h"
 #include "options.h"
 #include "qcow2-to-stdout.h"
+#include "runs.h"
 
 struct q2s_source_ops {
     /* Finds the first extent at or after offset that may hold data (holes
@@ -19,6 +20,10 @@ struct q2s_source_ops {
      * is allowed; the other way round is not. */
     int (*next_data)(struct q2s_source *source, uint64_t offset,
                      uint64_t *start, uint64_t *end, struct q2s_error *err);
+    /* Optional: with a dirty bitmap, the first extent at or after offset
+     * that it marks dirty, as next_data does for data. */
+    int (*next_dirty)(struct q2s_source *source, uint64_t offset,
+                      uint64_t *start, uint64_t *end, struct q2s_error *err);
     /* Reads exactly length bytes at offset, all below source->size. */
     int (*read)(struct q2s_source *source, void *buf, size_t length,
                 uint64_t offset, struct q2s_error *err);
@@ -75,6 +80,14 @@ int q2s_source_next_data(struct q2s_source *source, uint64_t offset,
 uint64_t q2s_source_locate(struct q2s_source *source, uint64_t offset,
                            uint64_t length, int *fd, uint64_t *fd_offset);
 int q2s_source_check_size(struct q2s_source *source, struct q2s_error *err);
+
+/* Adds to *dirty (empty) every guest cluster of cluster_bits bits below
+ * guest_clusters that the source's dirty bitmap marks dirty in any part:
+ * EINVAL if the source has none, EPROTO for an extent that goes back or
+ * past the end. */
+int q2s_source_dirty_clusters(struct q2s_source *source,
+                              uint32_t cluster_bits, uint64_t guest_clusters,
+                              struct q2s_runs *dirty, struct q2s_error *err);
 
 /* ops->prefetch, if the source has it, for what lies below its size. */
 void q2s_source_prefetch(struct q2s_source *source, uint64_t offset,

@@ -39,6 +39,11 @@ struct cli {
     bool length_given;
     bool compression_option_given;  /* --compress-level or --compress-cache */
     bool stdout_closed;  /* at start; it is /dev/null now */
+    const char *backing_file;    /* -B, or NULL */
+    const char *backing_format;  /* -F, or NULL */
+    const char *diff_format;     /* --diff-format, or NULL for raw */
+    bool bitmap;                 /* --bitmap */
+    bool shrink;                 /* --shrink */
     const char *map_name;  /* --map: a path, or fd:N */
     int map_fd;            /* N of fd:N, or -1 */
     const volatile sig_atomic_t *cancel_flag;
@@ -104,7 +109,8 @@ struct progress {
 static void usage_line(FILE *out)
 {
     fprintf(out, "Usage: %s [-f FORMAT] [-c CLUSTER_SIZE] [-r REFCOUNT_BITS] "
-            "[-d] [-R] [--diff BASE] [OPTION]... INPUT\n", PROGRAM);
+            "[-d] [-R] [--diff BASE] [-B BACKING -F FORMAT] [OPTION]... "
+            "INPUT\n", PROGRAM);
 }
 
 static void help(void)
@@ -170,6 +176,31 @@ static void help(void)
            "                     raw file, block device or NBD URI (as "
            "XAPI's\n"
            "                     qcow2-to-stdout.py)\n"
+           "      --diff-format=FORMAT\n"
+           "                     the format of BASE (default: raw); others "
+           "go through\n"
+           "                     qemu-nbd\n"
+           "  -B, --backing-file=NAME\n"
+           "                     write an overlay of the backing file NAME "
+           "(recorded as\n"
+           "                     given): only the clusters that differ from "
+           "it, as data\n"
+           "                     or as zero clusters; the base compared with "
+           "is --diff's\n"
+           "                     BASE, or NAME itself from the current "
+           "directory\n"
+           "  -F, --backing-format=FORMAT\n"
+           "                     the format of the backing file (required "
+           "with -B)\n"
+           "      --bitmap=NAME  with -B: the clusters that the dirty bitmap "
+           "NAME marks are\n"
+           "                     read, the rest left to the backing file; "
+           "INPUT is an NBD\n"
+           "                     URI whose server exports the bitmap, or an "
+           "image (-f)\n"
+           "                     that holds it\n"
+           "      --shrink       with -B: allow an input smaller than its "
+           "base\n"
            "      --json-header-map=FD, --json-header-info=FD\n"
            "                     the JSON of qemu-img map and qemu-img "
            "info --output=json\n"
@@ -303,6 +334,9 @@ enum {
     OPT_PROGRESS_FD,
     OPT_MAP,
     OPT_DIFF,
+    OPT_DIFF_FORMAT,
+    OPT_BITMAP,
+    OPT_SHRINK,
     OPT_JSON_HEADER,  /* + enum xapi_json */
 };
 
@@ -490,11 +524,15 @@ static int check_combinations(struct cli *cli)
 {
     struct q2s_error *err = NULL;
 
+    q2s_options_set_allow_shrink(cli->options, cli->shrink);
     if (q2s_options_set_compression(cli->options, cli->compression,
                                     cli->compression_level, &err) < 0 ||
         (cli->data_file &&
          q2s_options_set_data_file(cli->options, cli->input,
                                    cli->data_file_raw, &err) < 0) ||
+        (cli->backing_file &&
+         q2s_options_set_backing_file(cli->options, cli->backing_file,
+                                      cli->backing_format, &err) < 0) ||
         q2s_options_check(cli->options, cli->input, cli->source_options,
                           &err) < 0)
         return usage_error_from(err);
@@ -539,6 +577,11 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "map", required_argument, NULL, OPT_MAP },
         { "diff", required_argument, NULL, OPT_DIFF },
+        { "diff-format", required_argument, NULL, OPT_DIFF_FORMAT },
+        { "backing-file", required_argument, NULL, 'B' },
+        { "backing-format", required_argument, NULL, 'F' },
+        { "bitmap", required_argument, NULL, OPT_BITMAP },
+        { "shrink", no_argument, NULL, OPT_SHRINK },
         { "json-header-map", required_argument, NULL,
           OPT_JSON_HEADER + XAPI_MAP },
         { "json-header-info", required_argument, NULL,
@@ -554,7 +597,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     int c, status;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":f:c:r:dRj:ph", long_options,
+    while ((c = getopt_long(argc, argv, ":f:c:r:dRj:phB:F:", long_options,
                             NULL)) != -1) {
         switch (c) {
         case 'f':
@@ -624,6 +667,24 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_DIFF:
             cli->xapi.diff_base = optarg;
+            break;
+        case OPT_DIFF_FORMAT:
+            cli->diff_format = optarg;
+            break;
+        case 'B':
+            cli->backing_file = optarg;
+            break;
+        case 'F':
+            cli->backing_format = optarg;
+            break;
+        case OPT_BITMAP:
+            if (q2s_source_options_set_dirty_bitmap(cli->source_options,
+                                                    optarg, &err) < 0)
+                return usage_error_from(err);
+            cli->bitmap = true;
+            break;
+        case OPT_SHRINK:
+            cli->shrink = true;
             break;
         case OPT_JSON_HEADER + XAPI_MAP:
         case OPT_JSON_HEADER + XAPI_INFO:
@@ -718,6 +779,20 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (cli->xapi.diff_base && cli->data_file_raw)
         return usage_error("--diff has no use with -R, which allocates "
                            "every cluster");
+    if (cli->backing_format && !cli->backing_file)
+        return usage_error("-F gives the format of the backing file: it goes "
+                           "with -B");
+    if (cli->bitmap && !cli->backing_file)
+        return usage_error("--bitmap makes an increment: it needs -B and -F, "
+                           "the backup it adds to");
+    if (cli->bitmap && cli->xapi.diff_base)
+        return usage_error("--bitmap and --diff both say what changed; give "
+                           "one of them");
+    if (cli->shrink && !cli->backing_file)
+        return usage_error("--shrink goes with -B");
+    if (cli->diff_format && !cli->xapi.diff_base)
+        return usage_error("--diff-format gives the format of --diff's base: "
+                           "it goes with --diff");
     if (cli->compression_option_given &&
         cli->compression == Q2S_COMPRESSION_NONE)
         return usage_error("--compress-level and --compress-cache go with "
@@ -862,6 +937,7 @@ static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
            "    \"data-clusters\": %" PRIu64 ",\n"
            "    \"compressed-clusters\": %" PRIu64 ",\n"
            "    \"compressed-bytes\": %" PRIu64 ",\n"
+           "    \"zero-clusters\": %" PRIu64 ",\n"
            "    \"l1-entries\": %" PRIu64 ",\n"
            "    \"l2-tables\": %" PRIu64 ",\n"
            "    \"refcount-blocks\": %" PRIu64 ",\n"
@@ -872,7 +948,8 @@ static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
            q2s_plan_get_input_size(plan), q2s_plan_get_cluster_size(plan),
            q2s_plan_get_refcount_bits(plan), q2s_plan_get_data_clusters(plan),
            q2s_plan_get_compressed_clusters(plan),
-           q2s_plan_get_compressed_bytes(plan), q2s_plan_get_l1_entries(plan),
+           q2s_plan_get_compressed_bytes(plan),
+           q2s_plan_get_zero_clusters(plan), q2s_plan_get_l1_entries(plan),
            q2s_plan_get_l2_tables(plan), q2s_plan_get_refcount_blocks(plan),
            q2s_plan_get_refcount_table_clusters(plan),
            q2s_plan_get_total_clusters(plan));
@@ -946,16 +1023,23 @@ out:
     return ret;
 }
 
-/* The base of --diff, a raw image opened as the input is: the same
- * trust, timeout and cancel flag. */
+/* The base to compare with: --diff's, in --diff-format; or, for an
+ * overlay without --diff or --bitmap, the backing file itself, named from
+ * the current directory, in its -F format.  Opened as the input is: the
+ * same trust, timeout and cancel flag. */
 static int open_base(const struct cli *cli, struct q2s_source **base,
                      struct failure *failure)
 {
+    const char *name = cli->xapi.diff_base, *format = cli->diff_format;
     struct q2s_source_options *options;
     int ret;
 
     *base = NULL;
-    if (!cli->xapi.diff_base)
+    if (!name && cli->backing_file && !cli->bitmap) {
+        name = cli->backing_file;
+        format = cli->backing_format;
+    }
+    if (!name)
         return 0;
     options = q2s_source_options_new();
     if (!options) {
@@ -969,8 +1053,9 @@ static int open_base(const struct cli *cli, struct q2s_source **base,
         options, q2s_source_options_get_timeout(cli->source_options),
         &failure->error);
     if (ret == 0)
-        ret = q2s_source_open(cli->xapi.diff_base, options, base,
-                              &failure->error);
+        ret = q2s_source_options_set_format(options, format, &failure->error);
+    if (ret == 0)
+        ret = q2s_source_open(name, options, base, &failure->error);
     q2s_source_options_free(options);
     return ret;
 }

@@ -91,6 +91,14 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
 
     if (effective.untrusted && effective.timeout_seconds == 0)
         effective.timeout_seconds = Q2S_UNTRUSTED_TIMEOUT_SECONDS;
+    /* Only an NBD server exports a dirty bitmap. */
+    if (options->dirty_bitmap &&
+        (strcmp(input, "-") == 0 ||
+         (!q2s_input_is_nbd_uri(input) && is_raw(format))))
+        return q2s_error_set(err, EINVAL, "a dirty bitmap needs an NBD "
+                             "input: an NBD URI, or an image in a format "
+                             "such as qcow2 (-f), which qemu-nbd exports "
+                             "with its bitmap");
     if (strcmp(input, "-") == 0) {
         if (!is_raw(format))
             return q2s_error_set(err, EINVAL,
@@ -108,6 +116,7 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
         struct q2s_nbd_params params = {
             .timeout_seconds = effective.timeout_seconds,
             .interrupted = options->interrupted,
+            .dirty_bitmap = options->dirty_bitmap,
         };
 
         ret = q2s_source_open_nbd_uri(input, &params, source, err);

@@ -93,6 +93,15 @@ static int qemu_nbd_next_data(struct q2s_source *source, uint64_t offset,
     return q2s_source_next_data(nbd, offset, start, end, err);
 }
 
+static int qemu_nbd_next_dirty(struct q2s_source *source, uint64_t offset,
+                               uint64_t *start, uint64_t *end,
+                               struct q2s_error *err)
+{
+    struct q2s_source *nbd = qemu_nbd_of(source)->nbd;
+
+    return nbd->ops->next_dirty(nbd, offset, start, end, err);
+}
+
 struct map_position {
     const struct q2s_mapping *map;
     uint64_t offset;
@@ -186,6 +195,7 @@ static void qemu_nbd_close(struct q2s_source *source)
 
 static const struct q2s_source_ops qemu_nbd_ops = {
     .next_data = qemu_nbd_next_data,
+    .next_dirty = qemu_nbd_next_dirty,
     .read = qemu_nbd_read,
     .locate = qemu_nbd_locate,
     .check_size = qemu_nbd_check_size,
@@ -312,10 +322,19 @@ static int start_qemu_nbd(struct qemu_nbd_source *q, char *image_opts,
                           const struct q2s_source_options *options,
                           const char *tmpdir, struct q2s_error *err)
 {
-    char *argv[] = { "qemu-nbd", "--read-only", "--image-opts", "--",
-                     image_opts, NULL };
-    struct q2s_child_spec spec = { .argv = argv, .stdout_fd = -1 };
+    /* With a dirty bitmap, qemu-nbd exports it (-B): a persistent bitmap
+     * of the image. */
+    char *with_bitmap[] = { "qemu-nbd", "--read-only", "-B",
+                            (char *)options->dirty_bitmap, "--image-opts",
+                            "--", image_opts, NULL };
+    char *without[] = { "qemu-nbd", "--read-only", "--image-opts", "--",
+                        image_opts, NULL };
+    struct q2s_child_spec spec = {
+        .argv = options->dirty_bitmap ? with_bitmap : without,
+        .stdout_fd = -1,
+    };
     struct q2s_nbd_params params = {
+        .dirty_bitmap = options->dirty_bitmap,
         .timeout_seconds = options->timeout_seconds,
         /* The caller cancels this source, not the one inside. */
         .cancel = &q->source.cancel,

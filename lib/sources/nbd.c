@@ -29,6 +29,15 @@ struct extent {
 };
 Q2S_DEFINE_VECTOR_TYPE(extent_vector, struct extent)
 
+/* What the last block status answer said about one meta context: the
+ * extents whose flags match, within [start, end). */
+struct status_cache {
+    const char *context;
+    uint32_t mask, match;  /* an extent is kept when (flags & mask) == match */
+    uint64_t start, end;
+    struct extent_vector extents;
+};
+
 struct nbd_source {
     struct q2s_source source;  /* first */
     /* NULL once the connection is dropped after a failure: no reply can
@@ -42,10 +51,13 @@ struct nbd_source {
     uint64_t request_bytes;
     /* A power of two (1 at least): requests are multiples of it, aligned. */
     uint64_t minimum_bytes;
-    /* The data extents of the last block status answer, which covered
-     * [status_start, status_end). */
-    uint64_t status_start, status_end;
-    struct extent_vector extents;
+    /* base:allocation: what may hold data ("Only what reads as zeros is
+     * left out: a hole without the zero flag may read as anything", NBD
+     * protocol). */
+    struct status_cache allocation;
+    /* qemu:dirty-bitmap:NAME, with a dirty bitmap: what is dirty. */
+    char *dirty_context;       /* or NULL */
+    struct status_cache dirty;
     q2s_nbd_said_fn *server_said;  /* or NULL */
     void *server_said_opaque;
     char name[];
@@ -153,15 +165,16 @@ static int wait_for(struct nbd_source *nbd, enum wait_goal goal,
 }
 
 struct status_answer {
-    struct nbd_source *nbd;
+    struct status_cache *cache;
     uint64_t offset;  /* where the answer starts */
     uint64_t covered; /* bytes it described */
     bool out_of_memory;
 };
 
-static int add_extent(struct nbd_source *nbd, uint64_t start, uint64_t end)
+static int add_extent(struct status_cache *cache, uint64_t start,
+                      uint64_t end)
 {
-    struct extent_vector *extents = &nbd->extents;
+    struct extent_vector *extents = &cache->extents;
 
     if (extents->len > 0 && extents->ptr[extents->len - 1].end == start) {
         extents->ptr[extents->len - 1].end = end;
@@ -170,23 +183,23 @@ static int add_extent(struct nbd_source *nbd, uint64_t start, uint64_t end)
     return extent_vector_append(extents, (struct extent){ start, end });
 }
 
-/* base:allocation: entries are (length, flags) pairs. */
+/* Entries are (length, flags) pairs; other contexts than the cache's are
+ * answered too when several were negotiated. */
 static int status_callback(void *opaque, const char *context, uint64_t offset,
                            uint32_t *entries, size_t entry_count, int *error)
 {
     struct status_answer *answer = opaque;
+    struct status_cache *cache = answer->cache;
     uint64_t pos = offset;
 
     (void)error;
-    if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    if (strcmp(context, cache->context) != 0)
         return 0;
     for (size_t i = 0; i + 1 < entry_count; i += 2) {
         uint64_t end = pos + entries[i];
 
-        /* Only what reads as zeros is left out: a hole without the zero
-         * flag may read as anything (NBD protocol, "base:allocation"). */
-        if (!(entries[i + 1] & LIBNBD_STATE_ZERO) && end > pos &&
-            add_extent(answer->nbd, pos, end) < 0) {
+        if ((entries[i + 1] & cache->mask) == cache->match && end > pos &&
+            add_extent(cache, pos, end) < 0) {
             answer->out_of_memory = true;
             return -1;
         }
@@ -198,15 +211,15 @@ static int status_callback(void *opaque, const char *context, uint64_t offset,
 
 /* What is left of the export from offset (a multiple of the minimum block
  * size) is shorter than one block: its size is not a multiple of it.  No
- * aligned request can ask about that tail, so it is taken for data, which
- * a later read tries to get. */
+ * aligned request can ask about that tail, so it is taken for data (and
+ * for dirty), which a later read tries to get. */
 static bool in_short_tail(const struct nbd_source *nbd, uint64_t offset)
 {
     return nbd->source.size - offset < nbd->minimum_bytes;
 }
 
-static int query_status(struct nbd_source *nbd, uint64_t offset,
-                        struct q2s_error *err)
+static int query_status(struct nbd_source *nbd, struct status_cache *cache,
+                        uint64_t offset, struct q2s_error *err)
 {
     uint64_t count;
     struct status_answer answer;
@@ -216,13 +229,13 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
     if (!nbd->nbd)
         return connection_gone(nbd, err);
     offset = q2s_round_down(offset, nbd->minimum_bytes);
-    nbd->extents.len = 0;
+    cache->extents.len = 0;
     if (in_short_tail(nbd, offset)) {
-        if (add_extent(nbd, offset, nbd->source.size) < 0)
+        if (add_extent(cache, offset, nbd->source.size) < 0)
             return q2s_error_set_errno(err, ENOMEM, "%s: block status",
                                        nbd->name);
-        nbd->status_start = offset;
-        nbd->status_end = nbd->source.size;
+        cache->start = offset;
+        cache->end = nbd->source.size;
         return 0;
     }
     count = nbd->source.size - offset;
@@ -230,7 +243,7 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
         count = STATUS_QUERY_BYTES;
     /* Whole blocks only: the server may describe more than asked. */
     count = q2s_round_down(count, nbd->minimum_bytes);
-    answer = (struct status_answer){ .nbd = nbd, .offset = offset };
+    answer = (struct status_answer){ .cache = cache, .offset = offset };
     snprintf(doing, sizeof doing, "during a block status query at offset "
              "%llu", (unsigned long long)offset);
     cookie = nbd_aio_block_status(nbd->nbd, count, offset,
@@ -250,13 +263,40 @@ static int query_status(struct nbd_source *nbd, uint64_t offset,
     }
     if (answer.covered == 0)
         return q2s_error_set(err, EPROTO,
-                             "%s: the server described no extent at "
-                             "offset %llu", nbd->name,
+                             "%s: the server described no extent of %s at "
+                             "offset %llu", nbd->name, cache->context,
                              (unsigned long long)offset);
-    nbd->status_start = offset;
-    nbd->status_end = offset + answer.covered;
-    if (nbd->status_end > nbd->source.size)
-        nbd->status_end = nbd->source.size;
+    cache->start = offset;
+    cache->end = offset + answer.covered;
+    if (cache->end > nbd->source.size)
+        cache->end = nbd->source.size;
+    return 0;
+}
+
+/* The first extent of the cache's kind at or after offset, asking the
+ * server as needed: 1 with [*start, *end), 0 if none. */
+static int next_extent(struct nbd_source *nbd, struct status_cache *cache,
+                       uint64_t offset, uint64_t *start, uint64_t *end,
+                       struct q2s_error *err)
+{
+    while (offset < nbd->source.size) {
+        if (offset < cache->start || offset >= cache->end) {
+            if (q2s_cancelled(nbd->cancel))
+                return q2s_error_set(err, ECANCELED, "interrupted");
+            if (query_status(nbd, cache, offset, err) < 0)
+                return -1;
+        }
+        for (size_t i = 0; i < cache->extents.len; i++) {
+            const struct extent *e = &cache->extents.ptr[i];
+
+            if (e->end > offset && e->start < cache->end) {
+                *start = e->start > offset ? e->start : offset;
+                *end = e->end < cache->end ? e->end : cache->end;
+                return 1;
+            }
+        }
+        offset = cache->end;
+    }
     return 0;
 }
 
@@ -273,25 +313,19 @@ static int nbd_next_data(struct q2s_source *source, uint64_t offset,
         *end = source->size;
         return 1;
     }
-    while (offset < source->size) {
-        if (offset < nbd->status_start || offset >= nbd->status_end) {
-            if (q2s_cancelled(nbd->cancel))
-                return q2s_error_set(err, ECANCELED, "interrupted");
-            if (query_status(nbd, offset, err) < 0)
-                return -1;
-        }
-        for (size_t i = 0; i < nbd->extents.len; i++) {
-            const struct extent *e = &nbd->extents.ptr[i];
+    return next_extent(nbd, &nbd->allocation, offset, start, end, err);
+}
 
-            if (e->end > offset && e->start < nbd->status_end) {
-                *start = e->start > offset ? e->start : offset;
-                *end = e->end < nbd->status_end ? e->end : nbd->status_end;
-                return 1;
-            }
-        }
-        offset = nbd->status_end;
-    }
-    return 0;
+static int nbd_next_dirty(struct q2s_source *source, uint64_t offset,
+                          uint64_t *start, uint64_t *end,
+                          struct q2s_error *err)
+{
+    struct nbd_source *nbd = nbd_of(source);
+
+    if (!nbd->dirty_context)
+        return q2s_error_set(err, EINVAL, "%s: no dirty bitmap was asked "
+                             "for", nbd->name);
+    return next_extent(nbd, &nbd->dirty, offset, start, end, err);
 }
 
 /* Splits the read into requests that are all in flight at once. */
@@ -461,12 +495,15 @@ static void nbd_source_close(struct q2s_source *source)
     }
     if (nbd->nbd)
         nbd_close(nbd->nbd);
-    extent_vector_free(&nbd->extents);
+    extent_vector_free(&nbd->allocation.extents);
+    extent_vector_free(&nbd->dirty.extents);
+    free(nbd->dirty_context);
     free(nbd);
 }
 
 static const struct q2s_source_ops nbd_ops = {
     .next_data = nbd_next_data,
+    .next_dirty = nbd_next_dirty,
     .read = nbd_read,
     .check_size = nbd_check_size,
     .close = nbd_source_close,
@@ -492,9 +529,30 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->server_said = params->server_said;
     nbd->server_said_opaque = params->server_said_opaque;
     strcpy(nbd->name, name);
+    nbd->allocation = (struct status_cache){
+        .context = LIBNBD_CONTEXT_BASE_ALLOCATION,
+        .mask = LIBNBD_STATE_ZERO,
+        .match = 0,
+    };
+    if (params->dirty_bitmap &&
+        asprintf(&nbd->dirty_context, "%s%s", Q2S_DIRTY_BITMAP_CONTEXT,
+                 params->dirty_bitmap) < 0) {
+        nbd->dirty_context = NULL;
+        q2s_error_set_errno(err, ENOMEM, "%s", name);
+        nbd_source_close(&nbd->source);
+        return NULL;
+    }
+    /* "qemu:dirty-bitmap:": flag 1 is dirty (QEMU's docs/interop/nbd.txt). */
+    nbd->dirty = (struct status_cache){
+        .context = nbd->dirty_context,
+        .mask = 1,
+        .match = 1,
+    };
     nbd->nbd = nbd_create();
     if (!nbd->nbd ||
-        nbd_add_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
+        nbd_add_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+        (nbd->dirty_context &&
+         nbd_add_meta_context(nbd->nbd, nbd->dirty_context) < 0)) {
         q2s_error_set(err, nbd_errno_or(ENOMEM),
                       "%s: %s", name, nbd_get_error());
         nbd_source_close(&nbd->source);
@@ -514,6 +572,16 @@ static int nbd_source_ready(struct nbd_source *nbd, struct q2s_error *err)
     nbd->source.size = (uint64_t)size;
     nbd->has_allocation =
         nbd_can_meta_context(nbd->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
+    /* Checked now, before any output: without it, an increment would be
+     * silently empty or full. */
+    if (nbd->dirty_context &&
+        nbd_can_meta_context(nbd->nbd, nbd->dirty_context) <= 0)
+        return q2s_error_set(err, ENOENT, "%s: the server does not export "
+                             "the dirty bitmap '%s' (meta context %s)",
+                             nbd->name,
+                             nbd->dirty_context +
+                                 strlen(Q2S_DIRTY_BITMAP_CONTEXT),
+                             nbd->dirty_context);
     int64_t minimum = nbd_get_block_size(nbd->nbd, LIBNBD_SIZE_MINIMUM);
 
     if (maximum > 0 && (uint64_t)maximum < nbd->request_bytes)

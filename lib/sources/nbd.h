@@ -29,7 +29,15 @@ struct q2s_nbd_params {
     const char *server;
     q2s_nbd_said_fn *server_said;
     void *server_said_opaque;
+    /* Or NULL: the name of a dirty bitmap that the server must export as
+     * the meta context Q2S_DIRTY_BITMAP_CONTEXT NAME (ENOENT if not),
+     * which ops->next_dirty then reads. */
+    const char *dirty_bitmap;
 };
+
+/* QEMU's meta context for its dirty bitmaps (docs/interop/nbd.txt). */
+#define Q2S_DIRTY_BITMAP_CONTEXT "qemu:dirty-bitmap:"
+
 
 /* Both wait for the server (the handshake too) as params say, and read
  * the export's size, block status and block sizes. */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "metadata.h"
+#include "plan.h"
 
 static uint64_t be64_at(const uint8_t *p)
 {
@@ -356,6 +357,56 @@ static void test_compressed_clusters(void **state)
     }
 }
 
+/* An overlay's header: the backing file name after the extensions, the
+ * "Backing file format name" extension; zero clusters in L2 as the zero
+ * flag alone, beside a data cluster's pointer. */
+static void test_overlay(void **state)
+{
+    struct q2s_options options;
+    struct q2s_geometry geometry;
+    struct q2s_clusters clusters;
+    struct q2s_plan plan;
+    struct q2s_error err;
+    uint8_t *buf = malloc(512);
+
+    (void)state;
+    q2s_options_init(&options);
+    options.cluster_size = 512;
+    options.backing_file = "../base image.qcow2";
+    options.backing_format = "qcow2";
+    assert_int_equal(q2s_geometry_init(&geometry, &options, 64 * 512, &err),
+                     0);
+    q2s_clusters_init(&clusters, &geometry);
+    assert_int_equal(q2s_runs_add(&clusters.raw, 3, 1), 0);
+    assert_int_equal(q2s_runs_add(&clusters.zero, 4, 2), 0);
+    assert_int_equal(q2s_plan_init(&plan, &geometry, &options, &clusters,
+                                   &err), 0);
+    q2s_metadata_cluster(&plan, 0, buf);
+    /* 112 header, 8 + 8 "qcow2", 8 end: no room for the feature table. */
+    assert_int_equal(be64_at(buf + 8), 136);
+    assert_int_equal(be32_at(buf + 16), strlen("../base image.qcow2"));
+    assert_memory_equal(buf + 136, "../base image.qcow2", 19);
+    assert_int_equal(be32_at(buf + 112), 0xe2792aca);
+    assert_int_equal(be32_at(buf + 116), 5);
+    assert_memory_equal(buf + 120, "qcow2\0\0\0", 8);
+    assert_int_equal(be64_at(buf + 128), 0);  /* the end */
+    assert_int_equal(be64_at(buf + 72), 0);   /* no incompatible feature */
+
+    /* One L2 table (64 entries of 8 bytes). */
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 1);
+    q2s_metadata_cluster(&plan, plan.l2_offset >> 9, buf);
+    assert_int_equal(be64_at(buf + 3 * 8),
+                     plan.data_offset | (UINT64_C(1) << 63));
+    assert_int_equal(be64_at(buf + 4 * 8), 1);
+    assert_int_equal(be64_at(buf + 5 * 8), 1);
+    assert_int_equal(be64_at(buf + 6 * 8), 0);
+    assert_int_equal(be64_at(buf + 2 * 8), 0);
+    /* One data cluster: header, refcount table and block, L1, L2, data. */
+    assert_int_equal(plan.image_size, 6 * 512);
+    q2s_plan_fini(&plan);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -364,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_refcount_blocks_every_width),
         cmocka_unit_test(test_l1_and_l2_entries),
         cmocka_unit_test(test_compressed_clusters),
+        cmocka_unit_test(test_overlay),
     };
 
     return cmocka_run_group_tests_name("metadata", tests, NULL, NULL);

@@ -1,4 +1,5 @@
 /* The plan arithmetic, against values checked by hand. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -420,6 +421,7 @@ static void test_options_checked(void **state)
 {
     struct q2s_options options = options_of(65536, 16);
     char long_name[65536];
+    struct q2s_header_layout layout;
     struct q2s_error err;
 
     (void)state;
@@ -450,7 +452,9 @@ static void test_options_checked(void **state)
     memset(long_name, 'a', sizeof long_name);
     long_name[1024 - 112 - 8 - 8 - 384] = '\0';
     options.data_file_name = long_name;
-    assert_int_equal(q2s_header_bytes(long_name), 1024);
+    assert_int_equal(q2s_header_layout(long_name, NULL, NULL, 1024,
+                                       &layout), 0);
+    assert_int_equal(layout.bytes, 1024);
     assert_int_equal(q2s_options_validate(&options, &err), 0);
     long_name[1024 - 112 - 8 - 8 - 384] = 'a';
     long_name[1024 - 112 - 8 - 8 - 384 + 1] = '\0';
@@ -498,6 +502,117 @@ static void test_l2_tables_shared(void **state)
     q2s_plan_fini(&plan);
 }
 
+/* A backing file name goes after the extensions and their end; at 512
+ * bytes the feature name table makes room for it. */
+static void test_backing_file_layout(void **state)
+{
+    struct q2s_header_layout layout;
+    char name[1100];
+
+    (void)state;
+    /* 112 header, 8 + 8 "raw", 8 + 384 features, 8 end. */
+    assert_int_equal(q2s_header_layout(NULL, "b", "raw", 65536, &layout), 0);
+    assert_true(layout.feature_table);
+    assert_int_equal(layout.backing_name_offset, 112 + 16 + 392 + 8);
+    assert_int_equal(layout.bytes, 112 + 16 + 392 + 8 + 1);
+    assert_int_equal(q2s_header_layout(NULL, "b", "raw", 512, &layout), 0);
+    assert_false(layout.feature_table);
+    assert_int_equal(layout.backing_name_offset, 112 + 16 + 8);
+    /* 512 - 136 = 376 bytes of name at most. */
+    memset(name, 'n', sizeof name);
+    name[376] = '\0';
+    assert_int_equal(q2s_header_layout(NULL, name, "qcow2", 512, &layout), 0);
+    assert_int_equal(layout.bytes, 512);
+    name[376] = 'n';
+    name[377] = '\0';
+    assert_int_equal(q2s_header_layout(NULL, name, "qcow2", 512, &layout),
+                     -1);
+    /* qcow2 allows 1023 bytes, whatever the cluster. */
+    memset(name, 'n', sizeof name);
+    name[1023] = '\0';
+    assert_int_equal(q2s_header_layout(NULL, name, "raw", 65536, &layout), 0);
+    name[1023] = 'n';
+    name[1024] = '\0';
+    assert_int_equal(q2s_header_layout(NULL, name, "raw", 65536, &layout),
+                     -1);
+}
+
+/* Backing file and format are checked together; never one without the
+ * other, never with a data file or the fork's maps. */
+static void test_backing_file_options(void **state)
+{
+    struct q2s_options options = options_of(65536, 16);
+    struct q2s_error err;
+    char name[1025];
+
+    (void)state;
+    options.backing_file = "base.qcow2";
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    assert_non_null(strstr(err.message, "format"));
+    options.backing_format = "qcow2";
+    assert_int_equal(q2s_options_validate(&options, &err), 0);
+    options.backing_format = "a-format-name-of-16";
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    options.backing_format = "raw";
+    options.data_file_name = "data";
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    options.data_file_name = NULL;
+    memset(name, 'n', sizeof name);
+    name[1024] = '\0';
+    options.backing_file = name;
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    assert_non_null(strstr(err.message, "too long"));
+    name[600] = '\0';
+    options.cluster_size = 512;
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    assert_non_null(strstr(err.message, "header cluster"));
+    options.backing_file = NULL;
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+}
+
+/* Zero clusters need L2 tables as data clusters do, and no host
+ * cluster. */
+static void test_zero_clusters(void **state)
+{
+    struct q2s_options options = options_of(512, 16);
+    struct q2s_geometry geometry;
+    struct q2s_clusters clusters;
+    struct q2s_plan plan, without;
+    struct q2s_error err;
+
+    (void)state;
+    options.backing_file = "b";
+    options.backing_format = "raw";
+    assert_int_equal(q2s_geometry_init(&geometry, &options, 1 * MiB, &err), 0);
+    q2s_clusters_init(&clusters, &geometry);
+    assert_int_equal(q2s_runs_add(&clusters.raw, 0, 1), 0);
+    /* Tables 0 (shared with the data cluster) and 3. */
+    assert_int_equal(q2s_runs_add(&clusters.zero, 10, 5), 0);
+    assert_int_equal(q2s_runs_add(&clusters.zero, 200, 1), 0);
+    assert_int_equal(q2s_plan_init(&plan, &geometry, &options, &clusters,
+                                   &err), 0);
+    assert_int_equal(q2s_runs_total(&plan.l2_tables), 2);
+    assert_int_equal(q2s_runs_total(&plan.zero_clusters), 6);
+
+    q2s_clusters_init(&clusters, &geometry);
+    assert_int_equal(q2s_runs_add(&clusters.raw, 0, 1), 0);
+    assert_int_equal(q2s_runs_add(&clusters.raw, 200, 1), 0);
+    assert_int_equal(q2s_plan_init(&without, &geometry, &options, &clusters,
+                                   &err), 0);
+    /* One data cluster fewer, the same metadata. */
+    assert_int_equal(plan.image_size + 512, without.image_size);
+    q2s_plan_fini(&plan);
+    q2s_plan_fini(&without);
+
+    /* Past the end of the disk: a bug, refused. */
+    q2s_clusters_init(&clusters, &geometry);
+    assert_int_equal(q2s_runs_add(&clusters.zero, geometry.guest_clusters, 1),
+                     0);
+    assert_int_equal(q2s_plan_init(&plan, &geometry, &options, &clusters,
+                                   &err), -1);
+    assert_int_equal(err.code, ENOTRECOVERABLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +632,9 @@ int main(void)
         cmocka_unit_test(test_options_checked),
         cmocka_unit_test(test_thread_count_checked),
         cmocka_unit_test(test_l2_tables_shared),
+        cmocka_unit_test(test_backing_file_layout),
+        cmocka_unit_test(test_backing_file_options),
+        cmocka_unit_test(test_zero_clusters),
     };
 
     return cmocka_run_group_tests_name("plan", tests, NULL, NULL);

@@ -103,7 +103,7 @@ static int scan_fake(struct fake_source *fake, uint32_t cluster_size,
     assert_int_equal(
         q2s_geometry_init(&g, &options, fake->source.size, err), 0);
     q2s_runs_init(data);
-    return q2s_scan(&fake->source, &g, data, NULL, NULL, err);
+    return q2s_scan(&fake->source, &g, NULL, data, NULL, NULL, err);
 }
 
 /* Two extents end and start inside one cluster: each byte of data is read
@@ -276,7 +276,7 @@ static void test_compressed_scan_threads(void **state)
         assert_int_equal(q2s_geometry_init(&g, &options, size, &err), 0);
         q2s_clusters_init(&clusters, &g);
         q2s_cache_init(&cache, 1024 * 1024);  /* keeps only a part */
-        assert_int_equal(q2s_scan_compressed(&fake.source, &g, &options,
+        assert_int_equal(q2s_scan_compressed(&fake.source, &g, &options, NULL,
                                              &clusters, &cache, NULL, NULL,
                                              &err),
                          0);
