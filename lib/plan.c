@@ -149,6 +149,7 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     q2s_clusters_init(clusters, g);
     q2s_runs_init(&plan->l2_tables);
     q2s_cache_init(&plan->cache, 0);
+    q2s_cache_init(&plan->data_cache, 0);
     plan->data_file_raw = options->data_file_raw;
     plan->compression = options->compression;
     plan->compression_level = q2s_compression_level(
@@ -304,6 +305,7 @@ void q2s_plan_fini(struct q2s_plan *plan)
     q2s_runs_free(&plan->zero_clusters);
     q2s_packing_free(&plan->packing);
     q2s_cache_free(&plan->cache);
+    q2s_cache_free(&plan->data_cache);
     q2s_runs_free(&plan->l2_tables);
     free(plan->data_file_name);
     plan->data_file_name = NULL;

@@ -83,6 +83,10 @@ struct q2s_plan {
     struct q2s_runs zero_clusters;        /* zero flag, nothing stored */
     struct q2s_packing packing;           /* where the compressed ones go */
     struct q2s_cache cache;               /* what pass 1 kept of them */
+    /* What pass 1 kept of the data clusters stored as they are, by their
+     * place in the data region: for inputs that cost much to read again
+     * (NBD servers), never with compression. */
+    struct q2s_cache data_cache;
     struct q2s_runs l2_tables;      /* L1 indices whose L2 table exists */
 
     uint64_t refcount_table_clusters;

@@ -136,10 +136,22 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
             uint64_t length = stop - *pos < PROGRESS_STEP_BYTES
                                   ? stop - *pos : PROGRESS_STEP_BYTES;
 
-            q2s_prefetch_ahead(&prefetch,
-                               (*pos - plan->data_offset) >> bits, end_rank);
-            if (copy_input(r, input_offset, length, err) < 0)
-                return -1;
+            uint64_t region_pos = *pos - plan->data_offset;
+
+            if (region_pos < plan->data_cache.bytes) {
+                /* Kept from pass 1. */
+                const uint8_t *data = q2s_cache_get(&plan->data_cache,
+                                                    region_pos, &length);
+
+                if (length > stop - *pos)
+                    length = stop - *pos;
+                if (q2s_sink_write(r->sink, data, (size_t)length, err) < 0)
+                    return -1;
+            } else {
+                q2s_prefetch_ahead(&prefetch, region_pos >> bits, end_rank);
+                if (copy_input(r, input_offset, length, err) < 0)
+                    return -1;
+            }
             *pos += length;
             input_offset += length;
             report(r, *pos);

@@ -15,6 +15,17 @@ static uint64_t align_down(uint64_t n, uint64_t alignment)
     return n & ~(alignment - 1);
 }
 
+/* Pieces read together: the runs of an increment are small and
+ * scattered, and a source where each read is a round trip reads many at
+ * once (q2s_source_read_pieces()). */
+#define GATHER_PIECES 64
+
+struct gather {
+    struct q2s_piece pieces[GATHER_PIECES];
+    size_t count;
+    size_t bytes;  /* of the scan's buffer that the pieces take */
+};
+
 struct scan {
     struct q2s_source *source;
     const struct q2s_geometry *geometry;
@@ -27,15 +38,107 @@ struct scan {
     /* The only clusters to look at, or NULL for all. */
     const struct q2s_runs *only;
 
-    /* Without compression: the window is read here and looked at. */
+    /* Without compression: the window is read here and looked at; the
+     * data clusters go into data_cache (or NULL) while they fit. */
     uint8_t *buffer;
     struct q2s_runs *data_clusters;
+    struct q2s_cache *data_cache;
+    /* Or NULL: without compression, with only, on a source that reads
+     * pieces at once, the clusters to look at are gathered here. */
+    struct gather *gather;
 
     /* With compression: windows go to the threads in batches. */
     struct q2s_pool *pool;
     struct q2s_clusters *clusters;
     struct q2s_cache *cache;
 };
+
+/* Without compression: the clusters of buf, which holds [pos, pos +
+ * length), that are not all zeros. */
+static int look_at(struct scan *scan, uint64_t pos, const uint8_t *buf,
+                   uint64_t length, struct q2s_error *err)
+{
+    uint32_t cluster_size = scan->geometry->cluster_size;
+
+    for (uint64_t off = 0; off < length; off += cluster_size) {
+        /* Clusters come in order: its place among the data clusters. */
+        uint64_t rank = q2s_runs_total(scan->data_clusters);
+
+        if (q2s_is_zero(buf + off, cluster_size))
+            continue;
+        if (q2s_runs_add(scan->data_clusters,
+                         (pos + off) >> scan->geometry->cluster_bits, 1) < 0)
+            return q2s_error_set_errno(err, errno, "cannot record the data "
+                                       "clusters");
+        if (scan->data_cache)
+            q2s_cache_store(scan->data_cache,
+                            rank << scan->geometry->cluster_bits, buf + off,
+                            cluster_size);
+    }
+    return 0;
+}
+
+static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
+                     struct q2s_error *err)
+{
+    /* Only the data in the window: a cluster that an extent only partly
+     * covers has its holes filled with zeros, not read. */
+    if (q2s_source_read_clusters(scan->source, scan->buffer, (size_t)length,
+                                 pos, err) < 0)
+        return -1;
+    return look_at(scan, pos, scan->buffer, length, err);
+}
+
+/* Reads the gathered pieces at once, then looks at them in order. */
+static int flush_gather(struct scan *scan, struct q2s_error *err)
+{
+    struct gather *g = scan->gather;
+    const struct q2s_piece *last;
+
+    if (g->count == 0)
+        return 0;
+    if (q2s_source_interrupted(scan->source))
+        return q2s_error_set(err, ECANCELED, "interrupted");
+    if (q2s_source_read_pieces(scan->source, g->pieces, g->count, err) < 0)
+        return -1;
+    for (size_t i = 0; i < g->count; i++)
+        if (look_at(scan, g->pieces[i].offset, g->pieces[i].buf,
+                    g->pieces[i].length, err) < 0)
+            return -1;
+    last = &g->pieces[g->count - 1];
+    if (scan->progress)
+        scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN,
+                       last->offset + last->length < scan->source->size
+                           ? last->offset + last->length
+                           : scan->source->size,
+                       scan->source->size);
+    g->count = 0;
+    g->bytes = 0;
+    return 0;
+}
+
+/* Adds [start, end), cluster-aligned, to the pieces, reading them when
+ * the buffer or the pieces are full. */
+static int gather_extent(struct scan *scan, uint64_t start, uint64_t end,
+                         struct q2s_error *err)
+{
+    struct gather *g = scan->gather;
+
+    while (start < end) {
+        uint64_t n;
+
+        if ((g->bytes == scan->window_bytes || g->count == GATHER_PIECES) &&
+            flush_gather(scan, err) < 0)
+            return -1;
+        n = end - start < scan->window_bytes - g->bytes
+                ? end - start : scan->window_bytes - g->bytes;
+        g->pieces[g->count++] = (struct q2s_piece){
+            scan->buffer + g->bytes, (size_t)n, start };
+        g->bytes += (size_t)n;
+        start += n;
+    }
+    return 0;
+}
 
 /* Hands [start, end) -- cluster-aligned, start below the input size -- to
  * scan->window a window at a time. */
@@ -85,7 +188,8 @@ static int scan_range(struct scan *scan, uint64_t from, uint64_t to,
         end = align_down(end + cluster_size - 1, cluster_size);
         if (end > to)
             end = to;
-        if (scan_extent(scan, start, end, err) < 0)
+        if ((scan->gather ? gather_extent(scan, start, end, err)
+                          : scan_extent(scan, start, end, err)) < 0)
             return -1;
         offset = end;
     }
@@ -116,6 +220,8 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
                            err) < 0)
                 return -1;
         }
+        if (scan->gather && flush_gather(scan, err) < 0)
+            return -1;
     }
     if (scan->progress)
         scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN, source->size,
@@ -123,31 +229,10 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
     return 0;
 }
 
-/* Without compression: the clusters that are not all zeros. */
-static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
-                     struct q2s_error *err)
-{
-    uint32_t cluster_size = scan->geometry->cluster_size;
-
-    /* Only the data in the window: a cluster that an extent only partly
-     * covers has its holes filled with zeros, not read. */
-    if (q2s_source_read_clusters(scan->source, scan->buffer, (size_t)length,
-                                 pos, err) < 0)
-        return -1;
-    for (uint64_t off = 0; off < length; off += cluster_size) {
-        if (!q2s_is_zero(scan->buffer + off, cluster_size) &&
-            q2s_runs_add(scan->data_clusters,
-                         (pos + off) >> scan->geometry->cluster_bits, 1) < 0)
-            return q2s_error_set_errno(err, errno, "cannot record the data "
-                                       "clusters");
-    }
-    return 0;
-}
-
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
              const struct q2s_runs *only, struct q2s_runs *data_clusters,
-             q2s_progress_callback *progress, void *progress_opaque,
-             struct q2s_error *err)
+             struct q2s_cache *data_cache, q2s_progress_callback *progress,
+             void *progress_opaque, struct q2s_error *err)
 {
     uint32_t cluster_size = geometry->cluster_size;
     struct scan scan = {
@@ -162,9 +247,13 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
         .progress_opaque = progress_opaque,
         .only = only,
         .data_clusters = data_clusters,
+        .data_cache = data_cache,
     };
+    struct gather gather = { .count = 0 };
     int ret;
 
+    if (only && q2s_source_reads_pieces(source))
+        scan.gather = &gather;
     if (posix_memalign((void **)&scan.buffer, 4096, scan.window_bytes) != 0)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate the scan "
                                    "buffer");

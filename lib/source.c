@@ -245,6 +245,50 @@ int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
     return 0;
 }
 
+bool q2s_source_reads_pieces(const struct q2s_source *source)
+{
+    return source->ops->read_pieces && !source->map;
+}
+
+int q2s_source_read_pieces(struct q2s_source *source,
+                           const struct q2s_piece *pieces, size_t count,
+                           struct q2s_error *err)
+{
+    struct q2s_piece clipped[64];
+    size_t n = 0;
+
+    if (!q2s_source_reads_pieces(source)) {
+        for (size_t i = 0; i < count; i++)
+            if (q2s_source_read_clusters(source, pieces[i].buf,
+                                         pieces[i].length, pieces[i].offset,
+                                         err) < 0)
+                return -1;
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const struct q2s_piece *piece = &pieces[i];
+        size_t readable = 0;
+
+        if (piece->offset < source->size)
+            readable = source->size - piece->offset < piece->length
+                           ? (size_t)(source->size - piece->offset)
+                           : piece->length;
+        memset(piece->buf + readable, 0, piece->length - readable);
+        if (readable == 0)
+            continue;
+        clipped[n++] = (struct q2s_piece){ piece->buf, readable,
+                                           piece->offset };
+        if (n == sizeof clipped / sizeof clipped[0] || i + 1 == count) {
+            if (source->ops->read_pieces(source, clipped, n, err) < 0)
+                return -1;
+            n = 0;
+        }
+    }
+    if (n > 0 && source->ops->read_pieces(source, clipped, n, err) < 0)
+        return -1;
+    return 0;
+}
+
 void q2s_source_close(struct q2s_source *source)
 {
     struct q2s_map *map;

@@ -13,6 +13,13 @@
 #include "qcow2-to-stdout.h"
 #include "runs.h"
 
+/* One piece of a scattered read: length bytes at offset into buf. */
+struct q2s_piece {
+    uint8_t *buf;
+    size_t length;
+    uint64_t offset;
+};
+
 struct q2s_source_ops {
     /* Finds the first extent at or after offset that may hold data (holes
      * and zeros are never read).  Returns 1 with [*start, *end), 0 if the
@@ -27,6 +34,13 @@ struct q2s_source_ops {
     /* Reads exactly length bytes at offset, all below source->size. */
     int (*read)(struct q2s_source *source, void *buf, size_t length,
                 uint64_t offset, struct q2s_error *err);
+    /* Optional: reads the pieces (each below source->size) with requests
+     * for all of them in flight at once, for a source where each read
+     * costs a round trip (a server): many small runs read as fast as one
+     * large one. */
+    int (*read_pieces)(struct q2s_source *source,
+                       const struct q2s_piece *pieces, size_t count,
+                       struct q2s_error *err);
     /* Optional: where bytes from offset on lie contiguously in a file
      * descriptor, so that the output can splice or copy them without
      * reading them.  Returns how many (at most length) with *fd and
@@ -52,6 +66,9 @@ struct q2s_source {
     /* A regular file or block device opened by name, which an image can
      * name as its external data file. */
     bool raw_file;
+    /* Reading data again in pass 2 costs a round trip per run (a server):
+     * pass 1 keeps some of what it reads (see build.c). */
+    bool reread_costly;
     /* Set while large reads are not to be read again soon (a delta's
      * comparison): a source may then read them around its page cache,
      * which for a whole device costs more than the reads. */
@@ -104,6 +121,16 @@ int q2s_source_use_map(struct q2s_source *source, const struct q2s_map *map,
 int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err);
+
+/* Whether q2s_source_read_pieces() reads the pieces at once. */
+bool q2s_source_reads_pieces(const struct q2s_source *source);
+
+/* Reads each piece as q2s_source_read_clusters() would (past the end of
+ * the input, zeros), with requests in flight for all of them at once when
+ * the source can; the source must have no map. */
+int q2s_source_read_pieces(struct q2s_source *source,
+                           const struct q2s_piece *pieces, size_t count,
+                           struct q2s_error *err);
 
 /* The same for whole clusters, which may reach past the end of the input:
  * what lies past it reads as zeros. */

@@ -328,26 +328,39 @@ static int nbd_next_dirty(struct q2s_source *source, uint64_t offset,
     return next_extent(nbd, &nbd->dirty, offset, start, end, err);
 }
 
-/* Splits the read into requests that are all in flight at once. */
-static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
-                         uint64_t offset, struct q2s_error *err)
+/* Splits the pieces into requests, REQUESTS_IN_FLIGHT of them in flight
+ * at once, across pieces: many small pieces cost one round trip per batch,
+ * not one each. */
+static int read_requests_of(struct nbd_source *nbd,
+                            const struct q2s_piece *pieces, size_t count,
+                            struct q2s_error *err)
 {
-    while (length > 0) {
+    size_t i = 0;
+    size_t done = 0;  /* bytes of pieces[i] asked for */
+
+    while (i < count) {
         int64_t cookies[REQUESTS_IN_FLIGHT];
         uint64_t offsets[REQUESTS_IN_FLIGHT];
-        size_t count = 0;
+        size_t sent = 0;
         char doing[96];
         int ret = 0;
 
         if (!nbd->nbd)
             return connection_gone(nbd, err);
-        for (; count < REQUESTS_IN_FLIGHT && length > 0; count++) {
-            size_t n = length < nbd->request_bytes ? length
-                                                   : nbd->request_bytes;
+        while (sent < REQUESTS_IN_FLIGHT && i < count) {
+            const struct q2s_piece *piece = &pieces[i];
+            size_t n = piece->length - done < nbd->request_bytes
+                           ? piece->length - done : nbd->request_bytes;
+            uint64_t offset = piece->offset + done;
 
-            cookies[count] = nbd_aio_pread(nbd->nbd, p, n, offset,
-                                           NBD_NULL_COMPLETION, 0);
-            if (cookies[count] < 0) {
+            if (n == 0) {
+                i++;
+                done = 0;
+                continue;
+            }
+            cookies[sent] = nbd_aio_pread(nbd->nbd, piece->buf + done, n,
+                                          offset, NBD_NULL_COMPLETION, 0);
+            if (cookies[sent] < 0) {
                 char what[96];
 
                 snprintf(what, sizeof what, "cannot send a read request "
@@ -355,13 +368,15 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
                 ret = nbd_failure(nbd, err, what);
                 break;
             }
-            offsets[count] = offset;
-            p += n;
-            offset += n;
-            length -= n;
+            offsets[sent++] = offset;
+            done += n;
+            if (done == piece->length) {
+                i++;
+                done = 0;
+            }
         }
-        if (count == 0)
-            return -1;
+        if (sent == 0)
+            return ret;
         /* Even after an error, what was sent must finish (or the
          * connection go) before the buffer goes away. */
         snprintf(doing, sizeof doing, "while reading at offset %llu",
@@ -369,13 +384,13 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
         if (wait_for(nbd, WAIT_REPLIES, doing,
                      ret < 0 ? &(struct q2s_error){ 0 } : err) < 0)
             return -1;
-        for (size_t i = 0; i < count; i++) {
-            if (nbd_aio_command_completed(nbd->nbd, cookies[i]) < 0 &&
+        for (size_t k = 0; k < sent; k++) {
+            if (nbd_aio_command_completed(nbd->nbd, cookies[k]) < 0 &&
                 ret == 0) {
                 char what[64];
 
                 snprintf(what, sizeof what, "read error at offset %llu",
-                         (unsigned long long)offsets[i]);
+                         (unsigned long long)offsets[k]);
                 ret = nbd_failure(nbd, err, what);
             }
         }
@@ -383,6 +398,14 @@ static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
             return -1;
     }
     return 0;
+}
+
+static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
+                         uint64_t offset, struct q2s_error *err)
+{
+    struct q2s_piece piece = { p, length, offset };
+
+    return read_requests_of(nbd, &piece, 1, err);
 }
 
 /* The end of an export whose size is not a multiple of the server's
@@ -467,6 +490,27 @@ static int nbd_read(struct q2s_source *source, void *buf, size_t length,
     return 0;
 }
 
+/* Pieces that keep to the server's minimum block size go out together;
+ * otherwise each is read on its own, with its bounce buffers. */
+static int nbd_read_pieces(struct q2s_source *source,
+                           const struct q2s_piece *pieces, size_t count,
+                           struct q2s_error *err)
+{
+    struct nbd_source *nbd = nbd_of(source);
+
+    for (size_t i = 0; i < count; i++) {
+        if (pieces[i].offset % nbd->minimum_bytes != 0 ||
+            pieces[i].length % nbd->minimum_bytes != 0) {
+            for (size_t j = 0; j < count; j++)
+                if (nbd_read(source, pieces[j].buf, pieces[j].length,
+                             pieces[j].offset, err) < 0)
+                    return -1;
+            return 0;
+        }
+    }
+    return read_requests_of(nbd, pieces, count, err);
+}
+
 static int nbd_check_size(struct q2s_source *source, struct q2s_error *err)
 {
     (void)source;
@@ -505,6 +549,7 @@ static const struct q2s_source_ops nbd_ops = {
     .next_data = nbd_next_data,
     .next_dirty = nbd_next_dirty,
     .read = nbd_read,
+    .read_pieces = nbd_read_pieces,
     .check_size = nbd_check_size,
     .close = nbd_source_close,
 };
@@ -521,6 +566,7 @@ static struct nbd_source *nbd_source_new(const char *name,
     }
     nbd->source.ops = &nbd_ops;
     nbd->source.read_bytes = REQUEST_BYTES * REQUESTS_IN_FLIGHT;
+    nbd->source.reread_costly = true;
     nbd->request_bytes = REQUEST_BYTES;
     nbd->minimum_bytes = 1;
     nbd->timeout_seconds = params->timeout_seconds;

@@ -103,7 +103,7 @@ static int scan_fake(struct fake_source *fake, uint32_t cluster_size,
     assert_int_equal(
         q2s_geometry_init(&g, &options, fake->source.size, err), 0);
     q2s_runs_init(data);
-    return q2s_scan(&fake->source, &g, NULL, data, NULL, NULL, err);
+    return q2s_scan(&fake->source, &g, NULL, data, NULL, NULL, NULL, err);
 }
 
 /* Two extents end and start inside one cluster: each byte of data is read
