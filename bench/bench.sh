@@ -35,6 +35,13 @@
 # --diff BASE with and without them; and dd bs=4M of the device.  It needs
 # root, losetup and qemu-img, else it says why it is skipped.
 #
+# After the xapi section, the incremental section (bench/incremental.sh,
+# about a minute) times an increment exported with a dirty bitmap as a
+# qcow2 overlay (--bitmap=b0 -B full.qcow2) from a 4 GiB qcow2 with 2 GiB
+# of data of which 1% changed, against a full export of it and against
+# qemu-img convert -B, and checks the increment's size.  It needs
+# qemu-img, qemu-io, qemu-nbd and python3, else it says why it is skipped.
+#
 # Before all that, the compressed section (about 3 minutes on 2 cores)
 # builds a realistic image: an 8 GiB ext4 filesystem filled by
 # `mke2fs -d` from a directory tree (/usr/share: about 1 GiB of data),
@@ -86,8 +93,9 @@
 #   Q2S_XAPI_REFERENCE  XAPI's fork of the reference script (default:
 #                    <repo>/../shared/reference/qcow2-to-stdout-xapi.py)
 #   Q2S_BENCH_ONLY   run only one section: compress (the compressed
-#                    section), xapi (the xapi section) or uncompressed
-#                    (cases a to e); empty or all: all three (default)
+#                    section), xapi (the xapi section), incremental (the
+#                    incremental section) or uncompressed (cases a to e);
+#                    empty or all: all four (default)
 #   Q2S_BENCH_TREE   the directory tree copied into the ext4 filesystem of
 #                    the compressed section (default: /usr/share)
 #   Q2S_BENCH_FS_SIZE  the size of that filesystem (default: 8G)
@@ -127,15 +135,19 @@ done
 RUN_UNCOMPRESSED=1
 RUN_COMPRESS=1
 RUN_XAPI=1
+RUN_INCREMENTAL=1
 case ${Q2S_BENCH_ONLY:-} in
     '' | all) ;;
-    compress) RUN_UNCOMPRESSED=0 RUN_XAPI=0 ;;
-    uncompressed) RUN_COMPRESS=0 RUN_XAPI=0 ;;
-    xapi) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 ;;
-    *) die "Q2S_BENCH_ONLY must be compress, xapi, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
+    compress) RUN_UNCOMPRESSED=0 RUN_XAPI=0 RUN_INCREMENTAL=0 ;;
+    uncompressed) RUN_COMPRESS=0 RUN_XAPI=0 RUN_INCREMENTAL=0 ;;
+    xapi) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_INCREMENTAL=0 ;;
+    incremental) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_XAPI=0 ;;
+    *) die "Q2S_BENCH_ONLY must be compress, xapi, incremental, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
 esac
 # shellcheck source=bench/xapi.sh
 . "$REPO/bench/xapi.sh"
+# shellcheck source=bench/incremental.sh
+. "$REPO/bench/incremental.sh"
 
 # The compressed section deletes its filesystem image before cases a to e
 # build theirs: the larger of the two is what a whole run needs.
@@ -144,6 +156,9 @@ NEEDED_KIB=$((3 * 1024 * 1024))     # compressed: filesystem ~1 GiB + one output
 if ((RUN_UNCOMPRESSED)); then
     NEEDED_KIB=$((7 * 1024 * 1024)) # image 2 GiB + its qcow2 and vmdk 2 GiB + outputs
                                     # up to ~2 GiB + slack
+elif ((RUN_INCREMENTAL)); then
+    NEEDED_KIB=$((7 * 1024 * 1024)) # incremental: disk 2 GiB + full backup 2 GiB
+                                    # + qemu-img's output ~2 GiB + slack
 elif ((RUN_XAPI)); then
     NEEDED_KIB=$((2 * 1024 * 1024)) # xapi: two raw files and their qcow2 twins,
                                     # ~300 MiB each, no output kept + slack
@@ -182,6 +197,7 @@ else
     HAVE_FORMATS=1
 fi
 if ((RUN_XAPI)); then xapi_probe; fi
+if ((RUN_INCREMENTAL)); then inc_probe; fi
 HAVE_HYPERFINE=0
 if command -v hyperfine > /dev/null 2>&1; then
     HAVE_HYPERFINE=1
@@ -281,6 +297,7 @@ fuse_cleanup() {
 }
 cleanup() {
     xapi_cleanup
+    inc_cleanup
     fuse_cleanup
     rm -rf -- "$WORK"
 }
@@ -654,6 +671,7 @@ elif ((RUN_COMPRESS)); then
     say
 fi
 if ((RUN_XAPI)); then xapi_section; fi
+if ((RUN_INCREMENTAL)); then inc_section; fi
 if ((!RUN_UNCOMPRESSED)); then
     say "Total bench time: $((SECONDS - bench_start)) s"
     if ((XAPI_MISMATCHES)); then exit 1; fi
