@@ -205,11 +205,28 @@ refused() {
     fails "$@" || return 1
     [ ! -s out.bin ] || { echo "$(stat -c %s out.bin) bytes on stdout"; return 1; }
 }
-# refused_usage PATTERN COMMAND...: options that do not go together: status 1
-# (one line) or 2 (a usage error), and nothing on stdout.
-refused_usage() {
-    local pattern=$1; shift
-    refused 1 "$pattern" "$@" > /dev/null || refused 2 "$pattern" "$@"
+# refused_usage PATTERN COMMAND...: a usage error (status 2, the message and
+# a usage line), as the README says of options that do not go together and
+# as -d's name too long for the header is; nothing on stdout.
+refused_usage() { refused 2 "$@"; }
+
+# measure_ok TOOL-ARGS...: --measure prints the byte count of the stream.
+measure_ok() {
+    local said got
+    said=$("$Q2S" --measure "$@") || return 1
+    got=$("$Q2S" "$@" | wc -c)
+    [ "$said" = "$got" ] || { echo "--measure says $said, the stream has $got bytes"; return 1; }
+}
+
+# pieces_ok TOOL-ARGS...: three --offset/--length pieces make the stream.
+pieces_ok() {
+    local size half
+    "$Q2S" "$@" > whole.qcow2 || return 1
+    size=$(stat -c %s whole.qcow2) half=$((size / 2))
+    { "$Q2S" --offset=0 --length=1000 "$@" &&
+      "$Q2S" --offset=1000 --length=$((half - 1000)) "$@" &&
+      "$Q2S" --offset="$half" "$@"; } > pieces.qcow2 || return 1
+    cmp whole.qcow2 pieces.qcow2
 }
 
 # --- qemu-nbd servers ----------------------------------------------------
@@ -360,8 +377,29 @@ else
         qemu-img bitmap --clear disk.qcow2 b0
         prev=$inc
     done
-    check "after four increments, every level still reads as the disk at its time" bash -c '
-        for n in 1 2 3 4; do
+    # Round 5: the disk grew; data written past the old end.  With other
+    # options, the same increment's pieces.
+    qemu-img resize -q disk.qcow2 80M
+    qio disk.qcow2 'write -P 0x51 70M 1M' 'write -P 0x52 2M 64k'
+    qemu-img convert -f qcow2 -O raw disk.qcow2 t5.raw
+    check "round 5, the disk grew to 80 MiB: an increment over the 64 MiB inc4" \
+        bash -c '"$0" -f qcow2 --bitmap=b0 -B inc4.qcow2 -F qcow2 disk.qcow2 > inc5.qcow2' "$Q2S"
+    check "  ... a valid overlay: reads as the disk now" level_ok inc5.qcow2 t5.raw
+    check "  ... the new data past the old end: data clusters" kind_of inc5.qcow2 65536 $((70 * M)) "$M" data
+    check "  ... the rest past the old end is left to the backing (zeros)" \
+        kind_of inc5.qcow2 65536 $((64 * M)) $((6 * M)) backing
+    check "  ... with -c 512 -r 1 --compress=zstd: valid too" bash -c \
+        '"$0" -c 512 -r 1 --compress=zstd -f qcow2 --bitmap=b0 -B inc4.qcow2 -F qcow2 disk.qcow2 > inc5z.qcow2 &&
+         qemu-img check -q inc5z.qcow2 && qemu-img compare -q -f raw t5.raw inc5z.qcow2' "$Q2S"
+    check "  ... --offset/--length: three pieces are the whole increment" \
+        pieces_ok -f qcow2 --bitmap=b0 -B inc4.qcow2 -F qcow2 disk.qcow2
+    check "  ... --measure of it with -c 512 --compress=zstd" \
+        measure_ok -c 512 --compress=zstd -f qcow2 --bitmap=b0 -B inc4.qcow2 -F qcow2 disk.qcow2
+    check "  ... -p: progress on stderr, the same bytes" bash -c \
+        '"$0" -p -f qcow2 --bitmap=b0 -B inc4.qcow2 -F qcow2 disk.qcow2 > p5.qcow2 2> p5.err &&
+         cmp p5.qcow2 inc5.qcow2 && test -s p5.err' "$Q2S"
+    check "after five increments, every level still reads as the disk at its time" bash -c '
+        for n in 1 2 3 4 5; do
             qemu-img compare -q -f raw -F qcow2 "t$n.raw" "inc$n.qcow2" || { echo "level $n"; exit 1; }
         done
         qemu-img compare -q -f raw -F qcow2 t0.raw full.qcow2 || { echo full; exit 1; }'
@@ -545,35 +583,18 @@ for type in zlib zstd; do
         "qemu-img info $type.qcow2 | grep -q 'compression type: $type' &&
          qemu-img check $type.qcow2 | grep -q '[1-9][0-9.]*% compressed clusters'"
 done
-# measure_ok TOOL-ARGS...: --measure prints the byte count of the stream.
-measure_ok() {
-    local said got
-    said=$("$Q2S" --measure "$@") || return 1
-    got=$("$Q2S" "$@" | wc -c)
-    [ "$said" = "$got" ] || { echo "--measure says $said, the stream has $got bytes"; return 1; }
-}
 check "--measure: -B base.raw" measure_ok -B base.raw -F raw in.raw
 check "--measure: -B with -c 512 -r 1" measure_ok -c 512 -r 1 -B base.raw -F raw in.raw
 check "--measure: -B with --compress=zstd" measure_ok --compress=zstd -B base.raw -F raw in.raw
 check "--measure: -B backing.qcow2 -F qcow2, a disk that grew" measure_ok -B backing.qcow2 -F qcow2 grown.raw
-# pieces_ok TOOL-ARGS...: three --offset/--length pieces make the stream.
-pieces_ok() {
-    local size half
-    "$Q2S" "$@" > whole.qcow2 || return 1
-    size=$(stat -c %s whole.qcow2) half=$((size / 2))
-    { "$Q2S" --offset=0 --length=1000 "$@" &&
-      "$Q2S" --offset=1000 --length=$((half - 1000)) "$@" &&
-      "$Q2S" --offset="$half" "$@"; } > pieces.qcow2 || return 1
-    cmp whole.qcow2 pieces.qcow2
-}
 check "--offset/--length: three pieces are the whole overlay" pieces_ok -B base.raw -F raw in.raw
 check "--offset/--length with -c 512 --compress: the same" pieces_ok -c 512 --compress -B base.raw -F raw in.raw
 check "-p: progress on stderr, the same bytes" bash -c \
     '"$0" -p -B base.raw -F raw in.raw > p.qcow2 2> p.err && cmp p.qcow2 raw-b.qcow2 && test -s p.err' "$Q2S"
 
 # =========================================================================
-# Errors: status 1, one line, nothing on stdout (options that do not go
-# together: status 1 or a usage error).
+# Errors: status 1, one line, nothing on stdout; options that do not go
+# together and names too long are usage errors (status 2).
 # =========================================================================
 if has_option --bitmap; then
     check "a bitmap the disk does not have" \
@@ -584,7 +605,7 @@ if has_option --bitmap; then
     stop_nbd
     check "--bitmap with a regular file input" \
         refused 1 "" "$Q2S" --bitmap=b0 -B full.qcow2 -F qcow2 t0.raw
-    check "--bitmap without -B" refused_usage "" "$Q2S" -f qcow2 --bitmap=b0 disk.qcow2
+    check "--bitmap without -B" refused_usage "--bitmap" "$Q2S" -f qcow2 --bitmap=b0 disk.qcow2
 fi
 check "a backing file that does not exist" refused 1 "nosuch.qcow2" "$Q2S" -B nosuch.qcow2 -F qcow2 in.raw
 check "a raw backing file that does not exist" refused 1 "nosuch.raw" "$Q2S" -B nosuch.raw -F raw in.raw
@@ -593,19 +614,19 @@ if has_option --diff-format; then
         refused 1 "nosuch.raw" "$Q2S" --diff=nosuch.raw -B base.raw -F raw in.raw
     check "a --diff base larger than the input" \
         refused 1 "" "$Q2S" --diff=base.raw -B base.raw -F raw small.raw
-    check "--diff-format without --diff" refused_usage "" "$Q2S" --diff-format=qcow2 -B base.raw -F raw in.raw
+    check "--diff-format without --diff" refused_usage "--diff-format" "$Q2S" --diff-format=qcow2 -B base.raw -F raw in.raw
 fi
-check "-B without -F" refused_usage "" "$Q2S" -B base.raw in.raw
+check "-B without -F" refused_usage "(-F)" "$Q2S" -B base.raw in.raw
 if has_option --shrink; then
-    check "--shrink without -B" refused_usage "" "$Q2S" --shrink in.raw
+    check "--shrink without -B" refused_usage "--shrink" "$Q2S" --shrink in.raw
 fi
 # Names of 1023 and 1024 bytes that all lead to base.raw.
 name1023=$(printf './%.0s' $(seq 507))/base.raw
 name1024=$(printf './%.0s' $(seq 507))//base.raw
 check "a backing name of 1023 bytes: written as given" \
     named_as "$name1023" -B "$name1023" -F raw in.raw
-check "a backing name of 1024 bytes" refused 1 "" "$Q2S" -B "$name1024" -F raw in.raw
+check "a backing name of 1024 bytes" refused_usage "too long" "$Q2S" -B "$name1024" -F raw in.raw
 name600=$(printf './%.0s' $(seq 296))/base.raw
 check "a backing name of 600 bytes with -c 512 (larger than the header cluster)" \
-    refused 1 "" "$Q2S" -c 512 -B "$name600" -F raw in.raw
+    refused_usage "too long" "$Q2S" -c 512 -B "$name600" -F raw in.raw
 finish
