@@ -36,7 +36,7 @@
 # root, losetup and qemu-img, else it says why it is skipped.
 #
 # After the xapi section, the incremental section (bench/incremental.sh,
-# about a minute) times an increment exported with a dirty bitmap as a
+# about 20 s) times an increment exported with a dirty bitmap as a
 # qcow2 overlay (--bitmap=b0 -B full.qcow2) from a 4 GiB qcow2 with 2 GiB
 # of data of which 1% changed, against a full export of it and against
 # qemu-img convert -B, and checks the increment's size.  It needs

@@ -30,7 +30,7 @@
 #               writes become zero clusters, which cost no data cluster),
 # that is |data - changed| <= 1% of (changed + metadata).  Needs qemu-img,
 # qemu-io and qemu-nbd, and a build with --bitmap; without them the section
-# says why it is skipped.  About a minute here.
+# says why it is skipped.  About 20 s here (2 CPUs).
 #
 # Uses from bench.sh: WORK, PROGRAM, RUNS, REF_RUNS, WARMUP, HAVE_QEMU,
 # say, note, die, measure, ratio, verdict, fmt, have, MEAN.
