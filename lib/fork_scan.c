@@ -7,6 +7,7 @@
 
 #include "common/bits.h"
 #include "fork_rules.h"
+#include "helper.h"
 #include "prefetch.h"
 
 /* A window of this much of each source is read before comparing, at
@@ -31,6 +32,14 @@ struct comparison {
     struct q2s_runs_builder *differing;
     /* Both sources read ahead along the clusters being compared. */
     struct q2s_prefetch input_ahead, base_ahead;
+    /* Reads the base's window while the caller's thread reads the
+     * input's: the two devices work at once.  NULL: one after the other
+     * (no base, or one whose reads call the caller's callbacks). */
+    struct q2s_helper *base_reader;
+    /* The window that base_reader reads: its bytes and the rank of its
+     * first cluster in the runs, for the read ahead. */
+    uint64_t window_offset, window_rank;
+    size_t window_length;
     uint64_t end_rank;
     q2s_progress_callback *progress;
     void *progress_opaque;
@@ -64,11 +73,15 @@ static int comparison_init(struct comparison *cmp, struct q2s_source *input,
                                    "buffers to compare");
     if (!base)
         memset(cmp->base_buffer, 0, window_bytes);
+    if (base && base->any_thread &&
+        q2s_helper_start(&cmp->base_reader, err) < 0)
+        return -1;
     return 0;
 }
 
 static void comparison_fini(struct comparison *cmp)
 {
+    q2s_helper_stop(cmp->base_reader);
     free(cmp->input_buffer);
     free(cmp->base_buffer);
 }
@@ -123,18 +136,66 @@ static size_t compared_bytes(const struct comparison *cmp, uint64_t cluster)
     return (size_t)(g->virtual_size - offset);
 }
 
-/* Reads clusters [first, first + count) of both sources and compares. */
-static int compare_window(struct comparison *cmp, uint64_t first,
-                          uint64_t count, struct q2s_error *err)
+/* base_reader's job: the base's part of the window. */
+static int read_base_window(void *opaque, struct q2s_error *err)
+{
+    struct comparison *cmp = opaque;
+
+    q2s_prefetch_ahead(&cmp->base_ahead, cmp->window_rank, cmp->end_rank);
+    return q2s_source_read_clusters(cmp->base, cmp->base_buffer,
+                                    cmp->window_length, cmp->window_offset,
+                                    err);
+}
+
+/* Reads clusters [first, first + count) of both sources, the base's on
+ * base_reader if there is one, and waits for both: with two failures, the
+ * input's is the one reported. */
+static int read_window(struct comparison *cmp, uint64_t first,
+                       uint64_t count, uint64_t rank, struct q2s_error *err)
 {
     uint32_t bits = cmp->geometry->cluster_bits;
     size_t length = (size_t)(count << bits);
+    struct q2s_error base_err;
+    int input_read, base_read;
 
-    if (q2s_source_read_clusters(cmp->input, cmp->input_buffer, length,
-                                 first << bits, err) < 0 ||
-        (cmp->base &&
-         q2s_source_read_clusters(cmp->base, cmp->base_buffer, length,
-                                  first << bits, err) < 0))
+    if (!cmp->base_reader) {
+        q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
+        if (cmp->base)
+            q2s_prefetch_ahead(&cmp->base_ahead, rank, cmp->end_rank);
+        if (q2s_source_read_clusters(cmp->input, cmp->input_buffer, length,
+                                     first << bits, err) < 0)
+            return -1;
+        return cmp->base ? q2s_source_read_clusters(cmp->base,
+                                                    cmp->base_buffer, length,
+                                                    first << bits, err)
+                         : 0;
+    }
+    cmp->window_offset = first << bits;
+    cmp->window_length = length;
+    cmp->window_rank = rank;
+    q2s_helper_post(cmp->base_reader, read_base_window, cmp);
+    q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
+    input_read = q2s_source_read_clusters(cmp->input, cmp->input_buffer,
+                                          length, first << bits, err);
+    base_read = q2s_helper_wait(cmp->base_reader, &base_err);
+    if (input_read < 0)
+        return -1;
+    if (base_read < 0) {
+        *err = base_err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads clusters [first, first + count) of both sources and compares;
+ * rank is first's in the runs being compared. */
+static int compare_window(struct comparison *cmp, uint64_t first,
+                          uint64_t count, uint64_t rank,
+                          struct q2s_error *err)
+{
+    uint32_t bits = cmp->geometry->cluster_bits;
+
+    if (read_window(cmp, first, count, rank, err) < 0)
         return -1;
     for (uint64_t i = 0; i < count; i++) {
         size_t off = (size_t)(i << bits);
@@ -184,10 +245,7 @@ static int compare_run(struct comparison *cmp, const struct q2s_run *run,
         } else {
             uint64_t rank = run->rank + (first - run->start);
 
-            q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
-            if (cmp->base)
-                q2s_prefetch_ahead(&cmp->base_ahead, rank, cmp->end_rank);
-            if (compare_window(cmp, first, count, err) < 0)
+            if (compare_window(cmp, first, count, rank, err) < 0)
                 return -1;
         }
         first += count;
@@ -250,7 +308,7 @@ int q2s_scan_fork_map(struct q2s_source *input,
 {
     struct q2s_runs outright, to_check;
     struct q2s_runs_builder differing;
-    struct comparison cmp = { .input_buffer = NULL, .base_buffer = NULL };
+    struct comparison cmp = { .base_reader = NULL };
     int ret = -1;
 
     q2s_runs_init(&outright);
@@ -313,7 +371,7 @@ int q2s_scan_delta(struct q2s_source *input, struct q2s_source *base,
 {
     struct q2s_runs outright, to_compare, to_check;
     struct q2s_runs_builder differing;
-    struct comparison cmp = { .input_buffer = NULL, .base_buffer = NULL };
+    struct comparison cmp = { .base_reader = NULL };
     int ret = -1;
 
     q2s_runs_init(&outright);

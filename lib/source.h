@@ -73,6 +73,10 @@ struct q2s_source {
      * comparison): a source may then read them around its page cache,
      * which for a whole device costs more than the reads. */
     bool read_once;
+    /* Whether its reads may run on a thread of the library's own while
+     * the caller's thread reads another source: they call nothing of the
+     * caller's (no callbacks) and share nothing with another source. */
+    bool any_thread;
     /* Whether the caller wants to stop.  Long loops check it. */
     struct q2s_cancel cancel;
     /* Where the data may lie, sorted and merged (q2s_source_use_map());

@@ -361,6 +361,7 @@ static int start_qemu_nbd(struct qemu_nbd_source *q, char *image_opts,
         return -1;
     q->source.size = q->nbd->size;
     q->source.read_bytes = q->nbd->read_bytes;
+    q->source.any_thread = true;
     return 0;
 }
 

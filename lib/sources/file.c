@@ -205,6 +205,7 @@ int q2s_source_open_fd(int fd, const char *name, struct q2s_source **result,
     file->source.read_bytes =
         S_ISBLK(st.st_mode) ? BLOCK_DEVICE_READ_BYTES : FILE_READ_BYTES;
     file->source.raw_file = true;
+    file->source.any_thread = true;
     file->fd = fd;
     file->is_block_device = S_ISBLK(st.st_mode);
     file->direct_fd = file->is_block_device ? open_direct(fd) : -1;

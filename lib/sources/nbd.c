@@ -567,6 +567,7 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->source.ops = &nbd_ops;
     nbd->source.read_bytes = REQUEST_BYTES * REQUESTS_IN_FLIGHT;
     nbd->source.reread_costly = true;
+    nbd->source.any_thread = true;
     nbd->request_bytes = REQUEST_BYTES;
     nbd->minimum_bytes = 1;
     nbd->timeout_seconds = params->timeout_seconds;
