@@ -13,6 +13,16 @@
 /* A window of this much of each source is read before comparing, at
  * least: large reads for block devices, which have no holes to skip. */
 #define COMPARE_WINDOW_BYTES (4 * 1024 * 1024)
+/* Windows of short runs (a map's scattered data) are read in batches, of
+ * this many at most, that fill the buffers: a source may read a batch all
+ * at once (file.c: direct reads in flight together). */
+#define BATCH_WINDOWS 32
+_Static_assert(BATCH_WINDOWS <= Q2S_READ_BATCH_MAX, "a batch is one read");
+
+/* Clusters [first, first + count) of a batch. */
+struct window {
+    uint64_t first, count;
+};
 
 /* Clusters of the input compared with what the image would show without
  * them: the base's (zeros past its end), or zeros when there is no base. */
@@ -36,10 +46,13 @@ struct comparison {
      * input's: the two devices work at once.  NULL: one after the other
      * (no base, or one whose reads call the caller's callbacks). */
     struct q2s_helper *base_reader;
-    /* The window that base_reader reads: its bytes and the rank of its
-     * first cluster in the runs, for the read ahead. */
-    uint64_t window_offset, window_rank;
-    size_t window_length;
+    /* The batch of windows to read and compare next, which fill the
+     * buffers one after the other, and the rank in the runs of the first
+     * one's first cluster, for the read ahead. */
+    struct window batch[BATCH_WINDOWS];
+    size_t batch_count;
+    uint64_t batch_clusters;
+    uint64_t batch_rank;
     uint64_t end_rank;
     q2s_progress_callback *progress;
     void *progress_opaque;
@@ -136,47 +149,54 @@ static size_t compared_bytes(const struct comparison *cmp, uint64_t cluster)
     return (size_t)(g->virtual_size - offset);
 }
 
-/* base_reader's job: the base's part of the window. */
-static int read_base_window(void *opaque, struct q2s_error *err)
+/* The batch's reads of source into buffer. */
+static int read_batch(const struct comparison *cmp, struct q2s_source *source,
+                      uint8_t *buffer, struct q2s_error *err)
+{
+    uint32_t bits = cmp->geometry->cluster_bits;
+    struct q2s_read reads[BATCH_WINDOWS];
+
+    for (size_t i = 0; i < cmp->batch_count; i++) {
+        reads[i] = (struct q2s_read){
+            .buf = buffer,
+            .length = (size_t)(cmp->batch[i].count << bits),
+            .offset = cmp->batch[i].first << bits,
+        };
+        buffer += reads[i].length;
+    }
+    return q2s_source_read_batch(source, reads, cmp->batch_count, err);
+}
+
+/* base_reader's job: the base's part of the batch. */
+static int read_base_batch(void *opaque, struct q2s_error *err)
 {
     struct comparison *cmp = opaque;
 
-    q2s_prefetch_ahead(&cmp->base_ahead, cmp->window_rank, cmp->end_rank);
-    return q2s_source_read_clusters(cmp->base, cmp->base_buffer,
-                                    cmp->window_length, cmp->window_offset,
-                                    err);
+    q2s_prefetch_ahead(&cmp->base_ahead, cmp->batch_rank, cmp->end_rank);
+    return read_batch(cmp, cmp->base, cmp->base_buffer, err);
 }
 
-/* Reads clusters [first, first + count) of both sources, the base's on
- * base_reader if there is one, and waits for both: with two failures, the
- * input's is the one reported. */
-static int read_window(struct comparison *cmp, uint64_t first,
-                       uint64_t count, uint64_t rank, struct q2s_error *err)
+/* Reads the batch from both sources, the base's on base_reader if there
+ * is one, and waits for both: with two failures, the input's is the one
+ * reported. */
+static int read_both(struct comparison *cmp, struct q2s_error *err)
 {
-    uint32_t bits = cmp->geometry->cluster_bits;
-    size_t length = (size_t)(count << bits);
     struct q2s_error base_err;
     int input_read, base_read;
 
     if (!cmp->base_reader) {
-        q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
+        q2s_prefetch_ahead(&cmp->input_ahead, cmp->batch_rank, cmp->end_rank);
         if (cmp->base)
-            q2s_prefetch_ahead(&cmp->base_ahead, rank, cmp->end_rank);
-        if (q2s_source_read_clusters(cmp->input, cmp->input_buffer, length,
-                                     first << bits, err) < 0)
+            q2s_prefetch_ahead(&cmp->base_ahead, cmp->batch_rank,
+                               cmp->end_rank);
+        if (read_batch(cmp, cmp->input, cmp->input_buffer, err) < 0)
             return -1;
-        return cmp->base ? q2s_source_read_clusters(cmp->base,
-                                                    cmp->base_buffer, length,
-                                                    first << bits, err)
+        return cmp->base ? read_batch(cmp, cmp->base, cmp->base_buffer, err)
                          : 0;
     }
-    cmp->window_offset = first << bits;
-    cmp->window_length = length;
-    cmp->window_rank = rank;
-    q2s_helper_post(cmp->base_reader, read_base_window, cmp);
-    q2s_prefetch_ahead(&cmp->input_ahead, rank, cmp->end_rank);
-    input_read = q2s_source_read_clusters(cmp->input, cmp->input_buffer,
-                                          length, first << bits, err);
+    q2s_helper_post(cmp->base_reader, read_base_batch, cmp);
+    q2s_prefetch_ahead(&cmp->input_ahead, cmp->batch_rank, cmp->end_rank);
+    input_read = read_batch(cmp, cmp->input, cmp->input_buffer, err);
     base_read = q2s_helper_wait(cmp->base_reader, &base_err);
     if (input_read < 0)
         return -1;
@@ -187,27 +207,60 @@ static int read_window(struct comparison *cmp, uint64_t first,
     return 0;
 }
 
-/* Reads clusters [first, first + count) of both sources and compares;
- * rank is first's in the runs being compared. */
+static void advance(struct comparison *cmp, uint64_t count)
+{
+    cmp->done_bytes += count << cmp->geometry->cluster_bits;
+    if (cmp->progress)
+        cmp->progress(cmp->progress_opaque, Q2S_PHASE_SCAN, cmp->done_bytes,
+                      cmp->total_bytes);
+}
+
+/* Reads the batch of windows from both sources and compares them. */
+static int compare_batch(struct comparison *cmp, struct q2s_error *err)
+{
+    uint32_t bits = cmp->geometry->cluster_bits;
+    size_t off = 0;
+
+    if (cmp->batch_count == 0)
+        return 0;
+    if (read_both(cmp, err) < 0)
+        return -1;
+    for (size_t w = 0; w < cmp->batch_count; w++) {
+        uint64_t first = cmp->batch[w].first;
+
+        for (uint64_t i = 0; i < cmp->batch[w].count; i++) {
+            bool differs = cmp->as_the_fork &&
+                           first + i == cmp->partial_base_cluster;
+
+            if (!differs)
+                differs = memcmp(cmp->input_buffer + off,
+                                 cmp->base_buffer + off,
+                                 compared_bytes(cmp, first + i)) != 0;
+            if (differs && add_differing(cmp, first + i, err) < 0)
+                return -1;
+            off += (size_t)1 << bits;
+        }
+        advance(cmp, cmp->batch[w].count);
+    }
+    cmp->batch_count = 0;
+    cmp->batch_clusters = 0;
+    return 0;
+}
+
+/* Adds clusters [first, first + count) to the batch, of rank rank in the
+ * runs, after comparing the batch if they do not fit beside it. */
 static int compare_window(struct comparison *cmp, uint64_t first,
                           uint64_t count, uint64_t rank,
                           struct q2s_error *err)
 {
-    uint32_t bits = cmp->geometry->cluster_bits;
-
-    if (read_window(cmp, first, count, rank, err) < 0)
+    if ((cmp->batch_count == BATCH_WINDOWS ||
+         cmp->window_clusters - cmp->batch_clusters < count) &&
+        compare_batch(cmp, err) < 0)
         return -1;
-    for (uint64_t i = 0; i < count; i++) {
-        size_t off = (size_t)(i << bits);
-        bool differs = cmp->as_the_fork &&
-                       first + i == cmp->partial_base_cluster;
-
-        if (!differs)
-            differs = memcmp(cmp->input_buffer + off, cmp->base_buffer + off,
-                             compared_bytes(cmp, first + i)) != 0;
-        if (differs && add_differing(cmp, first + i, err) < 0)
-            return -1;
-    }
+    if (cmp->batch_count == 0)
+        cmp->batch_rank = rank;
+    cmp->batch[cmp->batch_count++] = (struct window){ first, count };
+    cmp->batch_clusters += count;
     return 0;
 }
 
@@ -240,8 +293,11 @@ static int compare_run(struct comparison *cmp, const struct q2s_run *run,
             next = next_input < next_base ? next_input : next_base;
             count = (next >> bits) < end ? (next >> bits) - first
                                          : end - first;
-            if (skip_zeros(cmp, first, count, err) < 0)
+            /* The clusters that differ are recorded in order. */
+            if (compare_batch(cmp, err) < 0 ||
+                skip_zeros(cmp, first, count, err) < 0)
                 return -1;
+            advance(cmp, count);
         } else {
             uint64_t rank = run->rank + (first - run->start);
 
@@ -249,10 +305,6 @@ static int compare_run(struct comparison *cmp, const struct q2s_run *run,
                 return -1;
         }
         first += count;
-        cmp->done_bytes += count << bits;
-        if (cmp->progress)
-            cmp->progress(cmp->progress_opaque, Q2S_PHASE_SCAN,
-                          cmp->done_bytes, cmp->total_bytes);
     }
     return 0;
 }
@@ -270,7 +322,7 @@ static int compare_runs(struct comparison *cmp, const struct q2s_runs *runs,
     for (size_t i = 0; i < runs->count; i++)
         if (compare_run(cmp, &runs->runs[i], err) < 0)
             return -1;
-    return 0;
+    return compare_batch(cmp, err);
 }
 
 /* *allocated becomes outright and the differing clusters together. */

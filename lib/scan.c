@@ -15,13 +15,13 @@ static uint64_t align_down(uint64_t n, uint64_t alignment)
     return n & ~(alignment - 1);
 }
 
-/* Pieces read together: the runs of an increment are small and
- * scattered, and a source where each read is a round trip reads many at
- * once (q2s_source_read_pieces()). */
-#define GATHER_PIECES 64
+/* Reads done together: the runs of an increment are small and scattered,
+ * and a source where each read is a round trip does many at once
+ * (q2s_source_read_batch()). */
+#define GATHER_PIECES Q2S_READ_BATCH_MAX
 
 struct gather {
-    struct q2s_piece pieces[GATHER_PIECES];
+    struct q2s_read pieces[GATHER_PIECES];
     size_t count;
     size_t bytes;  /* of the scan's buffer that the pieces take */
 };
@@ -44,7 +44,7 @@ struct scan {
     struct q2s_runs *data_clusters;
     struct q2s_cache *data_cache;
     /* Or NULL: without compression, with only, on a source that reads
-     * pieces at once, the clusters to look at are gathered here. */
+     * batches at once, the clusters to look at are gathered here. */
     struct gather *gather;
 
     /* With compression: windows go to the threads in batches. */
@@ -93,13 +93,13 @@ static int find_data(struct scan *scan, uint64_t pos, uint64_t length,
 static int flush_gather(struct scan *scan, struct q2s_error *err)
 {
     struct gather *g = scan->gather;
-    const struct q2s_piece *last;
+    const struct q2s_read *last;
 
     if (g->count == 0)
         return 0;
     if (q2s_source_interrupted(scan->source))
         return q2s_error_set(err, ECANCELED, "interrupted");
-    if (q2s_source_read_pieces(scan->source, g->pieces, g->count, err) < 0)
+    if (q2s_source_read_batch(scan->source, g->pieces, g->count, err) < 0)
         return -1;
     for (size_t i = 0; i < g->count; i++)
         if (look_at(scan, g->pieces[i].offset, g->pieces[i].buf,
@@ -132,7 +132,7 @@ static int gather_extent(struct scan *scan, uint64_t start, uint64_t end,
             return -1;
         n = end - start < scan->window_bytes - g->bytes
                 ? end - start : scan->window_bytes - g->bytes;
-        g->pieces[g->count++] = (struct q2s_piece){
+        g->pieces[g->count++] = (struct q2s_read){
             scan->buffer + g->bytes, (size_t)n, start };
         g->bytes += (size_t)n;
         start += n;
@@ -252,7 +252,7 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
     struct gather gather = { .count = 0 };
     int ret;
 
-    if (only && q2s_source_reads_pieces(source))
+    if (only && source->ops->read_batch)
         scan.gather = &gather;
     if (posix_memalign((void **)&scan.buffer, 4096, scan.window_bytes) != 0)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate the scan "

@@ -245,48 +245,49 @@ int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
     return 0;
 }
 
-bool q2s_source_reads_pieces(const struct q2s_source *source)
+/* Whether read lies below the source's size in one extent of data. */
+static int all_data(struct q2s_source *source, const struct q2s_read *read,
+                    struct q2s_error *err)
 {
-    return source->ops->read_pieces && !source->map;
+    uint64_t start, end;
+    int found;
+
+    if (read->offset >= source->size ||
+        source->size - read->offset < read->length)
+        return 0;
+    found = q2s_source_next_data(source, read->offset, &start, &end, err);
+    if (found <= 0)
+        return found;
+    return start == read->offset && end - start >= read->length;
 }
 
-int q2s_source_read_pieces(struct q2s_source *source,
-                           const struct q2s_piece *pieces, size_t count,
-                           struct q2s_error *err)
+int q2s_source_read_batch(struct q2s_source *source,
+                          const struct q2s_read *reads, size_t count,
+                          struct q2s_error *err)
 {
-    struct q2s_piece clipped[64];
-    size_t n = 0;
+    struct q2s_read whole[Q2S_READ_BATCH_MAX];
+    size_t wholes = 0;
 
-    if (!q2s_source_reads_pieces(source)) {
-        for (size_t i = 0; i < count; i++)
-            if (q2s_source_read_clusters(source, pieces[i].buf,
-                                         pieces[i].length, pieces[i].offset,
-                                         err) < 0)
-                return -1;
-        return 0;
-    }
     for (size_t i = 0; i < count; i++) {
-        const struct q2s_piece *piece = &pieces[i];
-        size_t readable = 0;
+        int found = 0;
 
-        if (piece->offset < source->size)
-            readable = source->size - piece->offset < piece->length
-                           ? (size_t)(source->size - piece->offset)
-                           : piece->length;
-        memset(piece->buf + readable, 0, piece->length - readable);
-        if (readable == 0)
-            continue;
-        clipped[n++] = (struct q2s_piece){ piece->buf, readable,
-                                           piece->offset };
-        if (n == sizeof clipped / sizeof clipped[0] || i + 1 == count) {
-            if (source->ops->read_pieces(source, clipped, n, err) < 0)
+        /* A batch of one is a read. */
+        if (source->ops->read_batch && count > 1 &&
+            wholes < Q2S_READ_BATCH_MAX) {
+            found = all_data(source, &reads[i], err);
+            if (found < 0)
                 return -1;
-            n = 0;
         }
+        if (found)
+            whole[wholes++] = reads[i];
+        else if (q2s_source_read_clusters(source, reads[i].buf,
+                                          reads[i].length, reads[i].offset,
+                                          err) < 0)
+            return -1;
     }
-    if (n > 0 && source->ops->read_pieces(source, clipped, n, err) < 0)
-        return -1;
-    return 0;
+    if (wholes == 0)
+        return 0;
+    return source->ops->read_batch(source, whole, wholes, err);
 }
 
 void q2s_source_close(struct q2s_source *source)

@@ -13,12 +13,15 @@
 #include "qcow2-to-stdout.h"
 #include "runs.h"
 
-/* One piece of a scattered read: length bytes at offset into buf. */
-struct q2s_piece {
-    uint8_t *buf;
+/* One read of a batch (q2s_source_read_batch()). */
+struct q2s_read {
+    void *buf;
     size_t length;
     uint64_t offset;
 };
+
+/* The most reads a batch holds. */
+#define Q2S_READ_BATCH_MAX 64
 
 struct q2s_source_ops {
     /* Finds the first extent at or after offset that may hold data (holes
@@ -34,13 +37,11 @@ struct q2s_source_ops {
     /* Reads exactly length bytes at offset, all below source->size. */
     int (*read)(struct q2s_source *source, void *buf, size_t length,
                 uint64_t offset, struct q2s_error *err);
-    /* Optional: reads the pieces (each below source->size) with requests
-     * for all of them in flight at once, for a source where each read
-     * costs a round trip (a server): many small runs read as fast as one
-     * large one. */
-    int (*read_pieces)(struct q2s_source *source,
-                       const struct q2s_piece *pieces, size_t count,
-                       struct q2s_error *err);
+    /* Optional: reads count (at most Q2S_READ_BATCH_MAX) reads like
+     * read, each all data and below source->size, maybe all in flight at
+     * once: many small reads of a device then wait for it once. */
+    int (*read_batch)(struct q2s_source *source, const struct q2s_read *reads,
+                      size_t count, struct q2s_error *err);
     /* Optional: where bytes from offset on lie contiguously in a file
      * descriptor, so that the output can splice or copy them without
      * reading them.  Returns how many (at most length) with *fd and
@@ -126,21 +127,17 @@ int q2s_source_read_data(struct q2s_source *source, uint8_t *buf,
                          size_t length, uint64_t offset,
                          struct q2s_error *err);
 
-/* Whether q2s_source_read_pieces() reads the pieces at once. */
-bool q2s_source_reads_pieces(const struct q2s_source *source);
-
-/* Reads each piece as q2s_source_read_clusters() would (past the end of
- * the input, zeros), with requests in flight for all of them at once when
- * the source can; the source must have no map. */
-int q2s_source_read_pieces(struct q2s_source *source,
-                           const struct q2s_piece *pieces, size_t count,
-                           struct q2s_error *err);
-
 /* The same for whole clusters, which may reach past the end of the input:
  * what lies past it reads as zeros. */
 int q2s_source_read_clusters(struct q2s_source *source, uint8_t *buf,
                              size_t length, uint64_t offset,
                              struct q2s_error *err);
+
+/* q2s_source_read_clusters() of each of count reads (any number), those
+ * that are all data through ops->read_batch if the source has it. */
+int q2s_source_read_batch(struct q2s_source *source,
+                          const struct q2s_read *reads, size_t count,
+                          struct q2s_error *err);
 
 /* How long one wait (for a server, a child, a pipe) lasts before the
  * interrupt flag and any timeout are looked at again: a signal caught

@@ -328,15 +328,15 @@ static int nbd_next_dirty(struct q2s_source *source, uint64_t offset,
     return next_extent(nbd, &nbd->dirty, offset, start, end, err);
 }
 
-/* Splits the pieces into requests, REQUESTS_IN_FLIGHT of them in flight
- * at once, across pieces: many small pieces cost one round trip per batch,
+/* Splits the reads into requests, REQUESTS_IN_FLIGHT of them in flight
+ * at once, across reads: many small reads cost one round trip per batch,
  * not one each. */
 static int read_requests_of(struct nbd_source *nbd,
-                            const struct q2s_piece *pieces, size_t count,
+                            const struct q2s_read *reads, size_t count,
                             struct q2s_error *err)
 {
     size_t i = 0;
-    size_t done = 0;  /* bytes of pieces[i] asked for */
+    size_t done = 0;  /* bytes of reads[i] asked for */
 
     while (i < count) {
         int64_t cookies[REQUESTS_IN_FLIGHT];
@@ -348,7 +348,7 @@ static int read_requests_of(struct nbd_source *nbd,
         if (!nbd->nbd)
             return connection_gone(nbd, err);
         while (sent < REQUESTS_IN_FLIGHT && i < count) {
-            const struct q2s_piece *piece = &pieces[i];
+            const struct q2s_read *piece = &reads[i];
             size_t n = piece->length - done < nbd->request_bytes
                            ? piece->length - done : nbd->request_bytes;
             uint64_t offset = piece->offset + done;
@@ -358,7 +358,8 @@ static int read_requests_of(struct nbd_source *nbd,
                 done = 0;
                 continue;
             }
-            cookies[sent] = nbd_aio_pread(nbd->nbd, piece->buf + done, n,
+            cookies[sent] = nbd_aio_pread(nbd->nbd,
+                                          (uint8_t *)piece->buf + done, n,
                                           offset, NBD_NULL_COMPLETION, 0);
             if (cookies[sent] < 0) {
                 char what[96];
@@ -403,9 +404,9 @@ static int read_requests_of(struct nbd_source *nbd,
 static int read_requests(struct nbd_source *nbd, uint8_t *p, size_t length,
                          uint64_t offset, struct q2s_error *err)
 {
-    struct q2s_piece piece = { p, length, offset };
+    struct q2s_read read = { p, length, offset };
 
-    return read_requests_of(nbd, &piece, 1, err);
+    return read_requests_of(nbd, &read, 1, err);
 }
 
 /* The end of an export whose size is not a multiple of the server's
@@ -490,25 +491,25 @@ static int nbd_read(struct q2s_source *source, void *buf, size_t length,
     return 0;
 }
 
-/* Pieces that keep to the server's minimum block size go out together;
+/* Reads that keep to the server's minimum block size go out together;
  * otherwise each is read on its own, with its bounce buffers. */
-static int nbd_read_pieces(struct q2s_source *source,
-                           const struct q2s_piece *pieces, size_t count,
-                           struct q2s_error *err)
+static int nbd_read_batch(struct q2s_source *source,
+                          const struct q2s_read *reads, size_t count,
+                          struct q2s_error *err)
 {
     struct nbd_source *nbd = nbd_of(source);
 
     for (size_t i = 0; i < count; i++) {
-        if (pieces[i].offset % nbd->minimum_bytes != 0 ||
-            pieces[i].length % nbd->minimum_bytes != 0) {
+        if (reads[i].offset % nbd->minimum_bytes != 0 ||
+            reads[i].length % nbd->minimum_bytes != 0) {
             for (size_t j = 0; j < count; j++)
-                if (nbd_read(source, pieces[j].buf, pieces[j].length,
-                             pieces[j].offset, err) < 0)
+                if (nbd_read(source, reads[j].buf, reads[j].length,
+                             reads[j].offset, err) < 0)
                     return -1;
             return 0;
         }
     }
-    return read_requests_of(nbd, pieces, count, err);
+    return read_requests_of(nbd, reads, count, err);
 }
 
 static int nbd_check_size(struct q2s_source *source, struct q2s_error *err)
@@ -549,7 +550,7 @@ static const struct q2s_source_ops nbd_ops = {
     .next_data = nbd_next_data,
     .next_dirty = nbd_next_dirty,
     .read = nbd_read,
-    .read_pieces = nbd_read_pieces,
+    .read_batch = nbd_read_batch,
     .check_size = nbd_check_size,
     .close = nbd_source_close,
 };
