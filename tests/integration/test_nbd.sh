@@ -355,6 +355,17 @@ if serve eio -r --filter=error file "$scratch/disk.raw" error=EIO error-pread-ra
     check "every read fails: one line with the offset, status 1" \
         fails 1 "read error at offset 0: .*Input/output error" "$Q2S" "$uri"
     check "every read fails: nothing written" test ! -s out.bin
+    # A delta reads the base on a thread of its own while the input is
+    # read: a failure on either side is one line, whichever side it is.
+    check "--diff, every read of the base fails: one line, status 1" \
+        fails 1 "read error at offset 0: .*Input/output error" \
+        "$Q2S" --diff "$uri" disk.raw
+    check "--diff, every read of the input fails: one line, status 1" \
+        fails 1 "read error at offset 0: .*Input/output error" \
+        "$Q2S" --diff disk.raw "$uri"
+    check "--diff, both fail: one line, status 1" \
+        fails 1 "read error at offset 0: .*Input/output error" \
+        "$Q2S" --diff "$uri" "$uri"
     stop_server
 else
     not_ok "nbdkit error filter starts"
