@@ -18,18 +18,20 @@ static bool compresses(const struct q2s_options *options)
            options->refcount_bits > 1;
 }
 
-/* How much of the data that pass 1 reads it keeps for pass 2: from an
- * NBD server, whose every run costs a round trip to read again, up to
- * DATA_CACHE_BYTES (and never more than the options' cache, 0 with
- * --measure).  More costs more than it saves from a server on the same
- * machine: 2 GiB kept made an export 20% slower, faulting the memory in.
- * An increment's data fits, and is then read once. */
+/* How much of an overlay's data pass 1 keeps for pass 2: from an NBD
+ * server, whose every run costs a round trip to read again, up to
+ * DATA_CACHE_BYTES (never more than the options' cache, 0 with --measure).
+ * An increment's data, the changed clusters, usually fits, and is then
+ * read once.  Full images read their data again: keeping gigabytes made
+ * an export from a server on the same machine 20% slower, faulting the
+ * memory in. */
 #define DATA_CACHE_BYTES (64 * 1024 * 1024)
 
 static uint64_t data_cache_budget(const struct q2s_source *source,
                                   const struct q2s_options *options)
 {
-    if (!source->reread_costly || compresses(options))
+    if (!options->backing_file || !source->reread_costly ||
+        compresses(options))
         return 0;
     return options->cache_bytes < DATA_CACHE_BYTES ? options->cache_bytes
                                                    : DATA_CACHE_BYTES;

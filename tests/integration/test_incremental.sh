@@ -37,7 +37,8 @@ M=$((1024 * 1024))
 #     export with x-dirty-bitmap: "data": false where dirty), data or zero
 #     by INPUT's content (raw).
 #   reads TRACE DIRTYMAP CS: every NBD read qemu-nbd traced lies in the
-#     dirty clusters, and there was at least one.
+#     dirty clusters, none was asked for twice (pass 2 writes what pass 1
+#     kept), and there was at least one.
 cat > inc.py <<'PY'
 import json, subprocess, sys
 
@@ -98,6 +99,7 @@ elif cmd == "reads":
     cs = int(args[2])
     dirty = dirty_clusters(args[1], cs)
     reads = 0
+    seen = set()
     for line in open(args[0]):
         if not line.startswith("nbd_co_send_structured_read"):
             continue
@@ -107,6 +109,11 @@ elif cmd == "reads":
         outside = [i for i in clusters(start, length, cs) if i not in dirty]
         if outside:
             sys.exit("read of %d bytes at %d: clean cluster %d" % (length, start, outside[0]))
+        # Pass 2 writes what pass 1 read: no byte is asked for twice.
+        for b in range(start // 512, (start + length) // 512):
+            if b in seen:
+                sys.exit("sector %d read twice" % b)
+            seen.add(b)
     if not reads:
         sys.exit("no read traced")
     sys.exit(0)
@@ -349,7 +356,7 @@ else
         check "  ... holds the dirty clusters, as data or zero clusters, and nothing else" \
             kinds_are "$inc" 65536 "expected$n.txt"
         if [ -s "expected$n.txt" ]; then
-            check "  ... qemu-nbd was asked only for dirty clusters" \
+            check "  ... qemu-nbd was asked only for dirty clusters, each once" \
                 python3 inc.py reads bm.trace "dirty$n.json" 65536
         else
             check "  ... nothing changed: qemu-nbd was asked for nothing" \
