@@ -20,7 +20,14 @@
 #   c) qemu-img convert -O qcow2 -B full.qcow2 -F qcow2 disk.qcow2 out.qcow2
 #                      (into a file, deleted before each run)
 #
-# Targets: b/a >= 50x, c/a >= 5x, and the increment's size within 1% of the
+# and the same two exports from an NBD server that is already running, as
+# a running VM's is (qemu-nbd -r -B b0 --persistent on a Unix socket, the
+# URI nbd+unix:///?socket=...):
+#
+#   a') the increment: PROG --bitmap=b0 -B full.qcow2 -F qcow2 URI
+#   b') a full export: PROG URI
+#
+# Targets: b/a and b'/a' >= 50x, c/a >= 5x, and the increment's size within 1% of the
 # changed data plus its metadata, where
 #   data      = the increment's own data clusters (qemu-img map: depth 0,
 #               "data": true) times the cluster size,
@@ -37,6 +44,7 @@
 
 INC_SKIP=
 INC_DIR=
+INC_SERVER_PID=
 INC_CHANGED=$((288 * 65536))
 INC_WRITES=320
 
@@ -65,8 +73,24 @@ inc_probe() {
 # Deletes the section's files; run on exit, ^C included, and after the
 # section.  The tool's own qemu-nbd goes with the tool.
 inc_cleanup() {
+    inc_stop_server
     [[ -n $INC_DIR ]] && rm -rf -- "$INC_DIR"
     return 0
+}
+
+# The qemu-nbd that serves disk.qcow2 and its bitmap for a') and b').
+inc_start_server() {
+    qemu-nbd -r -f qcow2 -B b0 --persistent --shared=8 --fork \
+        --pid-file="$INC_DIR/nbd.pid" -k "$INC_DIR/nbd.sock" -- "$INC_DIR/disk.qcow2" ||
+        die "qemu-nbd could not serve $INC_DIR/disk.qcow2"
+    INC_SERVER_PID=$(cat -- "$INC_DIR/nbd.pid") || die "qemu-nbd wrote no pid file"
+}
+
+inc_stop_server() {
+    if [[ -n $INC_SERVER_PID ]]; then
+        kill "$INC_SERVER_PID" 2> /dev/null || true
+        INC_SERVER_PID=
+    fi
 }
 
 inc_build() {
@@ -133,12 +157,12 @@ import json, sys
 print(sum(e["length"] for e in json.load(sys.stdin) if e["depth"] == 0 and e["data"]))') ||
         die "qemu-img map failed on the increment"
     say "qemu-img check: no errors; qemu-img compare of inc.qcow2 (over full.qcow2) with disk.qcow2: identical"
-    rm -f -- "$log" "$INC_DIR/inc.qcow2"
+    rm -f -- "$log"
     say
 }
 
 inc_time() {
-    local qprog qdir t0=$SECONDS
+    local qprog qdir quri t0=$SECONDS
 
     printf -v qprog '%q' "$PROGRAM"
     printf -v qdir '%q' "$INC_DIR"
@@ -151,6 +175,17 @@ inc_time() {
         "cd $qdir && qemu-img convert -f qcow2 -O qcow2 -B full.qcow2 -F qcow2 disk.qcow2 out.qcow2"
     INC_QEMU_SIZE=$(stat -c %s -- "$INC_DIR/out.qcow2" 2> /dev/null || echo 0)
     rm -f -- "$INC_DIR/out.qcow2"
+    inc_start_server
+    printf -v quri '%q' "nbd+unix:///?socket=$INC_DIR/nbd.sock"
+    (cd -- "$INC_DIR" && "$PROGRAM" --bitmap=b0 -B full.qcow2 -F qcow2 \
+        "nbd+unix:///?socket=$INC_DIR/nbd.sock" | cmp -s - inc.qcow2) ||
+        die "the increment through the NBD server differs from the one with -f qcow2"
+    rm -f -- "$INC_DIR/inc.qcow2"
+    measure inc_tool_uri "a') increment from the server" "$RUNS" "$WARMUP" "" \
+        "cd $qdir && $qprog --bitmap=b0 -B full.qcow2 -F qcow2 $quri | cat > /dev/null"
+    measure inc_full_uri "b') full export from the server" "$REF_RUNS" "$WARMUP" "" \
+        "$qprog $quri | cat > /dev/null"
+    inc_stop_server
     say "(timed in $((SECONDS - t0)) s)"
     say
 }
@@ -163,8 +198,12 @@ inc_results() {
     printf '    %-40s %10s\n' "a) increment (--bitmap)" "$(fmt "${MEAN[inc_tool]}")"
     printf '    %-40s %10s\n' "b) full export" "$(fmt "${MEAN[inc_full]}")"
     printf '    %-40s %10s\n' "c) qemu-img convert -B (to a file)" "$(fmt "${MEAN[inc_qemu]}")"
+    printf '    %-40s %10s\n' "a') increment from the NBD server" "$(fmt "${MEAN[inc_tool_uri]}")"
+    printf '    %-40s %10s\n' "b') full export from the NBD server" "$(fmt "${MEAN[inc_full_uri]}")"
     r=$(ratio "${MEAN[inc_full]}" "${MEAN[inc_tool]}")
     printf '    %-56s target >= %-5s %s\n' "b/a: ${r}x faster than a full export" "50x" "$(verdict "$r" '>=' 50)"
+    r=$(ratio "${MEAN[inc_full_uri]}" "${MEAN[inc_tool_uri]}")
+    printf '    %-56s target >= %-5s %s\n' "b'/a': ${r}x faster, from a running server" "50x" "$(verdict "$r" '>=' 50)"
     r=$(ratio "${MEAN[inc_qemu]}" "${MEAN[inc_tool]}")
     printf '    %-56s target >= %-5s %s\n' "c/a: ${r}x faster than qemu-img convert -B" "5x" "$(verdict "$r" '>=' 5)"
     meta=$((INC_SIZE - INC_DATA))
