@@ -96,6 +96,18 @@ int q2s_check_format(const char *format, struct q2s_error *err)
     return 0;
 }
 
+bool q2s_plausible_format(const char *format)
+{
+    if (!*format)
+        return false;
+    for (const char *c = format; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-'))
+            return false;
+    }
+    return true;
+}
+
 int q2s_check_dirty_bitmap(const char *name, struct q2s_error *err)
 {
     /* QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */
@@ -122,9 +134,11 @@ int q2s_check_backing_file(const char *name, const char *format,
     if (!format || format[0] == '\0')
         return q2s_error_set(err, EINVAL, "a backing file needs its format "
                              "(-F), which is never probed");
-    if (strlen(format) > QCOW2_MAX_BACKING_FORMAT)
+    if (strlen(format) > QCOW2_MAX_BACKING_FORMAT ||
+        !q2s_plausible_format(format))
         return q2s_error_set(err, EINVAL, "invalid backing format '%s': "
-                             "QEMU reads at most %d bytes of it", format,
+                             "give a format QEMU reads, such as qcow2 or "
+                             "raw (at most %d bytes)", format,
                              QCOW2_MAX_BACKING_FORMAT);
     return 0;
 }

@@ -78,6 +78,9 @@ int q2s_check_compression(enum q2s_compression compression, int level,
 int q2s_check_threads(uint32_t threads, struct q2s_error *err);
 int q2s_check_timeout(uint32_t seconds, struct q2s_error *err);
 int q2s_check_format(const char *format, struct q2s_error *err);
+/* QEMU block driver names are lower-case words: anything else could
+ * smuggle options into qemu-nbd's --image-opts, or name no driver. */
+bool q2s_plausible_format(const char *format);
 int q2s_check_dirty_bitmap(const char *name, struct q2s_error *err);
 int q2s_check_backing_file(const char *name, const char *format,
                            struct q2s_error *err);

@@ -202,20 +202,6 @@ static const struct q2s_source_ops qemu_nbd_ops = {
     .close = qemu_nbd_close,
 };
 
-/* QEMU block driver names are lower-case words; anything else could
- * smuggle options into --image-opts. */
-static bool plausible_format(const char *format)
-{
-    if (!*format)
-        return false;
-    for (const char *c = format; *c; c++) {
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-              *c == '_' || *c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* --image-opts value: commas in the file name are doubled. */
 static char *image_options(const char *path, const char *format,
                            bool block_device)
@@ -375,7 +361,7 @@ int q2s_source_open_qemu_nbd(const char *path,
     char *image_opts;
     struct stat st;
 
-    if (!plausible_format(format))
+    if (!q2s_plausible_format(format))
         return q2s_error_set(err, EINVAL, "unknown input format '%s'", format);
     if (q2s_stat_input(path, &st, err) < 0)
         return -1;

@@ -553,6 +553,11 @@ static void test_backing_file_options(void **state)
     assert_int_equal(q2s_options_validate(&options, &err), 0);
     options.backing_format = "a-format-name-of-16";
     assert_int_equal(q2s_options_validate(&options, &err), -1);
+    /* Not a driver name: options for qemu-nbd, or nothing QEMU opens. */
+    options.backing_format = "raw,file.x=y";
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
+    options.backing_format = "Raw";
+    assert_int_equal(q2s_options_validate(&options, &err), -1);
     options.backing_format = "raw";
     options.data_file_name = "data";
     assert_int_equal(q2s_options_validate(&options, &err), -1);
