@@ -44,8 +44,13 @@ static struct qemu_nbd_source *qemu_nbd_of(struct q2s_source *source)
     return (struct qemu_nbd_source *)source;
 }
 
-/* The last line that qemu-nbd wrote on its stderr, without its newline,
- * or "" if it said nothing. */
+/* The last message that qemu-nbd wrote on its stderr, without its final
+ * newline, or "" if it said nothing.  A message is its last line, or from
+ * the last line that starts with "qemu-nbd: " on: a name that the message
+ * quotes (a bitmap's, a file's) may hold newlines, which the program
+ * escapes. */
+#define SERVER_PREFIX "qemu-nbd: "
+
 static void server_said(void *opaque, char *line, size_t size)
 {
     struct qemu_nbd_source *q = opaque;
@@ -62,8 +67,15 @@ static void server_said(void *opaque, char *line, size_t size)
     text[n] = '\0';
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
         text[--n] = '\0';
-    last = strrchr(text, '\n');
-    last = last ? last + 1 : text;
+    last = NULL;
+    for (char *at = strstr(text, SERVER_PREFIX); at;
+         at = strstr(at + 1, SERVER_PREFIX))
+        if (at == text || at[-1] == '\n')
+            last = at;
+    if (!last) {
+        last = strrchr(text, '\n');
+        last = last ? last + 1 : text;
+    }
     /* "qemu-nbd: Failed to blk_new_open '<options>': <reason>": the
      * reason is what matters. */
     while ((cut = strstr(last, "': ")) != NULL)
