@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qcow2-to-stdout.h"
@@ -1023,6 +1024,43 @@ out:
     return ret;
 }
 
+/* Whether the file name names, from the current directory, is where the
+ * image goes: a regular file or a block device that standard output is
+ * (a shell empties the file before we start).  A name that is not a file
+ * (an NBD URI, a name that does not exist) is not. */
+static bool is_standard_output(const char *name)
+{
+    struct stat file, out;
+
+    if (stat(name, &file) < 0 || fstat(STDOUT_FILENO, &out) < 0)
+        return false;
+    if (S_ISREG(file.st_mode) && S_ISREG(out.st_mode))
+        return file.st_dev == out.st_dev && file.st_ino == out.st_ino;
+    if (S_ISBLK(file.st_mode) && S_ISBLK(out.st_mode))
+        return file.st_rdev == out.st_rdev;
+    return false;
+}
+
+/* An overlay whose backing file or base is the output itself: the base
+ * would be compared with as it is emptied or grows, and QEMU would read
+ * the overlay's own bytes as its backing file's.  Refused before any
+ * output. */
+static int check_not_output(const struct cli *cli, struct failure *failure)
+{
+    const char *names[] = { cli->backing_file, cli->xapi.diff_base };
+    const char *what[] = { "the backing file", "the base" };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i] && is_standard_output(names[i])) {
+            snprintf(failure->message, sizeof failure->message,
+                     "%s: %s is the standard output, where the image goes; "
+                     "write the image to another file", names[i], what[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The base to compare with: --diff's, in --diff-format; or, for an
  * overlay without --diff or --bitmap, the backing file itself, named from
  * the current directory, in its -F format.  Opened as the input is: the
@@ -1074,6 +1112,8 @@ static int convert(const struct cli *cli, struct machine_progress *machine,
         (cli->map_name &&
          load_map_option(cli->map_name, cli->map_fd, cli->cancel_flag, &map,
                          failure->message, sizeof failure->message) < 0))
+        goto out;
+    if (check_not_output(cli, failure) < 0)
         goto out;
     if (q2s_source_open(cli->input, cli->source_options, &source,
                         &failure->error) == 0 &&
