@@ -309,6 +309,18 @@ for name in $'new\nline.raw' 'sp ace.raw' '-lead.raw' $'\xff\xfe.raw' 'com,ma.ra
     rm -f -- "$name"
 done
 
+# A backing file named "-" is the file of that name, as QEMU reads it, not
+# standard input (which only --diff=- means).  Standard input holds the
+# input itself here: compared with it, nothing would differ, and the
+# overlay would read as the file "-".
+mkdir dash
+for fmt in raw qcow2; do
+    cp "base.$fmt" dash/-
+    check "-B - -F $fmt, stdin the input itself: the file '-' is the base" bash -c '
+        cd dash && "$0" -B - -F "$1" ../in.raw < ../in.raw > dash.qcow2 &&
+        qemu-img check -q dash.qcow2 && qemu-img compare -q -f raw ../in.raw dash.qcow2' "$Q2S" "$fmt"
+done
+
 # =========================================================================
 # Inputs and bases of odd sizes: each overlay reads as its input, or the
 # base larger than the input is refused without --shrink.
