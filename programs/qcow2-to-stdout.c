@@ -1047,7 +1047,10 @@ static bool is_standard_output(const char *name)
  * output. */
 static int check_not_output(const struct cli *cli, struct failure *failure)
 {
-    const char *names[] = { cli->backing_file, cli->xapi.diff_base };
+    /* --diff=- is standard input, not a file named "-". */
+    const char *diff = cli->xapi.diff_base;
+    const char *names[] = { cli->backing_file,
+                            diff && strcmp(diff, "-") != 0 ? diff : NULL };
     const char *what[] = { "the backing file", "the base" };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -1074,7 +1077,9 @@ static int open_base(const struct cli *cli, struct q2s_source **base,
 
     *base = NULL;
     if (!name && cli->backing_file && !cli->bitmap) {
-        name = cli->backing_file;
+        /* The file QEMU reads: "-" is a file name there, not stdin. */
+        name = strcmp(cli->backing_file, "-") == 0 ? "./-"
+                                                   : cli->backing_file;
         format = cli->backing_format;
     }
     if (!name)
