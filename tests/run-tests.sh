@@ -9,24 +9,33 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 
 passed=0 failed=0 skipped=0
 
+# Every test works under one directory of this run's own, so that the
+# servers left running are looked for among this run's alone: another run
+# on the same machine (a second checkout, a sanitizer build) keeps its own.
+suite_tmp=$(mktemp -d "${TMPDIR:-/tmp}/q2s-suite.XXXXXX") || exit 1
+trap 'rm -rf -- "$suite_tmp"' EXIT
+export TMPDIR=$suite_tmp
+
 run_one() {
     local name=$1; shift
     local output status line
     output=$("$@" 2>&1)
     status=$?
-    local tests_seen=0
+    local tests_seen=0 after_failure=0
     while IFS= read -r line; do
         case $line in
             "ok "*"# SKIP"*|"ok "*"# skip"*)
-                skipped=$((skipped + 1)); tests_seen=1
+                skipped=$((skipped + 1)); tests_seen=1 after_failure=0
                 echo "SKIP $name: ${line#ok }" ;;
             "ok "*)
-                passed=$((passed + 1)); tests_seen=1
+                passed=$((passed + 1)); tests_seen=1 after_failure=0
                 echo "PASS $name: ${line#ok }" ;;
             "not ok "*)
-                failed=$((failed + 1)); tests_seen=1
+                failed=$((failed + 1)); tests_seen=1 after_failure=1
                 echo "FAIL $name: ${line#not ok }" ;;
-            "#"*|"1.."*|"") ;;
+            # What a failed test said about itself, for the log.
+            "#"*) [ "$after_failure" = 0 ] || echo "     $name: $line" ;;
+            "1.."*|"") ;;
             *) echo "     $name: $line" ;;
         esac
     done <<<"$output"
@@ -66,7 +75,7 @@ done
 leftovers=""
 for pid in $(pgrep -x qemu-nbd; pgrep -x nbdkit); do
     case "$(readlink "/proc/$pid/cwd" 2>/dev/null) $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" in
-        */q2s-test.*) leftovers="$leftovers $pid" ;;
+        *"$suite_tmp"/*) leftovers="$leftovers $pid" ;;
     esac
 done
 if [ -n "$leftovers" ]; then
