@@ -154,8 +154,7 @@ static int find_clusters(struct q2s_source *source, struct q2s_source *base,
                                  err);
     if (compresses(options))
         return q2s_scan_compressed(source, geometry, options, NULL, clusters,
-                                   cache,
-                                   progress, progress_opaque, err);
+                                   cache, progress, progress_opaque, err);
     return q2s_scan(source, geometry, NULL, &clusters->raw, data_cache,
                     progress, progress_opaque, err);
 }
