@@ -44,6 +44,21 @@ int q2s_pread_full(int fd, void *buf, size_t length, uint64_t offset,
     return 0;
 }
 
+/* An extent a source reported, from offset on: the scan trusts extents to
+ * move forward and stay in the input (a wrong one would loop, or read past
+ * the end).  1 if it does, -1 with EPROTO if not. */
+static int check_extent(const struct q2s_source *source, uint64_t offset,
+                        uint64_t start, uint64_t end, const char *kind,
+                        struct q2s_error *err)
+{
+    if (start < offset || end <= start || end > source->size)
+        return q2s_error_set(err, EPROTO, "the input reported a bad %s "
+                             "extent %llu to %llu", kind,
+                             (unsigned long long)start,
+                             (unsigned long long)end);
+    return 1;
+}
+
 /* ops->next_data, checked. */
 static int backend_next_data(struct q2s_source *source, uint64_t offset,
                              uint64_t *start, uint64_t *end,
@@ -51,15 +66,8 @@ static int backend_next_data(struct q2s_source *source, uint64_t offset,
 {
     int found = source->ops->next_data(source, offset, start, end, err);
 
-    /* The scan trusts extents to move forward and stay in the input: a
-     * wrong one would loop, or read past the end. */
-    if (found > 0 &&
-        (*start < offset || *end <= *start || *end > source->size))
-        return q2s_error_set(err, EPROTO,
-                             "the input reported a bad data extent "
-                             "%llu to %llu", (unsigned long long)*start,
-                             (unsigned long long)*end);
-    return found;
+    return found > 0 ? check_extent(source, offset, *start, *end, "data", err)
+                     : found;
 }
 
 int q2s_source_dirty_clusters(struct q2s_source *source,
@@ -78,11 +86,8 @@ int q2s_source_dirty_clusters(struct q2s_source *source,
         uint64_t first = start >> cluster_bits;
         uint64_t last = ((end - 1) >> cluster_bits) + 1;
 
-        if (start < offset || end <= start || end > source->size)
-            return q2s_error_set(err, EPROTO, "the input reported a bad "
-                                 "dirty extent %llu to %llu",
-                                 (unsigned long long)start,
-                                 (unsigned long long)end);
+        if (check_extent(source, offset, start, end, "dirty", err) < 0)
+            return -1;
         if (q2s_source_interrupted(source))
             return q2s_error_set(err, ECANCELED, "interrupted");
         if (last > guest_clusters)
