@@ -2,6 +2,9 @@
 #include "common/fdio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -87,6 +90,28 @@ int q2s_pread_all(int fd, void *buf, size_t length, uint64_t offset,
     return ret;
 }
 
+int q2s_pwrite_all(int fd, const void *buf, size_t length, uint64_t offset)
+{
+    const char *p = buf;
+
+    while (length > 0) {
+        ssize_t n = pwrite(fd, p, length, (off_t)offset);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += n;
+        offset += (uint64_t)n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
 int q2s_fd_size(int fd, uint64_t *size)
 {
     struct stat st;
@@ -105,4 +130,26 @@ uint64_t q2s_now_milliseconds(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int q2s_open_unlinked(const char *dir)
+{
+    char *path;
+    int fd, saved;
+
+    fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    /* Filesystems without O_TMPFILE: create, then unlink at once. */
+    if (asprintf(&path, "%s/qcow2-to-stdout.XXXXXX", dir) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    fd = mkostemp(path, O_CLOEXEC);
+    saved = errno;
+    if (fd >= 0)
+        unlink(path);
+    free(path);
+    errno = saved;
+    return fd;
 }

@@ -32,8 +32,17 @@ int q2s_wait_fd(int fd, short events,
 int q2s_pread_all(int fd, void *buf, size_t length, uint64_t offset,
                   size_t *done);
 
+/* pwrite(2) of all length bytes of buf at offset, retried on EINTR and
+ * short writes: 0, or -1 with errno. */
+int q2s_pwrite_all(int fd, const void *buf, size_t length, uint64_t offset);
+
 /* The size of an open regular file or block device: 0, or -1 with errno. */
 int q2s_fd_size(int fd, uint64_t *size);
+
+/* A new file in the directory dir, open for reading and writing, that no
+ * name reaches: it is gone once closed, whatever happens to the process.
+ * The descriptor, or -1 with errno. */
+int q2s_open_unlinked(const char *dir);
 
 /* CLOCK_MONOTONIC in milliseconds, for timeouts. */
 uint64_t q2s_now_milliseconds(void);

@@ -169,24 +169,11 @@ static const struct q2s_source_ops stream_ops = {
 /* An unlinked file in dir, gone when closed, whatever happens. */
 static int open_spool(const char *dir, struct q2s_error *err)
 {
-    char *path;
-    int fd;
+    int fd = q2s_open_unlinked(dir);
 
-    fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        return fd;
-    /* Filesystems without O_TMPFILE: create, then unlink at once. */
-    if (asprintf(&path, "%s/qcow2-to-stdout.XXXXXX", dir) < 0)
-        return q2s_error_set_errno(err, ENOMEM, "temporary file");
-    fd = mkostemp(path, O_CLOEXEC);
-    if (fd < 0) {
+    if (fd < 0)
         q2s_error_set_errno(err, errno, "cannot create a temporary file in "
                             "%s", dir);
-        free(path);
-        return -1;
-    }
-    unlink(path);
-    free(path);
     return fd;
 }
 
