@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "build.h"
+#include "cache.h"
 #include "fork_scan.h"
 #include "error.h"
 #include "plan.h"
@@ -18,23 +19,14 @@ static bool compresses(const struct q2s_options *options)
            options->refcount_bits > 1;
 }
 
-/* How much of an overlay's data pass 1 keeps for pass 2: from an NBD
- * server, whose every run costs a round trip to read again, up to
- * DATA_CACHE_BYTES (never more than the options' cache, 0 with --measure).
- * An increment's data, the changed clusters, usually fits, and is then
- * read once.  Full images read their data again: keeping gigabytes made
- * an export from a server on the same machine 20% slower, faulting the
- * memory in. */
-#define DATA_CACHE_BYTES (64 * 1024 * 1024)
-
-static uint64_t data_cache_budget(const struct q2s_source *source,
-                                  const struct q2s_options *options)
+/* What pass 1 keeps of the data clusters stored as they are: nothing
+ * from an input that is cheap to read again (a file, in the page cache);
+ * from one where each byte read again costs a round trip to a server and
+ * the server's storage once more, all of it, in memory while the budget
+ * allows and then, unless the caller chose to read again, in a file. */
+static bool keeps_data(const struct q2s_source *source)
 {
-    if (!options->backing_file || !source->reread_costly ||
-        compresses(options))
-        return 0;
-    return options->cache_bytes < DATA_CACHE_BYTES ? options->cache_bytes
-                                                   : DATA_CACHE_BYTES;
+    return source->reread_costly;
 }
 
 /* Runs of set that are not in taken (both sorted) into *rest (empty). */
@@ -113,7 +105,7 @@ static int find_overlay_clusters(struct q2s_source *source,
     if (ret == 0)
         ret = compresses(options)
                   ? q2s_scan_compressed(source, geometry, options, &changed,
-                                        clusters, cache, progress,
+                                        clusters, cache, data_cache, progress,
                                         progress_opaque, err)
                   : q2s_scan(source, geometry, &changed, &clusters->raw,
                              data_cache, progress, progress_opaque, err);
@@ -154,7 +146,8 @@ static int find_clusters(struct q2s_source *source, struct q2s_source *base,
                                  err);
     if (compresses(options))
         return q2s_scan_compressed(source, geometry, options, NULL, clusters,
-                                   cache, progress, progress_opaque, err);
+                                   cache, data_cache, progress,
+                                   progress_opaque, err);
     return q2s_scan(source, geometry, NULL, &clusters->raw, data_cache,
                     progress, progress_opaque, err);
 }
@@ -168,6 +161,10 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
     struct q2s_clusters clusters;
     struct q2s_cache cache, data_cache;
     struct q2s_plan *plan;
+    /* One memory budget for both caches. */
+    uint64_t memory_left = options->cache_bytes;
+    const char *spool_directory =
+        options->reread ? NULL : q2s_temporary_directory();
     int ret;
 
     if (q2s_options_check_input(options, source->raw_file, err) < 0 ||
@@ -192,10 +189,16 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
         return q2s_error_set(err, EINVAL, "compression cannot be combined "
                              "with a delta (--diff) yet");
     q2s_clusters_init(&clusters, &geometry);
-    q2s_cache_init(&cache, options->cache_bytes);
-    q2s_cache_init(&data_cache, data_cache_budget(source, options));
+    /* Compressing again costs only CPU, for a file: compressed clusters
+     * go to a file only when reading them again costs more. */
+    q2s_cache_init(&cache, &memory_left,
+                   keeps_data(source) ? spool_directory : NULL);
+    q2s_cache_init(&data_cache, keeps_data(source) ? &memory_left : NULL,
+                   keeps_data(source) ? spool_directory : NULL);
     ret = find_clusters(source, base, options, &geometry, &clusters, &cache,
                         &data_cache, progress, progress_opaque, err);
+    q2s_cache_finish(&cache);
+    q2s_cache_finish(&data_cache);
     plan = ret < 0 ? NULL : malloc(sizeof *plan);
     if (!plan) {
         if (ret == 0)

@@ -23,9 +23,12 @@ struct q2s_options {
     enum q2s_compression compression;
     int compression_level;
     uint32_t threads;        /* compression threads, at least 1 */
-    /* Compressed clusters kept in memory from pass 1 for pass 2, which
-     * compresses again those that did not fit. */
+    /* Memory for what pass 1 keeps for pass 2 (cache.h): compressed
+     * clusters, and the data of an input that costs much to read again. */
     uint64_t cache_bytes;
+    /* What does not fit in it is read (and compressed) again rather than
+     * kept in a temporary file. */
+    bool reread;
     /* The XAPI fork's maps (qcow2-to-stdout-xapi.py): with input_map,
      * the clusters it touches are allocated unread and the virtual size
      * is input_virtual_size; base_map is the base's, for a delta.  NULL

@@ -148,8 +148,8 @@ int q2s_plan_init(struct q2s_plan *plan, const struct q2s_geometry *geometry,
     plan->packing = clusters->packing;
     q2s_clusters_init(clusters, g);
     q2s_runs_init(&plan->l2_tables);
-    q2s_cache_init(&plan->cache, 0);
-    q2s_cache_init(&plan->data_cache, 0);
+    q2s_cache_init(&plan->cache, NULL, NULL);
+    q2s_cache_init(&plan->data_cache, NULL, NULL);
     plan->data_file_raw = options->data_file_raw;
     plan->compression = options->compression;
     plan->compression_level = q2s_compression_level(

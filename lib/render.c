@@ -109,6 +109,38 @@ static int copy_input(struct render *r, uint64_t offset, uint64_t length,
     return q2s_sink_write_zeros(r->sink, length, err);
 }
 
+/* Writes up to *length bytes that pass 1 kept in cache, from offset (below
+ * cache->bytes) on: as many as lie together, leaving *length at that.
+ * Those in its file go without a copy where the output allows. */
+static int write_kept(struct render *r, const struct q2s_cache *cache,
+                      uint64_t offset, uint64_t *length,
+                      struct q2s_error *err)
+{
+    struct q2s_cache_span span;
+    uint64_t done = 0;
+
+    q2s_cache_locate(cache, offset, &span);
+    if (*length > span.length)
+        *length = span.length;
+    if (span.data)
+        return q2s_sink_write_stable(r->sink, span.data, (size_t)*length,
+                                     err);
+    if (q2s_sink_copy_fd(r->sink, span.fd, span.fd_offset, *length, &done,
+                         err) < 0)
+        return -1;
+    while (done < *length) {
+        size_t n = *length - done < r->buffer_bytes
+                       ? (size_t)(*length - done) : r->buffer_bytes;
+
+        if (q2s_pread_full(span.fd, r->buffer, n, span.fd_offset + done,
+                           "the temporary file", err) < 0 ||
+            q2s_sink_write(r->sink, r->buffer, n, err) < 0)
+            return -1;
+        done += n;
+    }
+    return 0;
+}
+
 /* Data clusters stored as they are overlapping [*pos, limit): runs of
  * guest clusters that are contiguous in the input are contiguous in the
  * output too. */
@@ -139,13 +171,8 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
             uint64_t region_pos = *pos - plan->data_offset;
 
             if (region_pos < plan->data_cache.bytes) {
-                /* Kept from pass 1. */
-                const uint8_t *data = q2s_cache_get(&plan->data_cache,
-                                                    region_pos, &length);
-
-                if (length > stop - *pos)
-                    length = stop - *pos;
-                if (q2s_sink_write(r->sink, data, (size_t)length, err) < 0)
+                if (write_kept(r, &plan->data_cache, region_pos, &length,
+                               err) < 0)
                     return -1;
             } else {
                 q2s_prefetch_ahead(&prefetch, region_pos >> bits, end_rank);
@@ -364,12 +391,9 @@ static int render_compressed(struct render *r, uint64_t *pos,
     int ret = 0;
 
     while (region_pos < region_end && region_pos < cache->bytes) {
-        uint64_t length;
-        const uint8_t *data = q2s_cache_get(cache, region_pos, &length);
+        uint64_t length = region_end - region_pos;
 
-        if (length > region_end - region_pos)
-            length = region_end - region_pos;
-        if (q2s_sink_write(r->sink, data, (size_t)length, err) < 0)
+        if (write_kept(r, cache, region_pos, &length, err) < 0)
             return -1;
         region_pos += length;
         report(r, plan->compressed_offset + region_pos);

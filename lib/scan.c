@@ -38,8 +38,9 @@ struct scan {
     /* The only clusters to look at, or NULL for all. */
     const struct q2s_runs *only;
 
-    /* Without compression: the window is read here and looked at; the
-     * data clusters go into data_cache (or NULL) while they fit. */
+    /* Without compression: the window is read here and looked at.  The
+     * data clusters go into data_cache (or NULL) while they fit, with
+     * compression those stored as they are. */
     uint8_t *buffer;
     struct q2s_runs *data_clusters;
     struct q2s_cache *data_cache;
@@ -229,6 +230,137 @@ static int scan_input(struct scan *scan, struct q2s_error *err)
     return 0;
 }
 
+/* A piece of a stream: the most a stream's piece holds (a multiple of the
+ * cluster size, and many requests of a server). */
+#define STREAM_PIECE_BYTES (1024 * 1024)
+
+/* Where a streamed scan is: the range being searched for data, and the
+ * extent being cut into pieces. */
+struct stream_walk {
+    struct scan *scan;
+    size_t run;             /* the next run of scan->only */
+    uint64_t offset;        /* where the search for data goes on */
+    uint64_t range_end;     /* the end of the range searched */
+    uint64_t piece_start;   /* the extent's part still to give */
+    uint64_t extent_end;
+    uint64_t input_end;     /* the end of the last cluster */
+    size_t piece_bytes;
+};
+
+/* Moves to the next range of clusters to search: false after the last. */
+static bool next_range(struct stream_walk *w)
+{
+    const struct q2s_runs *only = w->scan->only;
+    uint32_t bits = w->scan->geometry->cluster_bits;
+
+    if (!only || w->run >= only->count)
+        return false;
+    w->offset = only->runs[w->run].start << bits;
+    w->range_end = (only->runs[w->run].start + only->runs[w->run].length)
+                   << bits;
+    w->run++;
+    if (w->offset >= w->scan->source->size)
+        return false;
+    if (w->range_end > w->input_end)
+        w->range_end = w->input_end;
+    return true;
+}
+
+/* q2s_stream's next: the extents that may hold data, rounded out to
+ * whole clusters (as scan_range), cut into pieces. */
+static int stream_next(void *opaque, uint64_t *offset, size_t *length,
+                       struct q2s_error *err)
+{
+    struct stream_walk *w = opaque;
+    struct q2s_source *source = w->scan->source;
+    uint32_t cluster_size = w->scan->geometry->cluster_size;
+
+    while (w->piece_start >= w->extent_end) {
+        uint64_t start, end;
+        int ret;
+
+        if (q2s_source_interrupted(source))
+            return q2s_error_set(err, ECANCELED, "interrupted");
+        if (w->offset >= w->range_end && !next_range(w))
+            return 0;
+        ret = q2s_source_next_data(source, w->offset, &start, &end, err);
+        if (ret < 0)
+            return -1;
+        if (ret == 0 || start >= w->range_end) {
+            w->offset = w->range_end;
+            continue;
+        }
+        w->piece_start = align_down(start, cluster_size);
+        w->extent_end = align_down(end + cluster_size - 1, cluster_size);
+        if (w->extent_end > w->range_end)
+            w->extent_end = w->range_end;
+        w->offset = w->extent_end;
+    }
+    *offset = w->piece_start;
+    *length = w->extent_end - w->piece_start < w->piece_bytes
+                  ? (size_t)(w->extent_end - w->piece_start) : w->piece_bytes;
+    w->piece_start += *length;
+    /* The last cluster may reach past the input: that part reads as
+     * zeros (stream_consume), it is not asked for. */
+    if (*offset + *length > source->size)
+        *length = (size_t)(source->size - *offset);
+    return 1;
+}
+
+/* q2s_stream's consume: the piece's clusters are looked at. */
+static int stream_consume(void *opaque, const uint8_t *buf, uint64_t offset,
+                          size_t length, struct q2s_error *err)
+{
+    struct stream_walk *w = opaque;
+    struct scan *scan = w->scan;
+    uint32_t cluster_size = scan->geometry->cluster_size;
+    size_t whole = length & ~((size_t)cluster_size - 1);
+
+    if (look_at(scan, offset, buf, whole, err) < 0)
+        return -1;
+    if (whole < length) {
+        memset(scan->buffer, 0, cluster_size);
+        memcpy(scan->buffer, buf + whole, length - whole);
+        if (look_at(scan, offset + whole, scan->buffer, cluster_size,
+                    err) < 0)
+            return -1;
+    }
+    if (scan->progress)
+        scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN,
+                       offset + length, scan->source->size);
+    return 0;
+}
+
+/* The scan of a source that streams its reads: requests stay in flight
+ * while the clusters that came are looked at. */
+static int scan_streamed(struct scan *scan, struct q2s_error *err)
+{
+    struct q2s_source *source = scan->source;
+    uint32_t cluster_size = scan->geometry->cluster_size;
+    struct stream_walk walk = {
+        .scan = scan,
+        .input_end = align_down(source->size + cluster_size - 1,
+                                cluster_size),
+        .piece_bytes = cluster_size > STREAM_PIECE_BYTES
+                           ? cluster_size : STREAM_PIECE_BYTES,
+    };
+    struct q2s_stream stream = {
+        .piece_bytes = walk.piece_bytes,
+        .next = stream_next,
+        .consume = stream_consume,
+        .opaque = &walk,
+    };
+
+    if (!scan->only)
+        walk.range_end = walk.input_end;
+    if (source->ops->read_stream(source, &stream, err) < 0)
+        return -1;
+    if (scan->progress)
+        scan->progress(scan->progress_opaque, Q2S_PHASE_SCAN, source->size,
+                       source->size);
+    return 0;
+}
+
 int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
              const struct q2s_runs *only, struct q2s_runs *data_clusters,
              struct q2s_cache *data_cache, q2s_progress_callback *progress,
@@ -252,12 +384,15 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
     struct gather gather = { .count = 0 };
     int ret;
 
+    /* A map's holes must read as zeros, which only read_clusters does. */
+    bool streamed = source->ops->read_stream && !source->map;
+
     if (only && source->ops->read_batch)
         scan.gather = &gather;
     if (posix_memalign((void **)&scan.buffer, 4096, scan.window_bytes) != 0)
         return q2s_error_set_errno(err, ENOMEM, "cannot allocate the scan "
                                    "buffer");
-    ret = scan_input(&scan, err);
+    ret = streamed ? scan_streamed(&scan, err) : scan_input(&scan, err);
     free(scan.buffer);
     return ret;
 }
@@ -278,9 +413,17 @@ static int record_batch(struct scan *scan, const struct q2s_batch *batch,
         if (bytes == 0)
             continue;  /* all zeros */
         if (bytes == cluster_size) {
+            /* Its place among the data clusters. */
+            uint64_t rank = q2s_runs_total(&clusters->raw);
+
             if (q2s_runs_add(&clusters->raw, cluster, 1) < 0)
                 return q2s_error_set_errno(err, errno, "cannot record the "
                                            "data clusters");
+            if (scan->data_cache)
+                q2s_cache_store(scan->data_cache,
+                                rank << scan->geometry->cluster_bits,
+                                batch->input + i * (size_t)cluster_size,
+                                cluster_size);
             continue;
         }
         if (q2s_runs_add(&clusters->compressed, cluster, 1) < 0 ||
@@ -333,6 +476,7 @@ int q2s_scan_compressed(struct q2s_source *source,
                         const struct q2s_options *options,
                         const struct q2s_runs *only,
                         struct q2s_clusters *clusters, struct q2s_cache *cache,
+                        struct q2s_cache *data_cache,
                         q2s_progress_callback *progress, void *progress_opaque,
                         struct q2s_error *err)
 {
@@ -345,6 +489,7 @@ int q2s_scan_compressed(struct q2s_source *source,
         .only = only,
         .clusters = clusters,
         .cache = cache,
+        .data_cache = data_cache,
     };
     int ret;
 

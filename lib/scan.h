@@ -21,12 +21,14 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
 /* The same with the compression of options, on options->threads threads:
  * each cluster that holds data goes to clusters->compressed (with its size
  * in clusters->packing) if it compresses, else to clusters->raw.  The
- * compressed bytes go into *cache while they fit its budget. */
+ * compressed bytes go into *cache, and those stored as they are into
+ * *data_cache (unless NULL), while they fit. */
 int q2s_scan_compressed(struct q2s_source *source,
                         const struct q2s_geometry *geometry,
                         const struct q2s_options *options,
                         const struct q2s_runs *only,
                         struct q2s_clusters *clusters, struct q2s_cache *cache,
+                        struct q2s_cache *data_cache,
                         q2s_progress_callback *progress, void *progress_opaque,
                         struct q2s_error *err);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/fdio.h"
@@ -159,6 +160,47 @@ int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
     return 0;
 }
 
+/* Errors that mean "this call cannot do this pair", not "the data is bad". */
+static bool fast_path_unsupported(int errnum)
+{
+    return errnum == EINVAL || errnum == ENOSYS || errnum == EOPNOTSUPP ||
+           errnum == EXDEV || errnum == EBADF || errnum == ETXTBSY;
+}
+
+int q2s_sink_write_stable(struct q2s_sink *sink, const void *data,
+                          size_t length, struct q2s_error *err)
+{
+    const uint8_t *p = data;
+
+    if (sink->copy_method != Q2S_COPY_SPLICE ||
+        length < sink->capacity - sink->used)
+        return q2s_sink_write(sink, data, length, err);
+    if (q2s_sink_flush(sink, err) < 0)
+        return -1;
+    while (length > 0) {
+        struct iovec iov = { (void *)p, length };
+        ssize_t n;
+
+        if (check_interrupted(sink, err) < 0)
+            return -1;
+        n = vmsplice(sink->fd, &iov, 1, 0);
+        if (n < 0) {
+            int retry = should_retry(sink, err);
+
+            if (retry < 0)
+                return -1;
+            if (retry > 0)
+                continue;
+            if (fast_path_unsupported(errno))
+                return write_all(sink, p, length, err);
+            return q2s_error_set_errno(err, errno, "write error");
+        }
+        p += n;
+        length -= (size_t)n;
+    }
+    return 0;
+}
+
 int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
                          struct q2s_error *err)
 {
@@ -177,12 +219,6 @@ int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
     return 0;
 }
 
-/* Errors that mean "this call cannot do this pair", not "the data is bad". */
-static bool fast_path_unsupported(int errnum)
-{
-    return errnum == EINVAL || errnum == ENOSYS || errnum == EOPNOTSUPP ||
-           errnum == EXDEV || errnum == EBADF || errnum == ETXTBSY;
-}
 
 /* One copy from the input's page cache straight into the caller's buffer,
  * where a read into the render buffer would add a second. */

@@ -46,6 +46,12 @@ void q2s_sink_fini(struct q2s_sink *sink);
 
 int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
                    struct q2s_error *err);
+/* The same for bytes that stay as they are, mapped, for as long as the
+ * output's reader may come to them (memory the caller never writes again
+ * and only unmaps, never reuses): into a pipe they go by reference
+ * (vmsplice), with no copy. */
+int q2s_sink_write_stable(struct q2s_sink *sink, const void *data,
+                          size_t length, struct q2s_error *err);
 int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
                          struct q2s_error *err);
 int q2s_sink_flush(struct q2s_sink *sink, struct q2s_error *err);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "error.h"
 #include "open/qemu_nbd.h"
 #include "source.h"
@@ -33,14 +34,6 @@ bool q2s_input_is_nbd_uri(const char *input)
             return true;
     }
     return false;
-}
-
-/* Where temporary files and qemu-nbd's socket go: $TMPDIR, or /tmp. */
-static const char *temporary_directory(void)
-{
-    const char *dir = getenv("TMPDIR");
-
-    return dir && *dir ? dir : "/tmp";
 }
 
 static bool is_raw(const char *format)
@@ -71,7 +64,7 @@ static int open_stdin(const volatile sig_atomic_t *interrupted,
                              "standard input is a terminal; give an "
                              "image on a pipe or a file");
     return q2s_source_open_stream(STDIN_FILENO, "standard input",
-                                  temporary_directory(), interrupted, source,
+                                  q2s_temporary_directory(), interrupted, source,
                                   err);
 }
 
@@ -124,7 +117,7 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
         ret = q2s_source_open_file(input, source, err);
     } else {
         ret = q2s_source_open_qemu_nbd(input, &effective,
-                                       temporary_directory(), source, err);
+                                       q2s_temporary_directory(), source, err);
     }
     /* The stream and NBD sources had it already, to stop while opening. */
     if (ret == 0)
