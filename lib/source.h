@@ -20,6 +20,21 @@ struct q2s_read {
     uint64_t offset;
 };
 
+/* A stream of reads (ops->read_stream): the caller says what to read
+ * next, the source hands each piece on in order once it has it. */
+struct q2s_stream {
+    size_t piece_bytes;  /* the most one piece holds */
+    /* The next piece: 1 with [*offset, *offset + *length), all below the
+     * source's size; 0 after the last; -1 on error. */
+    int (*next)(void *opaque, uint64_t *offset, size_t *length,
+                struct q2s_error *err);
+    /* Each piece, in the order next gave them; buf holds its bytes during
+     * the call.  Failing stops the stream. */
+    int (*consume)(void *opaque, const uint8_t *buf, uint64_t offset,
+                   size_t length, struct q2s_error *err);
+    void *opaque;
+};
+
 /* The most reads a batch holds. */
 #define Q2S_READ_BATCH_MAX 64
 
@@ -42,6 +57,14 @@ struct q2s_source_ops {
      * once: many small reads of a device then wait for it once. */
     int (*read_batch)(struct q2s_source *source, const struct q2s_read *reads,
                       size_t count, struct q2s_error *err);
+    /* Optional: reads what stream->next says, in pieces, many in flight
+     * at all times, each handed to stream->consume in order: a source
+     * where each read is a round trip then never waits idle.  The pieces
+     * are read as they are, past where the source's extents say data
+     * ends too (a map is not applied). */
+    int (*read_stream)(struct q2s_source *source,
+                       const struct q2s_stream *stream,
+                       struct q2s_error *err);
     /* Optional: where bytes from offset on lie contiguously in a file
      * descriptor, so that the output can splice or copy them without
      * reading them.  Returns how many (at most length) with *fd and

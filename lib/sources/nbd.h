@@ -33,7 +33,14 @@ struct q2s_nbd_params {
      * the meta context Q2S_DIRTY_BITMAP_CONTEXT NAME (ENOENT if not),
      * which ops->next_dirty then reads. */
     const char *dirty_bitmap;
+    /* Connections to read over when the server allows several (URIs
+     * only), at most Q2S_NBD_MAX_CONNECTIONS; 0: the default. */
+    uint32_t connections;
 };
+
+/* As nbdcopy. */
+#define Q2S_NBD_DEFAULT_CONNECTIONS 4
+#define Q2S_NBD_MAX_CONNECTIONS 16
 
 /* QEMU's meta context for its dirty bitmaps (docs/interop/nbd.txt). */
 #define Q2S_DIRTY_BITMAP_CONTEXT "qemu:dirty-bitmap:"
