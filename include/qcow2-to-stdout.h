@@ -61,12 +61,12 @@ extern "C" {
 #endif
 
 #define Q2S_VERSION_MAJOR 0
-#define Q2S_VERSION_MINOR 4
+#define Q2S_VERSION_MINOR 5
 #define Q2S_VERSION_MICRO 0
 /* 10000 * major + 100 * minor + micro, for comparisons in #if. */
 #define Q2S_VERSION_NUMBER \
     (Q2S_VERSION_MAJOR * 10000 + Q2S_VERSION_MINOR * 100 + Q2S_VERSION_MICRO)
-#define Q2S_VERSION "0.4.0"
+#define Q2S_VERSION "0.5.0"
 
 /* The version of the library running, which may be newer than the header
  * a program was built with. */
@@ -162,12 +162,33 @@ Q2S_API int q2s_options_set_threads(struct q2s_options *options,
                                     struct q2s_error **error);
 Q2S_API uint32_t q2s_options_get_threads(const struct q2s_options *options);
 
-/* Bytes of compressed clusters that pass 1 keeps in memory for the
- * rendering of the image; what does not fit is compressed again. */
+/* Memory in bytes for what pass 1 keeps for the rendering of the image
+ * (default 0): the compressed clusters, which would otherwise be
+ * compressed again, and the data of an input that costs a round trip to
+ * read again (an NBD server, or an image through qemu-nbd), which would
+ * otherwise be read again.  Of the latter, and of its compressed
+ * clusters, what does not fit goes to an unlinked temporary file in
+ * $TMPDIR (or /tmp), as much disk as the data takes, unless reread is set
+ * (q2s_options_set_reread()); the file is gone when the plan is freed or
+ * the process ends.  A caller that only wants the size (the plan) sets 0
+ * and reread.  Running out of disk is not an error: what was not kept is
+ * read again. */
+Q2S_API int q2s_options_set_spool_memory(
+    struct q2s_options *options, uint64_t bytes, struct q2s_error **error);
+Q2S_API uint64_t q2s_options_get_spool_memory(
+    const struct q2s_options *options);
+/* The older names of the two above. */
 Q2S_API int q2s_options_set_compress_cache(
     struct q2s_options *options, uint64_t bytes, struct q2s_error **error);
 Q2S_API uint64_t q2s_options_get_compress_cache(
     const struct q2s_options *options);
+/* Read again (and compress again) what does not fit in the spool memory,
+ * rather than keep it in a temporary file: for a server on the same
+ * machine, reading again can cost less than writing the file.  Default:
+ * false. */
+Q2S_API void q2s_options_set_reread(struct q2s_options *options,
+                                    bool reread);
+Q2S_API bool q2s_options_get_reread(const struct q2s_options *options);
 
 /* Make the image an overlay (an increment) of the backing file name, in
  * format (both required, copied, and written into the image exactly as

@@ -353,6 +353,27 @@ uint64_t q2s_options_get_compress_cache(const struct q2s_options *options)
     return options->cache_bytes;
 }
 
+int q2s_options_set_spool_memory(struct q2s_options *options, uint64_t bytes,
+                                 struct q2s_error **error)
+{
+    return q2s_options_set_compress_cache(options, bytes, error);
+}
+
+uint64_t q2s_options_get_spool_memory(const struct q2s_options *options)
+{
+    return q2s_options_get_compress_cache(options);
+}
+
+void q2s_options_set_reread(struct q2s_options *options, bool reread)
+{
+    options->reread = reread;
+}
+
+bool q2s_options_get_reread(const struct q2s_options *options)
+{
+    return options->reread;
+}
+
 int q2s_options_check(const struct q2s_options *options, const char *input,
                       const struct q2s_source_options *source_options,
                       struct q2s_error **error)

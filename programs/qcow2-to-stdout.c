@@ -141,12 +141,20 @@ static void help(void)
            "                     faster (default 3)\n"
            "  -j, --threads=N    compress on N threads (default: the CPUs "
            "available)\n"
-           "      --compress-cache=SIZE\n"
-           "                     keep up to SIZE of compressed data in "
-           "memory between\n"
-           "                     the passes; the rest is compressed again "
-           "(default: a\n"
-           "                     quarter of the physical memory)\n"
+           "      --spool-memory=SIZE\n"
+           "                     keep up to SIZE in memory of what the "
+           "first pass read\n"
+           "                     for the second: compressed clusters, and "
+           "the data of an\n"
+           "                     NBD input, whose rest goes to an unlinked "
+           "file in $TMPDIR\n"
+           "                     (default: a quarter of the physical "
+           "memory);\n"
+           "                     --compress-cache=SIZE is its older name\n"
+           "      --reread       read an NBD input again (and compress "
+           "again) what does\n"
+           "                     not fit in the spool memory, rather than "
+           "keep it in a file\n"
            "      --measure      print the exact size of the image in bytes "
            "and exit\n"
            "      --json         with --measure: print a JSON object\n"
@@ -330,6 +338,8 @@ enum {
     OPT_COMPRESS,
     OPT_COMPRESS_LEVEL,
     OPT_COMPRESS_CACHE,
+    OPT_SPOOL_MEMORY,
+    OPT_REREAD,
     OPT_UNTRUSTED,
     OPT_TIMEOUT,
     OPT_PROGRESS_FD,
@@ -573,6 +583,8 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "compress", optional_argument, NULL, OPT_COMPRESS },
         { "compress-level", required_argument, NULL, OPT_COMPRESS_LEVEL },
         { "compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE },
+        { "spool-memory", required_argument, NULL, OPT_SPOOL_MEMORY },
+        { "reread", no_argument, NULL, OPT_REREAD },
         { "threads", required_argument, NULL, 'j' },
         { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -656,6 +668,15 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             if (q2s_options_set_compress_cache(cli->options, n, &err) < 0)
                 return usage_error_from(err);
             cli->compression_option_given = true;
+            break;
+        case OPT_SPOOL_MEMORY:
+            if (!parse_size(optarg, &n))
+                return usage_error("invalid spool memory size '%s'", optarg);
+            if (q2s_options_set_spool_memory(cli->options, n, &err) < 0)
+                return usage_error_from(err);
+            break;
+        case OPT_REREAD:
+            q2s_options_set_reread(cli->options, true);
             break;
         case 'j':
             if (!parse_size(optarg, &n) || n > UINT32_MAX)
@@ -799,8 +820,10 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         return usage_error("--compress-level and --compress-cache go with "
                            "--compress");
     /* Nothing would read what is kept. */
-    if (cli->measure)
-        q2s_options_set_compress_cache(cli->options, 0, NULL);
+    if (cli->measure) {
+        q2s_options_set_spool_memory(cli->options, 0, NULL);
+        q2s_options_set_reread(cli->options, true);
+    }
     status = check_descriptors(cli);
     return status >= 0 ? status : check_combinations(cli);
 }

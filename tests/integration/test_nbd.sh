@@ -396,14 +396,15 @@ fi
 
 # Reads start failing while the stream is written: the reader takes one
 # byte (the tool is then blocked on the full pipe, before any data), the
-# errors are switched on, then the reader drains the pipe.
+# errors are switched on, then the reader drains the pipe.  Pass 2 reads
+# the server only when told to read again (--reread, no spool memory).
 rm -f trigger
 if serve late --filter=error pattern size=64M error=EIO error-pread-rate=100% \
         error-pread-file="$scratch/trigger"; then
     late_error() {
         local full status
         full=$("$Q2S" --measure "$uri") || return 1
-        timeout 60 "$Q2S" "$uri" 2> late.err |
+        timeout 60 "$Q2S" --reread --spool-memory=0 "$uri" 2> late.err |
             { head -c 1 > late.out; touch trigger; cat >> late.out; }
         status=${PIPESTATUS[0]}
         echo "status $status, $(wc -c < late.out) of $full bytes"; cat late.err
@@ -418,14 +419,15 @@ else
 fi
 rm -f trigger
 
-# The server goes away (SIGKILL) while the tool is blocked on a full pipe.
+# The server goes away (SIGKILL) while the tool, reading again, is blocked
+# on a full pipe.
 # (bash reports the killed job on stderr: hidden while this runs.)
 exec 3>&2 2> /dev/null
 if serve killed pattern size=64M; then
     killed_server() {
         local full status
         full=$("$Q2S" --measure "$uri") || return 1
-        timeout 60 "$Q2S" "$uri" 2> killed.err |
+        timeout 60 "$Q2S" --reread --spool-memory=0 "$uri" 2> killed.err |
             { head -c 1 > killed.out; kill -KILL "$server_pid"; cat >> killed.out; }
         status=${PIPESTATUS[0]}
         echo "status $status, $(wc -c < killed.out) of $full bytes"; cat killed.err
