@@ -42,6 +42,16 @@
 # qemu-img convert -B, and checks the increment's size.  It needs
 # qemu-img, qemu-io, qemu-nbd and python3, else it says why it is skipped.
 #
+# After the incremental section, the nbd section (bench/nbd.sh, about
+# 1.5 minutes here) serves a 4 GiB sparse raw image with 2 GiB of random
+# data with nbdkit's file plugin on a Unix socket, on a second one behind
+# the delay filter (rdelay=2ms) and on TCP loopback, checks the tool's
+# output once (its size is what --measure says; the qcow2 magic first),
+# and times the tool (piped into cat) against nbdcopy URI null:, which
+# reads the data once: target within 1.25x of nbdcopy on the Unix sockets,
+# no target on TCP.  It needs nbdkit and nbdcopy (Debian package
+# libnbd-bin: make bench-deps), else it says why it is skipped.
+#
 # Before all that, the compressed section (about 3 minutes on 2 cores)
 # builds a realistic image: an 8 GiB ext4 filesystem filled by
 # `mke2fs -d` from a directory tree (/usr/share: about 1 GiB of data),
@@ -92,10 +102,13 @@
 #                    against the stream (target: at most 1.2x its time)
 #   Q2S_XAPI_REFERENCE  XAPI's fork of the reference script (default:
 #                    <repo>/../shared/reference/qcow2-to-stdout-xapi.py)
+#   BENCH_NBD_RUNS   nbd section: timed runs of the tool and of nbdcopy
+#                    in each case (default 3)
 #   Q2S_BENCH_ONLY   run only one section: compress (the compressed
 #                    section), xapi (the xapi section), incremental (the
-#                    incremental section) or uncompressed (cases a to e);
-#                    empty or all: all four (default)
+#                    incremental section), nbd (the nbd section) or
+#                    uncompressed (cases a to e); empty or all: all five
+#                    (default)
 #   Q2S_BENCH_TREE   the directory tree copied into the ext4 filesystem of
 #                    the compressed section (default: /usr/share)
 #   Q2S_BENCH_FS_SIZE  the size of that filesystem (default: 8G)
@@ -120,6 +133,7 @@ SLOW_RUNS=${BENCH_SLOW_RUNS:-1}
 WARMUP=${BENCH_WARMUP:-1}
 COMPRESS_RUNS=${BENCH_COMPRESS_RUNS:-3}
 COMPRESS_SLOW_RUNS=${BENCH_COMPRESS_SLOW_RUNS:-2}
+NBD_RUNS=${BENCH_NBD_RUNS:-3}
 TREE=${Q2S_BENCH_TREE:-/usr/share}
 FS_SIZE=${Q2S_BENCH_FS_SIZE:-8G}
 
@@ -127,7 +141,7 @@ say() { printf '%s\n' "$*"; }
 note() { printf 'note: %s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for var in RUNS REF_RUNS SLOW_RUNS COMPRESS_RUNS COMPRESS_SLOW_RUNS; do
+for var in RUNS REF_RUNS SLOW_RUNS COMPRESS_RUNS COMPRESS_SLOW_RUNS NBD_RUNS; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$var must be a positive integer, not '${!var}'"
 done
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a non-negative integer, not '$WARMUP'"
@@ -136,18 +150,22 @@ RUN_UNCOMPRESSED=1
 RUN_COMPRESS=1
 RUN_XAPI=1
 RUN_INCREMENTAL=1
+RUN_NBD=1
 case ${Q2S_BENCH_ONLY:-} in
     '' | all) ;;
-    compress) RUN_UNCOMPRESSED=0 RUN_XAPI=0 RUN_INCREMENTAL=0 ;;
-    uncompressed) RUN_COMPRESS=0 RUN_XAPI=0 RUN_INCREMENTAL=0 ;;
-    xapi) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_INCREMENTAL=0 ;;
-    incremental) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_XAPI=0 ;;
-    *) die "Q2S_BENCH_ONLY must be compress, xapi, incremental, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
+    compress) RUN_UNCOMPRESSED=0 RUN_XAPI=0 RUN_INCREMENTAL=0 RUN_NBD=0 ;;
+    uncompressed) RUN_COMPRESS=0 RUN_XAPI=0 RUN_INCREMENTAL=0 RUN_NBD=0 ;;
+    xapi) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_INCREMENTAL=0 RUN_NBD=0 ;;
+    incremental) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_XAPI=0 RUN_NBD=0 ;;
+    nbd) RUN_COMPRESS=0 RUN_UNCOMPRESSED=0 RUN_XAPI=0 RUN_INCREMENTAL=0 ;;
+    *) die "Q2S_BENCH_ONLY must be compress, xapi, incremental, nbd, uncompressed or all, not '$Q2S_BENCH_ONLY'" ;;
 esac
 # shellcheck source=bench/xapi.sh
 . "$REPO/bench/xapi.sh"
 # shellcheck source=bench/incremental.sh
 . "$REPO/bench/incremental.sh"
+# shellcheck source=bench/nbd.sh
+. "$REPO/bench/nbd.sh"
 
 # The compressed section deletes its filesystem image before cases a to e
 # build theirs: the larger of the two is what a whole run needs.
@@ -159,6 +177,8 @@ if ((RUN_UNCOMPRESSED)); then
 elif ((RUN_INCREMENTAL)); then
     NEEDED_KIB=$((7 * 1024 * 1024)) # incremental: disk 2 GiB + full backup 2 GiB
                                     # + qemu-img's output ~2 GiB + slack
+elif ((RUN_NBD)); then
+    NEEDED_KIB=$((3 * 1024 * 1024)) # nbd: image 2 GiB, no output kept + slack
 elif ((RUN_XAPI)); then
     NEEDED_KIB=$((2 * 1024 * 1024)) # xapi: two raw files and their qcow2 twins,
                                     # ~300 MiB each, no output kept + slack
@@ -198,6 +218,7 @@ else
 fi
 if ((RUN_XAPI)); then xapi_probe; fi
 if ((RUN_INCREMENTAL)); then inc_probe; fi
+if ((RUN_NBD)); then nbd_probe; fi
 HAVE_HYPERFINE=0
 if command -v hyperfine > /dev/null 2>&1; then
     HAVE_HYPERFINE=1
@@ -298,6 +319,7 @@ fuse_cleanup() {
 cleanup() {
     xapi_cleanup
     inc_cleanup
+    nbd_cleanup
     fuse_cleanup
     rm -rf -- "$WORK"
 }
@@ -305,6 +327,7 @@ trap cleanup EXIT
 WORK=$(cd -- "$WORK" && pwd)       # absolute, even with a relative TMPDIR
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 avail_kib=$(df -Pk -- "$WORK" | awk 'NR == 2 { print $4 }')
 if ((avail_kib < NEEDED_KIB)); then
@@ -360,10 +383,17 @@ if ((RUN_COMPRESS)) && [[ -z $COMPRESS_SKIP ]]; then
     if ((HAVE_ZSTD)); then say "zstd:        $(zstd --version 2>&1 | head -n 1)"; fi
     if ((HAVE_GZIP)); then say "gzip:        $(gzip --version 2>&1 | head -n 1)"; fi
 fi
+if ((RUN_NBD)) && [[ -z $NBD_SKIP ]]; then
+    say "nbdkit:      $(nbdkit --version 2>&1 | head -n 1)"
+    say "nbdcopy:     $(nbdcopy --version 2>&1 | head -n 1)"
+fi
 if ((HAVE_HYPERFINE)); then say "Timer:       $(hyperfine --version)"; else say "Timer:       bash loop (times include starting bash, a few ms)"; fi
 if ((RUN_UNCOMPRESSED)); then
     say "Runs:        $RUNS (tool, splice), $REF_RUNS (reference, qemu-img)," \
         "$SLOW_RUNS (reference, qemu-img at 512 B); warm-up $WARMUP"
+fi
+if ((RUN_NBD)) && [[ -z $NBD_SKIP ]]; then
+    say "NBD:         $NBD_RUNS (tool, nbdcopy); warm-up $WARMUP"
 fi
 if ((RUN_COMPRESS)) && [[ -z $COMPRESS_SKIP ]]; then
     say "Compressed:  $COMPRESS_RUNS (tool and qemu-img with zstd, reference | zstd)," \
@@ -672,6 +702,7 @@ elif ((RUN_COMPRESS)); then
 fi
 if ((RUN_XAPI)); then xapi_section; fi
 if ((RUN_INCREMENTAL)); then inc_section; fi
+if ((RUN_NBD)); then nbd_section; fi
 if ((!RUN_UNCOMPRESSED)); then
     say "Total bench time: $((SECONDS - bench_start)) s"
     if ((XAPI_MISMATCHES)); then exit 1; fi

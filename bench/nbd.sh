@@ -1,0 +1,295 @@
+# shellcheck shell=bash
+# The nbd section of bench/bench.sh, which sources this file: a raw export
+# read through NBD (issue 12), the tool against nbdcopy, which reads the
+# export's data once.
+#
+# It builds, in the bench's temporary directory, a 4 GiB sparse raw image
+# with 2 GiB allocated: 64 pieces of 32 MiB, one every 64 MiB, all copies
+# of one 32 MiB chunk of /dev/urandom with the piece's index written into
+# its first 8 bytes (writing 2 GiB from /dev/urandom takes long; neither the
+# tool nor nbdcopy looks for identical clusters).  nbdkit's file plugin
+# serves it (-f --exit-with-parent, a pid file waited for, killed at the
+# end) on a Unix socket, on a second Unix socket behind the delay filter
+# (rdelay=2ms: every read waits 2 ms, as a remote disk would), and on TCP
+# loopback (127.0.0.1, a free port).  The tool's output from the first is
+# checked once: its byte count must be what --measure of the same URI
+# says, and it must start with the qcow2 magic "QFI\xfb" (qemu-img check
+# would need the 2 GiB saved).  Then, page cache warm, timed:
+#
+#   a) Unix socket:        PROG nbd+unix:///?socket=SOCK | cat > /dev/null
+#                          nbdcopy nbd+unix:///?socket=SOCK null:
+#   b) the same, through the delay filter
+#   c) TCP loopback:       PROG nbd://127.0.0.1:PORT/ | cat > /dev/null
+#                          nbdcopy nbd://127.0.0.1:PORT/ null:
+#
+# Targets: the tool within 1.25x of nbdcopy's time in a) and b); c) has
+# none.  Needs nbdkit (make deps) and nbdcopy (Debian package libnbd-bin:
+# make bench-deps); without them the section says why it is skipped, and
+# without nbdkit's delay filter case b) alone is.  About 1.5 minutes here
+# (2 CPUs), most of it the tool.
+#
+# Uses from bench.sh: WORK, PROGRAM, NBD_RUNS, WARMUP, HAVE_PYTHON,
+# HAVE_BASE, BASELINE, say, note, die, measure, ratio, verdict, fmt, have,
+# MEAN.
+
+NBD_SKIP=
+NBD_DELAY_SKIP=
+NBD_DIR=
+declare -A NBD_PID=() NBD_URI=() NBD_LABEL=()
+NBD_CASES=(unix delay tcp)
+
+# nbd_probe: sets NBD_SKIP to why the section cannot run here, and
+# NBD_DELAY_SKIP to why case b) cannot.
+nbd_probe() {
+    if ! command -v nbdkit > /dev/null 2>&1; then
+        NBD_SKIP="no nbdkit (Debian package nbdkit: make deps)"
+        return
+    fi
+    if ! command -v nbdcopy > /dev/null 2>&1; then
+        NBD_SKIP="no nbdcopy (Debian package libnbd-bin: make bench-deps)"
+        return
+    fi
+    if ! nbdkit file --dump-plugin > /dev/null 2>&1; then
+        NBD_SKIP="nbdkit has no file plugin"
+        return
+    fi
+    if ! nbdkit --filter=delay null --dump-plugin > /dev/null 2>&1; then
+        NBD_DELAY_SKIP="nbdkit has no delay filter"
+    fi
+}
+
+# nbd_stop_servers: kills the servers this section started, by their pid.
+nbd_stop_servers() {
+    local c pid
+
+    for c in "${!NBD_PID[@]}"; do
+        pid=${NBD_PID[$c]}
+        if [[ -n $pid ]]; then
+            kill "$pid" 2> /dev/null || true
+            wait "$pid" 2> /dev/null || true
+        fi
+    done
+    NBD_PID=()
+}
+
+# Stops the servers and deletes the section's files; run on exit, signals
+# included, and after the section.
+nbd_cleanup() {
+    nbd_stop_servers
+    if [[ -n $NBD_DIR ]]; then rm -rf -- "$NBD_DIR"; fi
+    return 0
+}
+
+# nbd_alive PID: whether PID runs (kill -0 would also say so of a zombie).
+nbd_alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2> /dev/null) && [[ -n $state && $state != Z ]]
+}
+
+# nbd_start CASE PIDFILE NBDKIT-ARGS...: starts nbdkit in the background
+# (a child of this shell, so that --exit-with-parent takes it down with
+# the bench) and waits up to 10 s for its pid file, which it writes once
+# it listens.  Returns 1 if it exits first (a port taken, say).
+nbd_start() {
+    local c=$1 pidfile=$2 pid i
+    shift 2
+
+    rm -f -- "$pidfile"
+    nbdkit -f --exit-with-parent -P "$pidfile" "$@" 2> "$NBD_DIR/nbdkit-$c.log" &
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        if [[ -s $pidfile ]]; then
+            NBD_PID[$c]=$pid
+            return 0
+        fi
+        if ! nbd_alive "$pid"; then
+            wait "$pid" 2> /dev/null || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    kill "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+    die "nbdkit did not write its pid file within 10 s: nbdkit $*"
+}
+
+# nbd_free_port: a TCP port on 127.0.0.1 that nobody listens on now.
+nbd_free_port() {
+    if ((HAVE_PYTHON)); then
+        python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+    else
+        echo $((20000 + RANDOM % 40000))
+    fi
+}
+
+nbd_build() {
+    local t0=$SECONDS i img=$NBD_DIR/image.raw chunk=$NBD_DIR/chunk alloc_kib
+
+    say "== NBD: building the image"
+    mkdir -p -- "$NBD_DIR"
+    truncate -s 4G -- "$img" || die "cannot make a 4 GiB file in '$NBD_DIR'"
+    head -c $((32 * 1024 * 1024)) /dev/urandom > "$chunk" || die "cannot write $chunk"
+    for ((i = 0; i < 64; i++)); do
+        printf '%08d' "$i" | dd of="$chunk" bs=8 count=1 conv=notrunc status=none ||
+            die "cannot write $chunk"
+        dd if="$chunk" of="$img" bs=1M seek=$((i * 64)) conv=notrunc status=none ||
+            die "cannot write $img"
+    done
+    rm -f -- "$chunk"
+    sync -- "$img"
+    alloc_kib=$(du -k -- "$img" | awk '{ print $1 }')
+    say "$img: 4 GiB virtual, $((alloc_kib / 1024)) MiB allocated" \
+        "(64 pieces of 32 MiB of random data, one every 64 MiB)"
+    if ((alloc_kib > 3 * 1024 * 1024)); then
+        note "the filesystem does not seem to keep holes: the numbers will not mean much"
+    fi
+    say "(built in $((SECONDS - t0)) s)"
+    say
+}
+
+nbd_serve() {
+    local img=$NBD_DIR/image.raw port i
+
+    say "== NBD: the servers (nbdkit $(nbdkit --version | awk '{ print $2 }'), file plugin)"
+    nbd_start unix "$NBD_DIR/unix.pid" -U "$NBD_DIR/unix.sock" file "$img" ||
+        die "nbdkit could not serve $img on a Unix socket: $(head -c 300 -- "$NBD_DIR/nbdkit-unix.log")"
+    NBD_URI[unix]="nbd+unix:///?socket=$NBD_DIR/unix.sock"
+    NBD_LABEL[unix]="a) Unix socket"
+    say "a) ${NBD_URI[unix]}"
+    NBD_LABEL[delay]="b) Unix socket, rdelay=2ms"
+    if [[ -z $NBD_DELAY_SKIP ]]; then
+        nbd_start delay "$NBD_DIR/delay.pid" -U "$NBD_DIR/delay.sock" --filter=delay \
+            file "$img" rdelay=2ms ||
+            die "nbdkit --filter=delay could not serve $img: $(head -c 300 -- "$NBD_DIR/nbdkit-delay.log")"
+        NBD_URI[delay]="nbd+unix:///?socket=$NBD_DIR/delay.sock"
+        say "b) ${NBD_URI[delay]} (--filter=delay rdelay=2ms)"
+    else
+        say "b) skipped: $NBD_DELAY_SKIP"
+    fi
+    # The port may be taken between the probe and nbdkit's bind: try again.
+    NBD_LABEL[tcp]="c) TCP loopback"
+    for ((i = 0; i < 5; i++)); do
+        port=$(nbd_free_port) || die "cannot find a free TCP port (python3)"
+        if nbd_start tcp "$NBD_DIR/tcp.pid" -p "$port" -i 127.0.0.1 file "$img"; then
+            NBD_URI[tcp]="nbd://127.0.0.1:$port/"
+            break
+        fi
+    done
+    [[ -n ${NBD_URI[tcp]:-} ]] ||
+        die "nbdkit could not listen on 127.0.0.1 after 5 ports: $(head -c 300 -- "$NBD_DIR/nbdkit-tcp.log")"
+    say "c) ${NBD_URI[tcp]}"
+    # The data into the page cache: nbdcopy reads it once.
+    nbdcopy -- "${NBD_URI[unix]}" null: || die "nbdcopy could not read ${NBD_URI[unix]}"
+    say
+}
+
+# nbd_check: the tool's output from the Unix socket, once: as many bytes
+# as --measure says, and the qcow2 magic first.
+nbd_check() {
+    local t0=$SECONDS uri=${NBD_URI[unix]} measured out magic rest
+
+    say "== NBD: the tool's output, checked"
+    measured=$("$PROGRAM" --measure "$uri") || die "the tool failed: $PROGRAM --measure $uri"
+    [[ $measured =~ ^[0-9]+$ ]] || die "--measure printed '$measured', not a size"
+    out=$(set -o pipefail
+        "$PROGRAM" "$uri" | {
+            dd bs=4 count=1 iflag=fullblock status=none | od -An -tx1 | tr -d ' \n'
+            echo
+            wc -c
+        }) || die "the tool failed: $PROGRAM $uri"
+    magic=${out%%$'\n'*}
+    rest=${out#*$'\n'}
+    rest=${rest//[[:space:]]/}
+    [[ $rest =~ ^[0-9]+$ ]] || die "cannot count the tool's output from $uri: '$out'"
+    [[ $magic == 514649fb ]] ||
+        die "the tool's output from $uri starts with the bytes $magic, not QFI\\xfb (51 46 49 fb)"
+    ((rest + 4 == measured)) ||
+        die "the tool wrote $((rest + 4)) bytes from $uri, but --measure says $measured"
+    say "$((rest + 4)) bytes, as --measure says; starts with QFI\\xfb" \
+        "(checked in $((SECONDS - t0)) s)"
+    say
+}
+
+nbd_time() {
+    local t0=$SECONDS c qprog qbase quri
+
+    printf -v qprog '%q' "$PROGRAM"
+    printf -v qbase '%q' "$BASELINE"
+    say "== NBD: timing (mean ± standard deviation)"
+    for c in "${NBD_CASES[@]}"; do
+        say "${NBD_LABEL[$c]}"
+        if [[ -z ${NBD_URI[$c]:-} ]]; then
+            say "  skipped: $NBD_DELAY_SKIP"
+            continue
+        fi
+        printf -v quri '%q' "${NBD_URI[$c]}"
+        measure "n${c}_tool" "  qcow2-to-stdout | cat" "$NBD_RUNS" "$WARMUP" "" \
+            "$qprog $quri | cat > /dev/null"
+        if ((HAVE_BASE)); then
+            measure "n${c}_base" "  baseline | cat" "$NBD_RUNS" "$WARMUP" "" \
+                "$qbase $quri | cat > /dev/null"
+        fi
+        measure "n${c}_copy" "  nbdcopy URI null:" "$NBD_RUNS" "$WARMUP" "" \
+            "nbdcopy -- $quri null:"
+    done
+    say "(timed in $((SECONDS - t0)) s)"
+    say
+}
+
+nbd_results() {
+    local c r
+
+    say "== NBD: results"
+    say "Mean times; ours/nbdcopy < 1 means the tool is faster."
+    printf '    %-28s %10s %10s %13s   %-26s %s\n' "" "ours" "nbdcopy" "ours/nbdcopy" "target" "verdict"
+    for c in "${NBD_CASES[@]}"; do
+        if ! have "n${c}_tool"; then
+            printf '    %-28s %s\n' "${NBD_LABEL[$c]}" "skipped: $NBD_DELAY_SKIP"
+            continue
+        fi
+        r=$(ratio "${MEAN[n${c}_tool]}" "${MEAN[n${c}_copy]}")
+        if [[ $c == tcp ]]; then
+            printf '    %-28s %10s %10s %12sx   %s\n' "${NBD_LABEL[$c]}" \
+                "$(fmt "${MEAN[n${c}_tool]}")" "$(fmt "${MEAN[n${c}_copy]}")" "$r" \
+                "(no target)"
+        else
+            printf '    %-28s %10s %10s %12sx   %-26s %s\n' "${NBD_LABEL[$c]}" \
+                "$(fmt "${MEAN[n${c}_tool]}")" "$(fmt "${MEAN[n${c}_copy]}")" "$r" \
+                "within 1.25x of nbdcopy" "$(verdict "$r" '<=' 1.25)"
+        fi
+        if have "n${c}_base"; then
+            printf '    %-28s %10s %10s %12sx   %s\n' "  baseline" \
+                "$(fmt "${MEAN[n${c}_base]}")" "" \
+                "$(ratio "${MEAN[n${c}_base]}" "${MEAN[n${c}_copy]}")" \
+                "(tool/baseline: $(ratio "${MEAN[n${c}_tool]}" "${MEAN[n${c}_base]}")x)"
+        fi
+    done
+    say "The tool's output goes through a pipe into cat; nbdcopy writes nowhere (null:)."
+    say "Load average after the timings: $(cut -d ' ' -f 1-3 /proc/loadavg 2> /dev/null || echo '?')"
+    say
+}
+
+# The whole section: skipped with the reason, or built, served, checked,
+# timed, reported and cleaned up.
+nbd_section() {
+    local nbd_start_time=$SECONDS
+
+    if [[ -n $NBD_SKIP ]]; then
+        say "== NBD: skipped: $NBD_SKIP"
+        say
+        return
+    fi
+    NBD_DIR=$WORK/nbd
+    nbd_build
+    nbd_serve
+    nbd_check
+    nbd_time
+    nbd_results
+    nbd_cleanup                 # its space and page cache go to what follows
+    say "NBD section: $((SECONDS - nbd_start_time)) s"
+    say
+}
