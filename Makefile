@@ -162,12 +162,13 @@ check-valgrind: $(PROGRAM) unit-tests
 # What make bench needs besides deps to compare with the reference script
 # on other formats: qemu-storage-daemon and FUSE; for the compressed
 # section, mke2fs to build its filesystem image and zstd to compress the
-# reference's stream.  The xapi section's losetup (mount) and qemu-img
-# (qemu-utils) are in deps too, and listed here so that this target alone
-# is enough for it.
+# reference's stream; for the nbd section, nbdcopy (libnbd-bin), which the
+# tool is timed against.  The xapi section's losetup (mount) and qemu-img
+# (qemu-utils), and the nbd section's nbdkit, are in deps too, and listed
+# here so that this target alone is enough for them.
 bench-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		qemu-system-common fuse3 e2fsprogs zstd mount qemu-utils
+		qemu-system-common fuse3 e2fsprogs zstd mount qemu-utils libnbd-bin nbdkit
 
 # The example that reads an image by ranges, for the bench: linked with the
 # shared library of this build.
