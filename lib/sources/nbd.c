@@ -1009,6 +1009,19 @@ static int finish_connecting(struct nbd_source *nbd, int connected,
     return 0;
 }
 
+/* A fresh handle, before it connects to a URI: the URI may name the
+ * files of its TLS credentials (tls-psk-file=, tls-certificates=), which
+ * libnbd refuses by default.  The URI is the caller's input, named as a
+ * file name is: it reads nothing its caller could not. */
+static int setup_uri_handle(struct nbd_source *nbd, struct nbd_handle *handle,
+                            struct q2s_error *err)
+{
+    if (nbd_set_uri_allow_local_file(handle, true) < 0)
+        return q2s_error_set(err, nbd_errno_or(EINVAL), "%s: %s", nbd->name,
+                             nbd_get_error());
+    return 0;
+}
+
 /* More connections to uri, up to wanted in all, when the server says
  * that they see the same data (NBD_FLAG_CAN_MULTI_CONN): reads then go
  * over all of them.  One that cannot be had in a short time is given up,
@@ -1030,7 +1043,8 @@ static void add_connections(struct nbd_source *nbd, const char *uri,
 
         if (!handle)
             break;
-        if (nbd_aio_connect_uri(handle, uri) < 0) {
+        if (setup_uri_handle(nbd, handle, &ignored) < 0 ||
+            nbd_aio_connect_uri(handle, uri) < 0) {
             nbd_close(handle);
             break;
         }
@@ -1071,6 +1085,10 @@ int q2s_source_open_nbd_uri(const char *uri,
 
     if (!nbd)
         return -1;
+    if (setup_uri_handle(nbd, nbd->handles[0], err) < 0) {
+        nbd_source_close(&nbd->source);
+        return -1;
+    }
     if (finish_connecting(nbd, nbd_aio_connect_uri(nbd->handles[0], uri),
                           "cannot connect", err) < 0)
         return -1;
