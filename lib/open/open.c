@@ -19,6 +19,7 @@
 #include "open/open.h"
 #include "sources/file.h"
 #include "sources/nbd.h"
+#include "sources/nbd_tls.h"
 #include "sources/stream.h"
 
 /* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
@@ -113,6 +114,8 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
         };
 
         ret = q2s_source_open_nbd_uri(input, &params, source, err);
+        if (ret < 0)
+            q2s_nbd_explain_tls_failure(input, err);
     } else if (is_raw(format)) {
         ret = q2s_source_open_file(input, source, err);
     } else {
