@@ -56,9 +56,10 @@ STAGE = $(abspath $(BUILD))/stage
 STAGED_PKG_CONFIG = PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) pkg-config
 
-# Debian packages: the build, the unit tests and the QEMU oracles.
+# Debian packages: the build, the unit tests and the QEMU oracles;
+# gnutls-bin for the keys and certificates of the NBD TLS tests.
 DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev libjson-c-dev \
-	nbdkit qemu-utils \
+	nbdkit gnutls-bin qemu-utils \
 	python3 util-linux mount bsdutils time valgrind hyperfine
 
 .PHONY: all deps bench-deps survey-deps demo check check-asan check-valgrind unit-tests bench \
