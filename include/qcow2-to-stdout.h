@@ -288,7 +288,9 @@ Q2S_API void q2s_source_options_set_cancel_flag(
 /* Opens an input by name:
  *   "-"           standard input, a raw image (a pipe is read once and its
  *                 data kept in an unlinked file in $TMPDIR, or /tmp);
- *   an NBD URI    (nbd://, nbds://, nbd+unix://, ...), read as raw;
+ *   an NBD URI    (nbd://, nbds://, nbd+unix://, ...), read as raw; the
+ *                 files its TLS parameters name (tls-psk-file=,
+ *                 tls-certificates=) are read, as a file name is;
  *   anything else a regular file or a block device, or an image in the
  *                 options' format through a qemu-nbd that the library
  *                 starts, which dies with the thread that opened the
