@@ -278,6 +278,19 @@ Q2S_API int q2s_source_options_set_timeout(
 Q2S_API uint32_t q2s_source_options_get_timeout(
     const struct q2s_source_options *options);
 
+/* Connections over which an NBD URI's export is read, when its server
+ * says that they all see the same data (multi-conn), from 1 to
+ * Q2S_MAX_CONNECTIONS; default Q2S_DEFAULT_CONNECTIONS, as nbdcopy.  A
+ * server that does not allow several gets one; a connection beyond the
+ * first that is not had within two seconds is given up. */
+#define Q2S_DEFAULT_CONNECTIONS 4
+#define Q2S_MAX_CONNECTIONS 16
+Q2S_API int q2s_source_options_set_connections(
+    struct q2s_source_options *options, uint32_t connections,
+    struct q2s_error **error);
+Q2S_API uint32_t q2s_source_options_get_connections(
+    const struct q2s_source_options *options);
+
 /* A flag that a signal handler sets to stop: once *flag is non-zero, the
  * opening and every later call on the source stop within a fraction of a
  * second with ECANCELED, having ended any process they started.  The flag

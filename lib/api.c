@@ -499,6 +499,21 @@ uint32_t q2s_source_options_get_timeout(
     return options->timeout_seconds;
 }
 
+int q2s_source_options_set_connections(struct q2s_source_options *options,
+                                       uint32_t connections,
+                                       struct q2s_error **error)
+{
+    SET_CHECKED(q2s_check_connections(connections, &err_),
+                options->connections, connections, error);
+}
+
+uint32_t q2s_source_options_get_connections(
+    const struct q2s_source_options *options)
+{
+    return options->connections ? options->connections
+                                : Q2S_DEFAULT_CONNECTIONS;
+}
+
 void q2s_source_options_set_cancel_flag(struct q2s_source_options *options,
                                         const volatile sig_atomic_t *flag)
 {

@@ -79,6 +79,15 @@ int q2s_check_threads(uint32_t threads, struct q2s_error *err)
     return 0;
 }
 
+int q2s_check_connections(uint32_t connections, struct q2s_error *err)
+{
+    if (connections < 1 || connections > Q2S_MAX_CONNECTIONS)
+        return q2s_error_set(err, EINVAL, "invalid number of connections "
+                             "%u: must be from 1 to %d", connections,
+                             Q2S_MAX_CONNECTIONS);
+    return 0;
+}
+
 int q2s_check_timeout(uint32_t seconds, struct q2s_error *err)
 {
     if (seconds > Q2S_MAX_TIMEOUT_SECONDS)

@@ -62,6 +62,9 @@ struct q2s_source_options {
     /* A dirty bitmap that the NBD server exports (or qemu-nbd, started
      * with -B): what an increment reads.  NULL for none. */
     const char *dirty_bitmap;
+    /* Connections to an NBD URI's server when it allows several; 0: the
+     * default, Q2S_NBD_DEFAULT_CONNECTIONS. */
+    uint32_t connections;
 };
 
 /* Whether a map fits a disk of virtual_size bytes: EINVAL if an extent
@@ -80,6 +83,7 @@ int q2s_check_compression(enum q2s_compression compression, int level,
                           struct q2s_error *err);
 int q2s_check_threads(uint32_t threads, struct q2s_error *err);
 int q2s_check_timeout(uint32_t seconds, struct q2s_error *err);
+int q2s_check_connections(uint32_t connections, struct q2s_error *err);
 int q2s_check_format(const char *format, struct q2s_error *err);
 /* QEMU block driver names are lower-case words: anything else could
  * smuggle options into qemu-nbd's --image-opts, or name no driver. */

@@ -172,6 +172,11 @@ static void help(void)
            "                     SECONDS for the handshake or for a reply "
            "(default: wait;\n"
            "                     %d with --untrusted)\n"
+           "      --connections=N\n"
+           "                     read an NBD URI over N connections (1 to "
+           "16, default %d)\n"
+           "                     when its server allows several "
+           "(multi-conn)\n"
            "      --map=FILE     read the input only where the allocation "
            "map in FILE\n"
            "                     says its data lies; elsewhere it reads as "
@@ -244,7 +249,7 @@ static void help(void)
            "never\n"
            "seeked: it can be a pipe.\n",
            Q2S_DEFAULT_CLUSTER_SIZE, Q2S_DEFAULT_REFCOUNT_BITS,
-           Q2S_UNTRUSTED_TIMEOUT_SECONDS);
+           Q2S_UNTRUSTED_TIMEOUT_SECONDS, Q2S_DEFAULT_CONNECTIONS);
 }
 
 /* One line on stderr, whatever a file name or a server's message holds:
@@ -345,6 +350,7 @@ enum {
     OPT_REREAD,
     OPT_UNTRUSTED,
     OPT_TIMEOUT,
+    OPT_CONNECTIONS,
     OPT_PROGRESS_FD,
     OPT_MAP,
     OPT_DIFF,
@@ -591,6 +597,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "threads", required_argument, NULL, 'j' },
         { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "connections", required_argument, NULL, OPT_CONNECTIONS },
         { "map", required_argument, NULL, OPT_MAP },
         { "diff", required_argument, NULL, OPT_DIFF },
         { "diff-format", required_argument, NULL, OPT_DIFF_FORMAT },
@@ -731,6 +738,16 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                                    Q2S_MAX_TIMEOUT_SECONDS);
             if (q2s_source_options_set_timeout(cli->source_options,
                                                (uint32_t)n, &err) < 0)
+                return usage_error_from(err);
+            break;
+        case OPT_CONNECTIONS:
+            if (optarg[strspn(optarg, "0123456789")] != '\0' ||
+                !parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_CONNECTIONS)
+                return usage_error("invalid number of connections '%s': "
+                                   "must be from 1 to %d", optarg,
+                                   Q2S_MAX_CONNECTIONS);
+            if (q2s_source_options_set_connections(cli->source_options,
+                                                   (uint32_t)n, &err) < 0)
                 return usage_error_from(err);
             break;
         case OPT_MAP:
@@ -1121,6 +1138,10 @@ static int open_base(const struct cli *cli, struct q2s_source **base,
     ret = q2s_source_options_set_timeout(
         options, q2s_source_options_get_timeout(cli->source_options),
         &failure->error);
+    if (ret == 0)
+        ret = q2s_source_options_set_connections(
+            options, q2s_source_options_get_connections(cli->source_options),
+            &failure->error);
     if (ret == 0)
         ret = q2s_source_options_set_format(options, format, &failure->error);
     if (ret == 0)

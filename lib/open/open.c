@@ -111,6 +111,7 @@ int q2s_open_input(const char *input, const struct q2s_source_options *options,
             .timeout_seconds = effective.timeout_seconds,
             .interrupted = options->interrupted,
             .dirty_bitmap = options->dirty_bitmap,
+            .connections = options->connections,
         };
 
         ret = q2s_source_open_nbd_uri(input, &params, source, err);

@@ -38,9 +38,8 @@ struct q2s_nbd_params {
     uint32_t connections;
 };
 
-/* As nbdcopy. */
-#define Q2S_NBD_DEFAULT_CONNECTIONS 4
-#define Q2S_NBD_MAX_CONNECTIONS 16
+#define Q2S_NBD_DEFAULT_CONNECTIONS Q2S_DEFAULT_CONNECTIONS
+#define Q2S_NBD_MAX_CONNECTIONS Q2S_MAX_CONNECTIONS
 
 /* QEMU's meta context for its dirty bitmaps (docs/interop/nbd.txt). */
 #define Q2S_DIRTY_BITMAP_CONTEXT "qemu:dirty-bitmap:"
