@@ -415,6 +415,12 @@ int q2s_source_open_qemu_nbd(const char *path,
         return -1;
     }
     free(image_opts);
+    /* Nothing of the data lies in the image file as it is (compressed
+     * clusters, or a format qemu-img map gives no offsets for): all of it
+     * comes through qemu-nbd, and pass 1 keeps what it reads.  Where the
+     * map places data in the file, pass 2 reads it there again, from the
+     * page cache. */
+    q->source.reread_costly = q->map.len == 0;
     *source = &q->source;
     return 0;
 }
