@@ -38,12 +38,16 @@ static void test_exports(void **state)
         "q2s_options_set_compression", "q2s_options_get_compression",
         "q2s_options_get_compression_level", "q2s_options_set_threads",
         "q2s_options_get_threads", "q2s_options_set_compress_cache",
-        "q2s_options_get_compress_cache", "q2s_options_check",
+        "q2s_options_get_compress_cache", "q2s_options_set_spool_memory",
+        "q2s_options_get_spool_memory", "q2s_options_set_reread",
+        "q2s_options_get_reread", "q2s_options_check",
         "q2s_source_options_new", "q2s_source_options_free",
         "q2s_source_options_set_format", "q2s_source_options_get_format",
         "q2s_source_options_set_untrusted",
         "q2s_source_options_get_untrusted", "q2s_source_options_set_timeout",
         "q2s_source_options_get_timeout",
+        "q2s_source_options_set_connections",
+        "q2s_source_options_get_connections",
         "q2s_source_options_set_cancel_flag", "q2s_source_open",
         "q2s_input_is_nbd_uri", "q2s_source_from_fd",
         "q2s_source_from_callbacks", "q2s_source_get_size",
@@ -265,6 +269,15 @@ static void test_compress_cache(void **state)
     assert_int_equal(q2s_options_get_compress_cache(options), 12345);
     assert_int_equal(q2s_options_set_compress_cache(options, 0, NULL), 0);
     assert_int_equal(q2s_options_get_compress_cache(options), 0);
+    /* The newer name of the same budget. */
+    EXPECT_OK(q2s_options_set_spool_memory(options, 4096, &error));
+    assert_int_equal(q2s_options_get_compress_cache(options), 4096);
+    assert_int_equal(q2s_options_get_spool_memory(options), 4096);
+    assert_false(q2s_options_get_reread(options));
+    q2s_options_set_reread(options, true);
+    assert_true(q2s_options_get_reread(options));
+    q2s_options_set_reread(options, false);
+    assert_false(q2s_options_get_reread(options));
     q2s_options_free(options);
 }
 
@@ -358,6 +371,20 @@ static void test_source_options(void **state)
     assert_int_equal(q2s_source_options_set_timeout(options, 86401, NULL),
                      -1);
     assert_int_equal(q2s_source_options_get_timeout(options), 30);
+
+    assert_int_equal(q2s_source_options_get_connections(options),
+                     Q2S_DEFAULT_CONNECTIONS);
+    EXPECT_OK(q2s_source_options_set_connections(options, 1, &error));
+    assert_int_equal(q2s_source_options_get_connections(options), 1);
+    EXPECT_OK(q2s_source_options_set_connections(options,
+                                                 Q2S_MAX_CONNECTIONS,
+                                                 &error));
+    EXPECT_FAIL(EINVAL, q2s_source_options_set_connections(options, 0,
+                                                           &error));
+    EXPECT_FAIL(EINVAL, q2s_source_options_set_connections(
+                            options, Q2S_MAX_CONNECTIONS + 1, &error));
+    assert_int_equal(q2s_source_options_get_connections(options),
+                     Q2S_MAX_CONNECTIONS);
 
     q2s_source_options_set_cancel_flag(options, &flag);
     q2s_source_options_set_cancel_flag(options, NULL);
