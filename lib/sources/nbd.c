@@ -41,6 +41,7 @@ struct status_context;
 /* One block status query, and what its answer said about one meta
  * context: the extents whose flags match, within [start, end). */
 struct status_query {
+    struct nbd_source *nbd;
     struct status_context *context;
     struct extent_vector extents;
     uint64_t start, end;
@@ -441,6 +442,7 @@ static int status_done(void *user_data, int *error)
 {
     struct status_query *query = user_data;
 
+    query->nbd->answers++;
     query->error = *error;
     query->in_flight = false;
     query->answered = true;
@@ -881,13 +883,15 @@ static const struct q2s_source_ops nbd_ops = {
     .close = nbd_source_close,
 };
 
-static void init_context(struct status_context *ctx, const char *name,
-                         uint32_t mask, uint32_t match)
+static void init_context(struct nbd_source *nbd, struct status_context *ctx,
+                         const char *name, uint32_t mask, uint32_t match)
 {
     *ctx = (struct status_context){
         .name = name, .mask = mask, .match = match };
-    ctx->queries[0].context = ctx;
-    ctx->queries[1].context = ctx;
+    for (size_t i = 0; i < 2; i++) {
+        ctx->queries[i].nbd = nbd;
+        ctx->queries[i].context = ctx;
+    }
 }
 
 /* A new handle: the first asks for the meta contexts, which the block
@@ -933,7 +937,7 @@ static struct nbd_source *nbd_source_new(const char *name,
     nbd->server_said = params->server_said;
     nbd->server_said_opaque = params->server_said_opaque;
     strcpy(nbd->name, name);
-    init_context(&nbd->allocation, LIBNBD_CONTEXT_BASE_ALLOCATION,
+    init_context(nbd, &nbd->allocation, LIBNBD_CONTEXT_BASE_ALLOCATION,
                  LIBNBD_STATE_ZERO, 0);
     if (params->dirty_bitmap &&
         asprintf(&nbd->dirty_context, "%s%s", Q2S_DIRTY_BITMAP_CONTEXT,
@@ -944,7 +948,7 @@ static struct nbd_source *nbd_source_new(const char *name,
         return NULL;
     }
     /* "qemu:dirty-bitmap:": flag 1 is dirty (QEMU's docs/interop/nbd.txt). */
-    init_context(&nbd->dirty, nbd->dirty_context, 1, 1);
+    init_context(nbd, &nbd->dirty, nbd->dirty_context, 1, 1);
     nbd->handles[0] = new_handle(nbd, true, err);
     if (!nbd->handles[0]) {
         nbd_source_close(&nbd->source);
