@@ -91,7 +91,8 @@ struct nbd_source {
 };
 
 /* The requests of one read, or of one piece of a stream: how many are
- * unanswered, and the first that failed. */
+ * unanswered, and the failed one of the lowest offset (replies come in
+ * any order). */
 struct tracker {
     uint64_t pending;
     int error;
@@ -294,7 +295,8 @@ static int request_done(void *user_data, int *error)
     struct tracker *tracker = request->tracker;
 
     request->nbd->answers++;
-    if (*error && !tracker->error) {
+    if (*error &&
+        (!tracker->error || request->offset < tracker->error_offset)) {
         tracker->error = *error;
         tracker->error_offset = request->offset;
     }
