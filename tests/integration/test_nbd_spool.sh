@@ -297,7 +297,7 @@ fi
 
 # -f qcow2 goes through a qemu-nbd of the tool's own, which gives the
 # extents; their data is read from the image file where it lies there as
-# it is (so not kept: reading it again is cheap).
+# it is (so not kept: reading it again is cheap), or else kept.
 if have qemu-img && have qemu-nbd; then
     qemu-img convert -f raw -O qcow2 "$raw" spool.qcow2
     qcow2_bytes() {
@@ -306,6 +306,20 @@ if have qemu-img && have qemu-nbd; then
             timeout 60 "$Q2S" "$raw" > want.qcow2 && cmp want.qcow2 got-f.qcow2 && tmp_empty
     }
     check "-f qcow2 (qemu-nbd), --spool-memory=0: the same bytes as the raw file, \$TMPDIR empty" qcow2_bytes
+    # Compressed clusters have no place in the file: all the data comes
+    # through qemu-nbd, and is kept (here in the file); uncompressed, the
+    # map places it all in the file, and nothing is kept.
+    qemu-img convert -c -f raw -O qcow2 "$raw" spool-c.qcow2
+    compressed_kept() { local uri=spool-c.qcow2; spool_file_open -f qcow2 --spool-memory=0; }
+    plain_not_kept() { local uri=spool.qcow2; no_spool_file -f qcow2 --spool-memory=0; }
+    check "-f qcow2 with compressed clusters, --spool-memory=0: an unlinked file in \$TMPDIR while writing" compressed_kept
+    check "-f qcow2 uncompressed, --spool-memory=0: no file, the data is read from the image again" plain_not_kept
+    compressed_bytes() {
+        fresh_tmp
+        timeout 60 "$Q2S" -f qcow2 --spool-memory=0 spool-c.qcow2 > got-c.qcow2 &&
+            timeout 60 "$Q2S" "$raw" > want.qcow2 && cmp want.qcow2 got-c.qcow2 && tmp_empty
+    }
+    check "-f qcow2 with compressed clusters, kept in the file: the same bytes as the raw file" compressed_bytes
     check "-f qcow2: no qemu-nbd left" test "$(qemu_nbd_count)" = 0
 else
     skip "-f qcow2 through qemu-nbd" "qemu-utils is not installed"
