@@ -219,7 +219,6 @@ int q2s_sink_write_zeros(struct q2s_sink *sink, uint64_t length,
     return 0;
 }
 
-
 /* One copy from the input's page cache straight into the caller's buffer,
  * where a read into the render buffer would add a second. */
 static int copy_into_memory(struct q2s_sink *sink, int in_fd, uint64_t offset,
