@@ -1028,6 +1028,25 @@ static int setup_uri_handle(struct nbd_source *nbd, struct nbd_handle *handle,
     return 0;
 }
 
+/* Whether another connection sees the export as the first does: the same
+ * size and block size constraints.  A server that says otherwise on
+ * another connection (multi-conn promises the same data, not that the
+ * server is consistent) would have requests that fit the first's size
+ * refused on it, or answered from something else. */
+static bool same_export(struct nbd_handle *first, struct nbd_handle *other)
+{
+    static const int constraints[] = { LIBNBD_SIZE_MINIMUM,
+                                       LIBNBD_SIZE_MAXIMUM };
+
+    if (nbd_get_size(other) != nbd_get_size(first))
+        return false;
+    for (size_t i = 0; i < sizeof constraints / sizeof constraints[0]; i++)
+        if (nbd_get_block_size(other, constraints[i]) !=
+            nbd_get_block_size(first, constraints[i]))
+            return false;
+    return true;
+}
+
 /* More connections to uri, up to wanted in all, when the server says
  * that they see the same data (NBD_FLAG_CAN_MULTI_CONN): reads then go
  * over all of them.  One that cannot be had in a short time is given up,
@@ -1071,10 +1090,12 @@ static void add_connections(struct nbd_source *nbd, const char *uri,
                              &failed) < 0)
             break;
     }
-    /* Keep those that are ready, in order; close the rest. */
+    /* Keep those that are ready and agree with the first, in order; close
+     * the rest. */
     nbd->connections = first_extra;
     for (size_t i = first_extra; i < count; i++) {
         if (nbd_aio_is_ready(nbd->handles[i]) > 0 &&
+            same_export(nbd->handles[0], nbd->handles[i]) &&
             nbd->connections == i)
             nbd->connections++;
         else
