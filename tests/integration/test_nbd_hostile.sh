@@ -349,6 +349,8 @@ SH
     serve_lying eio eio
     check "reads fail on one connection only: one line, status 1" \
         first fails 1 "read error at offset [0-9]*: Input/output error" "$Q2S" --connections=4 "$uri"
+    stop_server
+    serve_lying eio eio
     check "--connections=1 does not touch the failing connections: the same bytes" \
         first same_as disk.raw --connections=1
     stop_server
