@@ -10,78 +10,7 @@ if ! have nbdkit; then
 fi
 
 # --- Servers -------------------------------------------------------------
-# Every nbdkit runs in the foreground as a child of this shell, with
-# --exit-with-parent, its pid file in the scratch directory (so that its
-# command line names the scratch directory), and its stderr in nbdkit.log.
-# server_pids lists the servers not yet waited for: a pid that was waited
-# for may belong to another process by now, and is never signalled.
-server_pids=()
-stop_servers() {
-    local pid
-    for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
-    server_pids=()
-}
-cleanup_hooks+=(stop_servers)
-
-# reap PID: waits for a server that was stopped or died, and forgets it.
-reap() {
-    local pid keep=()
-    wait "$1" 2>/dev/null
-    for pid in "${server_pids[@]}"; do [ "$pid" = "$1" ] || keep+=("$pid"); done
-    server_pids=("${keep[@]}")
-}
-
-# start_nbdkit NAME NBDKIT-ARGS...: starts nbdkit; waits until it accepts
-# connections (it writes its pid file then).  Sets server_pid.
-start_nbdkit() {
-    local pidfile=$scratch/$1.pid; shift
-    rm -f "$pidfile"
-    nbdkit -f --exit-with-parent -P "$pidfile" "$@" \
-        < /dev/null > /dev/null 2>> "$scratch/nbdkit.log" &
-    server_pid=$!
-    server_pids+=("$server_pid")
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -s "$pidfile" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill "$server_pid" 2>/dev/null
-    reap "$server_pid"
-    echo "# nbdkit $* did not start:"
-    tail -n 5 "$scratch/nbdkit.log" | sed 's/^/# /'
-    return 1
-}
-
-# serve NAME PLUGIN ARGS...: serves on the Unix socket NAME.sock; sets uri.
-serve() {
-    local name=$1; shift
-    rm -f "$scratch/$name.sock"
-    uri="nbd+unix:///?socket=$scratch/$name.sock"
-    start_nbdkit "$name" -U "$scratch/$name.sock" "$@"
-}
-
-# serve_tcp NAME PLUGIN ARGS...: serves on 127.0.0.1 at a free port; sets
-# uri.  A port in use makes nbdkit exit at once: another is tried.
-serve_tcp() {
-    local name=$1; shift
-    local attempt port
-    for ((attempt = 0; attempt < 10; attempt++)); do
-        port=$((20000 + RANDOM % 40000))
-        uri="nbd://127.0.0.1:$port/"
-        start_nbdkit "$name" -i 127.0.0.1 -p "$port" "$@" > /dev/null && return 0
-    done
-    echo "# no free port found for nbdkit"
-    return 1
-}
-
-stop_server() {
-    kill "$server_pid" 2>/dev/null
-    reap "$server_pid"
-}
-
-have_plugin() { nbdkit "$1" --dump-plugin > /dev/null 2>&1; }
+. "$top/tests/integration/nbdkit.sh"
 
 # --- Comparisons ---------------------------------------------------------
 # same_output RAW OPTION...: the stream from $uri is the stream from the

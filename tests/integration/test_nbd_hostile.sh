@@ -12,60 +12,8 @@ if ! have nbdkit; then
     exit 0
 fi
 
-# --- Servers (as test_nbd.sh) --------------------------------------------
-server_pids=()
-stop_servers() {
-    local pid
-    for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
-    server_pids=()
-}
-cleanup_hooks+=(stop_servers)
-
-reap() {
-    local pid keep=()
-    wait "$1" 2>/dev/null
-    for pid in "${server_pids[@]}"; do [ "$pid" = "$1" ] || keep+=("$pid"); done
-    server_pids=("${keep[@]}")
-}
-
-start_nbdkit() {
-    local pidfile=$scratch/$1.pid; shift
-    rm -f "$pidfile"
-    nbdkit -f --exit-with-parent -P "$pidfile" "$@" \
-        < /dev/null > /dev/null 2>> "$scratch/nbdkit.log" &
-    server_pid=$!
-    server_pids+=("$server_pid")
-    local i
-    for ((i = 0; i < 200; i++)); do
-        [ -s "$pidfile" ] && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    kill "$server_pid" 2>/dev/null
-    reap "$server_pid"
-    echo "# nbdkit $* did not start:"
-    tail -n 5 "$scratch/nbdkit.log" | sed 's/^/# /'
-    return 1
-}
-
-serve() {
-    local name=$1; shift
-    rm -f "$scratch/$name.sock"
-    uri="nbd+unix:///?socket=$scratch/$name.sock"
-    start_nbdkit "$name" -U "$scratch/$name.sock" "$@"
-}
-
-# nbdkit 1.32 may abort when a client drops its connections with requests
-# in flight (an assertion in raw_send_socket): a server whose client was
-# killed or gave up is stopped and started again, never reused.
-stop_server() {
-    kill "$server_pid" 2>/dev/null
-    reap "$server_pid"
-}
-
-have_plugin() { nbdkit "$1" --dump-plugin > /dev/null 2>&1; }
-have_filter() { nbdkit --filter="$1" null --dump-plugin > /dev/null 2>&1; }
+# --- Servers ---------------------------------------------------------------
+. "$top/tests/integration/nbdkit.sh"
 
 # same_as RAW OPTION...: the stream from $uri is the stream from RAW.
 same_as() {

@@ -18,51 +18,20 @@ if [ -n "$why" ]; then
     exit 0
 fi
 
-# --- Servers (as in test_nbd.sh) -------------------------------------------
-# Each nbdkit runs in the foreground, a child of this shell, its pid file
-# in the scratch directory (its command line names it), its stderr in
-# nbdkit.log.
-server_pids=()
-stop_servers() {
-    local pid
-    for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
-    server_pids=()
-}
-cleanup_hooks+=(stop_servers)
+# --- Servers ---------------------------------------------------------------
+. "$top/tests/integration/nbdkit.sh"
 
-# start_nbdkit NAME NBDKIT-ARGS...: starts nbdkit, and waits until it
-# accepts connections (it writes its pid file then).
-start_nbdkit() {
-    local pidfile=$scratch/$1.pid i pid; shift
-    nbdkit -f --exit-with-parent -P "$pidfile" "$@" \
-        < /dev/null > /dev/null 2>> "$scratch/nbdkit.log" &
-    pid=$!
-    server_pids+=("$pid")
-    for ((i = 0; i < 200; i++)); do
-        [ -s "$pidfile" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    return 1
-}
-
-# serve NAME ARGS...: serves disk.raw on the Unix socket NAME.sock.
-serve() {
+# serve_disk NAME ARGS...: serves disk.raw on the Unix socket NAME.sock.
+serve_disk() {
     local name=$1; shift
-    start_nbdkit "$name" -U "$scratch/$name.sock" "$@" -r file "$scratch/disk.raw"
+    serve "$name" "$@" -r file "$scratch/disk.raw"
 }
 
-# serve_tcp NAME ARGS...: the same on 127.0.0.1 at a free port; sets port.
-# A port in use makes nbdkit exit at once: another is tried.
-serve_tcp() {
-    local name=$1 attempt; shift
-    for ((attempt = 0; attempt < 10; attempt++)); do
-        port=$((20000 + RANDOM % 40000))
-        start_nbdkit "$name-$attempt" -i 127.0.0.1 -p "$port" "$@" \
-            -r file "$scratch/disk.raw" && return 0
-    done
-    return 1
+# serve_disk_tcp NAME ARGS...: the same on 127.0.0.1 at a free port; sets
+# port.
+serve_disk_tcp() {
+    local name=$1; shift
+    serve_tcp "$name" "$@" -r file "$scratch/disk.raw"
 }
 
 # same_output URI: the stream from URI is that from disk.raw, byte for
@@ -134,7 +103,7 @@ make_image disk.raw $((3 * 1024 * 1024))
 sock=$scratch/psk.sock
 
 # --- A PSK ---------------------------------------------------------------------
-if serve psk --tls=require --tls-psk="$scratch/keys.psk"; then
+if serve_disk psk --tls=require --tls-psk="$scratch/keys.psk"; then
     check "nbds+unix:// with tls-psk-file: the same bytes as from the raw file" \
         same_output "nbds+unix://alice@/?socket=$sock&tls-psk-file=$scratch/keys.psk"
     check_valid "nbds+unix:// with tls-psk-file: qemu-img check and compare"
@@ -157,7 +126,7 @@ fi
 
 # --- Certificates ------------------------------------------------------------------
 sock=$scratch/x509.sock
-if serve x509 --tls=require --tls-certificates="$scratch/server" --tls-verify-peer; then
+if serve_disk x509 --tls=require --tls-certificates="$scratch/server" --tls-verify-peer; then
     check "nbds+unix:// with tls-certificates: the same bytes as from the raw file" \
         same_output "nbds+unix:///?socket=$sock&tls-certificates=$scratch/client"
     check_valid "nbds+unix:// with tls-certificates: qemu-img check and compare"
@@ -170,7 +139,7 @@ else
     not_ok "nbdkit --tls=require --tls-certificates starts"
 fi
 
-if serve_tcp tcp --tls=require --tls-certificates="$scratch/server" --tls-verify-peer; then
+if serve_disk_tcp tcp --tls=require --tls-certificates="$scratch/server" --tls-verify-peer; then
     check "nbds://localhost:PORT/ with tls-certificates: the same bytes" \
         same_output "nbds://localhost:$port/?tls-certificates=$scratch/client"
     check "nbds:// to a server whose certificate another CA signed: one line, status 1, nothing written" \
@@ -182,7 +151,7 @@ fi
 
 # --- A server without TLS --------------------------------------------------------
 sock=$scratch/plain.sock
-if serve plain; then
+if serve_disk plain; then
     check "nbds+unix:// to a server without TLS: one line that says so, status 1, nothing written" \
         refused "the server does not offer TLS, which an nbds URI requires" \
         "nbds+unix:///?socket=$sock&tls-certificates=$scratch/client"
