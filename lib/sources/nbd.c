@@ -97,6 +97,10 @@ struct tracker {
     uint64_t pending;
     int error;
     uint64_t error_offset;
+    /* The request being sent, and whether it was answered (failed) while
+     * it was: a connection that dies then fails it at once. */
+    const struct request *submitting;
+    bool answered_while_submitting;
 };
 
 /* One read request in flight, freed by libnbd when it is retired or its
@@ -208,12 +212,50 @@ static int poll_connections(struct nbd_source *nbd, size_t from, size_t to,
             ret = nbd_aio_notify_read(handle);
         else if (fds[i].revents & POLLOUT)
             ret = nbd_aio_notify_write(handle);
-        if (ret < 0 || nbd_aio_is_dead(handle) > 0) {
+        /* A server that closed the connection has gone as much as one
+         * that broke it. */
+        if (ret < 0 || nbd_aio_is_dead(handle) > 0 ||
+            nbd_aio_is_closed(handle) > 0) {
             *failed = from + i;
             return -1;
         }
     }
     return 0;
+}
+
+/* Reports a connection that failed (what, doing), and drops them all. */
+static int connection_failed(struct nbd_source *nbd, const char *what,
+                             const char *doing, struct q2s_error *err)
+{
+    char message[160];
+
+    snprintf(message, sizeof message, "%s %s", what, doing);
+    if (nbd_get_error())
+        nbd_failure(nbd, err, message);
+    else
+        q2s_error_set(err, ECONNRESET, "%s: %s: the server closed the "
+                      "connection", nbd->name, message);
+    drop_connection(nbd);
+    return -1;
+}
+
+/* Before requests are sent: what the connections have to say is taken in
+ * first, so that a server that went away is found out here.  libnbd 1.14
+ * reads a request it freed when the connection dies while the request is
+ * being sent (valgrind: "invalid read" in nbd_aio_pread). */
+static int check_connections(struct nbd_source *nbd, uint64_t offset,
+                             struct q2s_error *err)
+{
+    size_t failed;
+    char doing[96];
+
+    if (nbd->connections == 0)
+        return connection_gone(nbd, err);
+    if (poll_connections(nbd, 0, nbd->connections, 0, &failed) == 0)
+        return 0;
+    snprintf(doing, sizeof doing, "while reading at offset %llu",
+             (unsigned long long)offset);
+    return connection_failed(nbd, "connection lost", doing, err);
 }
 
 typedef bool wait_done_fn(struct nbd_source *nbd, const void *arg);
@@ -247,15 +289,10 @@ static int wait_until(struct nbd_source *nbd, wait_done_fn *done,
             return q2s_error_set(err, ECANCELED, "interrupted");
         }
         if (poll_connections(nbd, 0, nbd->connections, Q2S_POLL_MILLISECONDS,
-                             &failed) < 0) {
-            char what[160];
-
-            snprintf(what, sizeof what, "%s %s", done == first_ready
-                     ? "cannot connect" : "connection lost", doing);
-            nbd_failure(nbd, err, what);
-            drop_connection(nbd);
-            return -1;
-        }
+                             &failed) < 0)
+            return connection_failed(nbd, done == first_ready
+                                     ? "cannot connect" : "connection lost",
+                                     doing, err);
         if (nbd->answers != answers) {
             answers = nbd->answers;
             last_answer = q2s_now_milliseconds();
@@ -295,6 +332,8 @@ static int request_done(void *user_data, int *error)
     struct tracker *tracker = request->tracker;
 
     request->nbd->answers++;
+    if (tracker->submitting == request)
+        tracker->answered_while_submitting = true;
     if (*error &&
         (!tracker->error || request->offset < tracker->error_offset)) {
         tracker->error = *error;
@@ -320,17 +359,22 @@ static int send_read(struct nbd_source *nbd, uint8_t *buf, size_t length,
     *request = (struct request){ nbd, tracker, offset };
     handle = nbd->handles[nbd->next_handle++ % nbd->connections];
     tracker->pending++;
+    tracker->submitting = request;
+    tracker->answered_while_submitting = false;
     cookie = nbd_aio_pread(handle, buf, length, offset,
                            (nbd_completion_callback){
                                .callback = request_done,
                                .user_data = request,
                                .free = free },
                            0);
+    tracker->submitting = NULL;
     if (cookie < 0) {
         char what[96];
 
-        /* libnbd has freed the request and will not call back. */
-        tracker->pending--;
+        /* libnbd has freed the request; unless the connection died while
+         * it was sent, it did not call back. */
+        if (!tracker->answered_while_submitting)
+            tracker->pending--;
         snprintf(what, sizeof what, "cannot send a read request for offset "
                  "%llu", (unsigned long long)offset);
         return nbd_failure(nbd, err, what);
@@ -386,8 +430,8 @@ static int read_requests_of(struct nbd_source *nbd,
     struct tracker tracker = { 0 };
     int sent = 0;
 
-    if (nbd->connections == 0)
-        return connection_gone(nbd, err);
+    if (check_connections(nbd, count ? reads[0].offset : 0, err) < 0)
+        return -1;
     for (size_t i = 0; i < count && sent == 0; i++)
         sent = send_reads(nbd, reads[i].buf, reads[i].length,
                           reads[i].offset, &tracker, err);
@@ -797,8 +841,9 @@ static int nbd_read_stream(struct q2s_source *source,
             piece->deferred = !piece_aligned(nbd, piece);
             used++;
             if (!piece->deferred &&
-                (ret = send_reads(nbd, piece->buf, piece->length,
-                                  piece->offset, &piece->tracker, err)) < 0)
+                ((ret = check_connections(nbd, piece->offset, err)) < 0 ||
+                 (ret = send_reads(nbd, piece->buf, piece->length,
+                                   piece->offset, &piece->tracker, err)) < 0))
                 break;
         }
         if (ret < 0 || used == 0)
