@@ -70,6 +70,11 @@ struct nbd_source {
     size_t connections;
     size_t next_handle;        /* where the next request goes */
     uint64_t answers;          /* replies so far, for the timeout */
+    /* Commands whose completion callback ran, not yet retired.  They are
+     * retired apart: libnbd 1.14 reads a command it freed when one that
+     * retires itself is failed while it is being sent (a connection that
+     * dies then), as valgrind showed. */
+    uint64_t unretired;
     uint32_t timeout_seconds;  /* 0: wait for ever */
     /* What says stop: the source's own, or that of a source wrapping it,
      * which the caller cancels. */
@@ -165,6 +170,7 @@ static void drop_connection(struct nbd_source *nbd)
     for (size_t i = 0; i < nbd->connections; i++)
         nbd_close(nbd->handles[i]);
     nbd->connections = 0;
+    nbd->unretired = 0;  /* closing retired them */
 }
 
 static int connection_gone(struct nbd_source *nbd, struct q2s_error *err)
@@ -172,6 +178,22 @@ static int connection_gone(struct nbd_source *nbd, struct q2s_error *err)
     return q2s_error_set(err, ENOTCONN,
                          "%s: the connection was closed after an "
                          "earlier error", nbd->name);
+}
+
+/* Retires the commands whose completion callbacks ran. */
+static void retire_completed(struct nbd_source *nbd)
+{
+    for (size_t i = 0; i < nbd->connections && nbd->unretired > 0; i++) {
+        int64_t cookie;
+
+        while (nbd->unretired > 0 &&
+               (cookie = nbd_aio_peek_command_completed(nbd->handles[i])) >
+                   0) {
+            /* Its outcome went to the callback. */
+            (void)nbd_aio_command_completed(nbd->handles[i], cookie);
+            nbd->unretired--;
+        }
+    }
 }
 
 /* One poll(2) of connections [from, to) for what libnbd waits for, up to
@@ -220,21 +242,24 @@ static int poll_connections(struct nbd_source *nbd, size_t from, size_t to,
             return -1;
         }
     }
+    retire_completed(nbd);
     return 0;
 }
 
-/* Reports a connection that failed (what, doing), and drops them all. */
-static int connection_failed(struct nbd_source *nbd, const char *what,
-                             const char *doing, struct q2s_error *err)
+/* Reports that connection failed failed (what, doing), and drops them
+ * all. */
+static int connection_failed(struct nbd_source *nbd, size_t failed,
+                             const char *what, const char *doing,
+                             struct q2s_error *err)
 {
     char message[160];
 
     snprintf(message, sizeof message, "%s %s", what, doing);
-    if (nbd_get_error())
-        nbd_failure(nbd, err, message);
-    else
+    if (nbd_aio_is_closed(nbd->handles[failed]) > 0)
         q2s_error_set(err, ECONNRESET, "%s: %s: the server closed the "
                       "connection", nbd->name, message);
+    else
+        nbd_failure(nbd, err, message);
     drop_connection(nbd);
     return -1;
 }
@@ -255,7 +280,7 @@ static int check_connections(struct nbd_source *nbd, uint64_t offset,
         return 0;
     snprintf(doing, sizeof doing, "while reading at offset %llu",
              (unsigned long long)offset);
-    return connection_failed(nbd, "connection lost", doing, err);
+    return connection_failed(nbd, failed, "connection lost", doing, err);
 }
 
 typedef bool wait_done_fn(struct nbd_source *nbd, const void *arg);
@@ -290,7 +315,7 @@ static int wait_until(struct nbd_source *nbd, wait_done_fn *done,
         }
         if (poll_connections(nbd, 0, nbd->connections, Q2S_POLL_MILLISECONDS,
                              &failed) < 0)
-            return connection_failed(nbd, done == first_ready
+            return connection_failed(nbd, failed, done == first_ready
                                      ? "cannot connect" : "connection lost",
                                      doing, err);
         if (nbd->answers != answers) {
@@ -340,7 +365,8 @@ static int request_done(void *user_data, int *error)
         tracker->error_offset = request->offset;
     }
     tracker->pending--;
-    return 1;  /* retired */
+    request->nbd->unretired++;
+    return 0;  /* retired later, by retire_completed() */
 }
 
 /* Sends a read of length bytes at offset into buf, counted in tracker, on
@@ -492,7 +518,8 @@ static int status_done(void *user_data, int *error)
     query->error = *error;
     query->in_flight = false;
     query->answered = true;
-    return 1;  /* retired */
+    query->nbd->unretired++;
+    return 0;  /* retired later, by retire_completed() */
 }
 
 /* What is left of the export from offset (a multiple of the minimum block
