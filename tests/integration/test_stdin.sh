@@ -57,13 +57,6 @@ nonblocking_pipe_interrupted() {
     tool=$!
     exec 8> fifo.in
     head -c 100000 /dev/urandom >&8
-    # A SIGINT that comes while python still runs is lost (a background
-    # job ignores it until the wrapper restores it): wait for the exec.
-    local i
-    for ((i = 0; i < 200; i++)); do
-        grep -q python /proc/"$tool"/cmdline 2>/dev/null || break
-        sleep 0.05
-    done
     sleep 0.5  # the tool waits for more
     sigint_status "$tool" 2>&1
     status=$?
