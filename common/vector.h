@@ -66,6 +66,8 @@ nomem:
         q2s_vector_ret_;                                                     \
     })
 
+/* The functions are marked unused: a type defined in a .c file need not
+ * use them all (clang warns of unused static inline functions there). */
 #define Q2S_DEFINE_VECTOR_TYPE(name, type)                                   \
     struct name {                                                            \
         type *ptr;                                                           \
@@ -74,12 +76,14 @@ nomem:
     };                                                                       \
                                                                              \
     /* Room for n more elements; -1 with errno ENOMEM. */                    \
+    __attribute__((unused))                                                  \
     static inline int name##_reserve(struct name *v, size_t n)               \
     {                                                                        \
         return Q2S_VECTOR_RESERVE(v->ptr, v->len, v->cap, n);                \
     }                                                                        \
                                                                              \
     /* Adds elem at the end; -1 with errno ENOMEM, v unchanged. */           \
+    __attribute__((unused))                                                  \
     static inline int name##_append(struct name *v, type elem)               \
     {                                                                        \
         if (name##_reserve(v, 1) < 0)                                        \
@@ -89,6 +93,7 @@ nomem:
     }                                                                        \
                                                                              \
     /* Frees the array (not what elements point to); v is left empty. */     \
+    __attribute__((unused))                                                  \
     static inline void name##_free(struct name *v)                           \
     {                                                                        \
         free(v->ptr);                                                        \

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/bits.h"
-#include "qcow2_format.h"
+#include "format/qcow2_format.h"
 
 /* "Feature name table" header extension: the names QEMU 9.0 knows. */
 static const struct qcow2_feature_name

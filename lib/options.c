@@ -9,7 +9,7 @@
 #include "compress.h"
 #include "map.h"
 #include "metadata.h"
-#include "qcow2_format.h"
+#include "format/qcow2_format.h"
 
 void q2s_options_init(struct q2s_options *options)
 {

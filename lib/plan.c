@@ -7,7 +7,7 @@
 #include "common/bits.h"
 #include "compress.h"
 #include "error.h"
-#include "qcow2_format.h"
+#include "format/qcow2_format.h"
 
 int q2s_geometry_init(struct q2s_geometry *geometry,
                       const struct q2s_options *options, uint64_t input_size,

@@ -21,6 +21,7 @@
 
 #include "common/fdio.h"
 #include "error.h"
+#include "format/qcow2_header.h"
 #include "source.h"
 
 /* QEMU has no limit (bdrv_open_backing_file() recurses; a loop recurses
@@ -32,20 +33,9 @@
 /* What of a name a message shows. */
 #define MAX_SHOWN 120
 
-/* qcow2 (docs/interop/qcow2.rst, "Header"; QEMU's block/qcow2.c). */
-#define QCOW_MAGIC 0x514649fbu             /* "QFI\xfb", qcow and qcow2 */
-#define QCOW2_MIN_CLUSTER_BITS 9
-#define QCOW2_MAX_CLUSTER_BITS 21
-#define QCOW2_V2_HEADER_LENGTH 72
-#define QCOW2_V3_MIN_HEADER_LENGTH 104
-#define QCOW2_INCOMPAT_DATA_FILE (UINT64_C(1) << 2)
-#define QCOW2_EXT_END 0
-#define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
-#define QCOW2_EXT_DATA_FILE 0x44415441u
-/* sizeof(bs->backing_format) in QEMU. */
-#define QCOW2_BACKING_FORMAT_BYTES 16
-/* "backing_file_size ... Must not be longer than 1023 bytes." */
-#define QCOW_MAX_BACKING_NAME 1023
+/* qcow (version 1) has qcow2's magic, and its backing name limit. */
+#define QCOW_MAGIC QCOW2_MAGIC
+#define QCOW_MAX_BACKING_NAME QCOW2_MAX_BACKING_FILE_NAME
 
 /* QED (QEMU's block/qed.h: QEDHeader, little-endian). */
 #define QED_HEADER_BYTES 64
@@ -85,7 +75,7 @@ struct image {
 struct backing {
     char *name;               /* as written in the image */
     char *path;               /* as QEMU resolves it */
-    char format[QCOW2_BACKING_FORMAT_BYTES];  /* "" when not recorded */
+    char format[QCOW2_MAX_BACKING_FORMAT + 1];  /* "" when not recorded */
 };
 
 static uint32_t be32(const uint8_t *p)
@@ -370,79 +360,23 @@ static int take_backing_at(struct checker *c, const struct image *image,
     return take_backing(c, image, name, format, "backing file", next);
 }
 
-/* qcow2: qcow2_do_open() and qcow2_read_extensions(). */
-static int inspect_qcow2(struct checker *c, const struct image *image,
-                         struct backing *next)
+/* The files a qcow2 header names, in the order QEMU opens them: the
+ * external data file (in qcow2_do_open()), then the backing file. */
+static int check_qcow2_names(struct checker *c, const struct image *image,
+                             const uint8_t *first, size_t length,
+                             const struct qcow2_header_info *info,
+                             struct backing *next)
 {
-    uint8_t header[QCOW2_V3_MIN_HEADER_LENGTH];
-    char backing_format[QCOW2_BACKING_FORMAT_BYTES] = "";
-    uint64_t backing_offset, incompatible = 0, extensions_end, offset;
-    uint64_t data_file_offset = 0;
-    uint32_t version, cluster_bits, cluster_size, header_length;
-    uint32_t backing_length, data_file_length = 0;
-    bool data_file_named = false;
+    struct q2s_error name_err;
+    char *name;
 
-    if (read_at(c, image, header, sizeof header, 0) < 0)
-        return -1;
-    version = be32(header + 4);
-    cluster_bits = be32(header + 20);
-    /* QEMU refuses these before reading any name. */
-    if (be32(header) != QCOW_MAGIC || version < 2 || version > 3 ||
-        cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        cluster_bits > QCOW2_MAX_CLUSTER_BITS)
-        return 0;
-    cluster_size = UINT32_C(1) << cluster_bits;
-    backing_offset = be64(header + 8);
-    backing_length = be32(header + 16);
-    header_length = QCOW2_V2_HEADER_LENGTH;
-    if (version == 3) {
-        incompatible = be64(header + 72);
-        header_length = be32(header + 100);
-        if (header_length < QCOW2_V3_MIN_HEADER_LENGTH)
-            return 0;
-    }
-    if (header_length > cluster_size || backing_offset > cluster_size)
-        return 0;
-
-    /* The extensions lie between the header and the backing file name,
-     * or the end of the first cluster; each is padded to 8 bytes. */
-    extensions_end = backing_offset ? backing_offset : cluster_size;
-    offset = header_length;
-    while (offset < extensions_end) {
-        uint8_t extension[8];
-        uint32_t type, length;
-
-        if (read_at(c, image, extension, sizeof extension, offset) < 0)
-            return -1;
-        type = be32(extension);
-        length = be32(extension + 4);
-        offset += sizeof extension;
-        if (offset > extensions_end || length > extensions_end - offset)
-            return 0;  /* "Header extension too large": QEMU refuses */
-        if (type == QCOW2_EXT_END)
-            break;
-        if (type == QCOW2_EXT_BACKING_FORMAT) {
-            if (length >= sizeof backing_format)
-                return 0;  /* QEMU refuses: "ext_backing_format: len=..." */
-            if (read_at(c, image, backing_format, length, offset) < 0)
-                return -1;
-            backing_format[length] = '\0';
-        } else if (type == QCOW2_EXT_DATA_FILE) {
-            /* The last one counts, as in QEMU. */
-            data_file_named = true;
-            data_file_offset = offset;
-            data_file_length = length;
-        }
-        offset += ((uint64_t)length + 7) & ~(uint64_t)7;
-    }
-
-    /* QEMU opens the data file before reading the backing file name. */
-    if (incompatible & QCOW2_INCOMPAT_DATA_FILE) {
+    if (info->incompatible_features &
+        (UINT64_C(1) << QCOW2_INCOMPAT_DATA_FILE_BIT)) {
         struct stat st;
-        char *name, *beside;
+        char *beside;
         int ret;
 
-        if (!data_file_named) {
+        if (!info->data_file_named) {
             /* QEMU then wants a data-file option ("'data-file' is
              * required for this image") and fails without one. */
             if (c->untrusted)
@@ -450,12 +384,15 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
                               "data file, and does not record its name");
             return 0;
         }
-        if (data_file_length > MAX_NAME)
+        if (info->data_file_name_length > MAX_NAME)
             return refuse(c, "its data file name is %" PRIu32 " bytes, "
-                          "longer than a path; refusing", data_file_length);
-        name = read_name(c, image, data_file_length, data_file_offset);
+                          "longer than a path; refusing",
+                          info->data_file_name_length);
+        name = malloc(info->data_file_name_length + 1);
         if (!name)
-            return -1;
+            return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
+        qcow2_header_copy_name(first, length, info->data_file_name_offset,
+                               info->data_file_name_length, name);
         if (name[0] == '\0' && c->untrusted) {
             free(name);
             return refuse(c, "untrusted: the image needs an external "
@@ -480,17 +417,43 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
             return -1;
     }
 
-    if (backing_offset != 0) {
-        if (backing_length > QCOW_MAX_BACKING_NAME ||
-            backing_length > cluster_size - backing_offset)
-            return refuse(c, "its backing file name (%" PRIu32 " bytes at "
-                          "offset %" PRIu64 ") is longer than QEMU reads "
-                          "(1023 bytes, in the first cluster); refusing",
-                          backing_length, backing_offset);
-        return take_backing_at(c, image, backing_length, backing_offset,
-                               backing_format, next);
+    if (info->backing_name_offset == 0)
+        return 0;
+    if (qcow2_header_check_backing_name(info, &name_err) < 0)
+        return refuse(c, "%s; refusing", name_err.message);
+    name = malloc(info->backing_name_length + 1);
+    if (!name)
+        return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
+    qcow2_header_copy_name(first, length, info->backing_name_offset,
+                           info->backing_name_length, name);
+    return take_backing(c, image, name, info->backing_format,
+                        "backing file", next);
+}
+
+/* qcow2: qcow2_do_open() and qcow2_read_extensions(), on the first
+ * cluster (format/qcow2_header.c). */
+static int inspect_qcow2(struct checker *c, const struct image *image,
+                         struct backing *next)
+{
+    struct qcow2_header_info info;
+    struct q2s_error parse_err;
+    size_t length = image->size < QCOW2_HEADER_MAX_BYTES
+                        ? (size_t)image->size : QCOW2_HEADER_MAX_BYTES;
+    uint8_t *first = malloc(length ? length : 1);
+    int ret = 0;
+
+    if (!first)
+        return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
+    if (read_at(c, image, first, length, 0) < 0) {
+        free(first);
+        return -1;
     }
-    return 0;
+    /* What QEMU refuses before it opens a file the image names is left
+     * for QEMU to refuse, with its own message. */
+    if (qcow2_header_parse(first, length, &info, &parse_err) == 0)
+        ret = check_qcow2_names(c, image, first, length, &info, next);
+    free(first);
+    return ret;
 }
 
 /* qcow (version 1): qcow_open(); the backing format is probed. */

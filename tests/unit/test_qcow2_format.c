@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "qcow2_format.h"
+#include "format/qcow2_format.h"
 
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 

@@ -1,0 +1,175 @@
+/* The qcow2 header and its extensions from untrusted bytes (see
+ * qcow2_header.h).  Every offset and length is checked before use; the
+ * order of the checks is QEMU's (block/qcow2.c, qcow2_do_open() and
+ * qcow2_read_extensions()), so that an image is refused here exactly
+ * where QEMU stops reading it. */
+#include "format/qcow2_header.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+/* length bytes at offset, zeros past the end of image. */
+static void copy_at(const uint8_t *image, size_t image_length,
+                    uint64_t offset, void *out, size_t length)
+{
+    size_t available = 0;
+
+    if (offset < image_length)
+        available = image_length - (size_t)offset;
+    if (available > length)
+        available = length;
+    if (available)
+        memcpy(out, image + offset, available);
+    memset((uint8_t *)out + available, 0, length - available);
+}
+
+static uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static uint64_t be64_at(const uint8_t *p)
+{
+    return (uint64_t)be32_at(p) << 32 | be32_at(p + 4);
+}
+
+/* The fixed fields, from the first QCOW2_V3_MIN_HEADER_LENGTH bytes. */
+static void read_fields(const uint8_t *h, struct qcow2_header_info *info)
+{
+    info->version = be32_at(h + 4);
+    info->backing_name_offset = be64_at(h + 8);
+    info->backing_name_length = be32_at(h + 16);
+    info->cluster_bits = be32_at(h + 20);
+    info->virtual_size = be64_at(h + 24);
+    info->crypt_method = be32_at(h + 32);
+    info->l1_size = be32_at(h + 36);
+    info->l1_table_offset = be64_at(h + 40);
+    info->refcount_table_offset = be64_at(h + 48);
+    info->refcount_table_clusters = be32_at(h + 56);
+    info->nb_snapshots = be32_at(h + 60);
+    info->snapshots_offset = be64_at(h + 64);
+    if (info->version == 2) {
+        info->refcount_order = 4;
+        info->header_length = QCOW2_V2_HEADER_LENGTH;
+    } else {
+        info->incompatible_features = be64_at(h + 72);
+        info->compatible_features = be64_at(h + 80);
+        info->autoclear_features = be64_at(h + 88);
+        info->refcount_order = be32_at(h + 96);
+        info->header_length = be32_at(h + 100);
+    }
+}
+
+/* qcow2_read_extensions(): from header_length to end, each an 8-byte
+ * type and length, then the data padded to 8 bytes; type 0 ends them. */
+static int read_extensions(const uint8_t *image, size_t length,
+                           uint64_t end, struct qcow2_header_info *info,
+                           struct q2s_error *err)
+{
+    uint64_t offset = info->header_length;
+
+    while (offset < end) {
+        uint8_t extension[QCOW2_EXTENSION_HEADER_BYTES];
+        uint32_t type, data_length;
+
+        copy_at(image, length, offset, extension, sizeof extension);
+        type = be32_at(extension);
+        data_length = be32_at(extension + 4);
+        offset += sizeof extension;
+        if (offset > end || data_length > end - offset)
+            return q2s_error_set(err, EPROTO, "header extension 0x%08" PRIx32
+                                 " at byte %" PRIu64 " is too large (%" PRIu32
+                                 " bytes)", type,
+                                 offset - sizeof extension, data_length);
+        if (type == 0)
+            break;
+        if (type == QCOW2_EXT_BACKING_FORMAT) {
+            if (data_length > QCOW2_MAX_BACKING_FORMAT)
+                return q2s_error_set(err, EPROTO, "backing format extension "
+                                     "of %" PRIu32 " bytes: at most %d",
+                                     data_length, QCOW2_MAX_BACKING_FORMAT);
+            copy_at(image, length, offset, info->backing_format,
+                    data_length);
+            info->backing_format[data_length] = '\0';
+        } else if (type == QCOW2_EXT_DATA_FILE_NAME) {
+            /* The last one counts, as in QEMU. */
+            info->data_file_named = true;
+            info->data_file_name_offset = offset;
+            info->data_file_name_length = data_length;
+        }
+        offset += ((uint64_t)data_length + QCOW2_EXTENSION_ALIGNMENT - 1) &
+                  ~(uint64_t)(QCOW2_EXTENSION_ALIGNMENT - 1);
+    }
+    return 0;
+}
+
+int qcow2_header_parse(const uint8_t *image, size_t length,
+                       struct qcow2_header_info *info, struct q2s_error *err)
+{
+    uint8_t header[QCOW2_V3_MIN_HEADER_LENGTH];
+
+    memset(info, 0, sizeof *info);
+    copy_at(image, length, 0, header, sizeof header);
+    if (be32_at(header) != QCOW2_MAGIC)
+        return q2s_error_set(err, EPROTO, "not a qcow2 image (no magic)");
+    read_fields(header, info);
+    if (info->version < 2 || info->version > 3)
+        return q2s_error_set(err, EPROTO, "not a qcow2 image of version 2 "
+                             "or 3 (version %" PRIu32 ")", info->version);
+    if (info->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        info->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
+        return q2s_error_set(err, EPROTO, "cluster_bits %" PRIu32 ": not "
+                             "from %d to %d", info->cluster_bits,
+                             QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS);
+    info->cluster_size = UINT32_C(1) << info->cluster_bits;
+    if (info->version == 3 &&
+        info->header_length < QCOW2_V3_MIN_HEADER_LENGTH)
+        return q2s_error_set(err, EPROTO, "header_length %" PRIu32 ": "
+                             "shorter than %d bytes", info->header_length,
+                             QCOW2_V3_MIN_HEADER_LENGTH);
+    if (info->header_length > info->cluster_size)
+        return q2s_error_set(err, EPROTO, "header_length %" PRIu32 ": "
+                             "longer than a cluster", info->header_length);
+    /* "compression_type" is byte 104, there when the header is longer. */
+    if (info->header_length > offsetof(struct qcow2_header,
+                                       compression_type))
+        copy_at(image, length, offsetof(struct qcow2_header,
+                                        compression_type),
+                &info->compression_type, 1);
+    if (info->backing_name_offset > info->cluster_size)
+        return q2s_error_set(err, EPROTO, "backing file name offset %" PRIu64
+                             ": past the first cluster",
+                             info->backing_name_offset);
+    /* The extensions end where the backing file name starts, or with
+     * the first cluster. */
+    return read_extensions(image, length,
+                           info->backing_name_offset
+                               ? info->backing_name_offset
+                               : info->cluster_size,
+                           info, err);
+}
+
+int qcow2_header_check_backing_name(const struct qcow2_header_info *info,
+                                    struct q2s_error *err)
+{
+    if (info->backing_name_offset == 0)
+        return 0;
+    if (info->backing_name_length > QCOW2_MAX_BACKING_FILE_NAME ||
+        info->backing_name_length >
+            info->cluster_size - info->backing_name_offset)
+        return q2s_error_set(err, ENAMETOOLONG, "its backing file name (%"
+                             PRIu32 " bytes at offset %" PRIu64 ") is longer "
+                             "than QEMU reads (1023 bytes, in the first "
+                             "cluster)", info->backing_name_length,
+                             info->backing_name_offset);
+    return 0;
+}
+
+void qcow2_header_copy_name(const uint8_t *image, size_t image_length,
+                            uint64_t offset, size_t length, char *name)
+{
+    copy_at(image, image_length, offset, name, length);
+    name[length] = '\0';
+}
