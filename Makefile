@@ -50,6 +50,16 @@ HELPERS = $(HELPER_SOURCES:%.c=$(BUILD)/%)
 # Tests of the public interface, built like a program outside the tree:
 # against the library and header installed into STAGE, found with
 # pkg-config alone.
+# Fuzz targets, one per parser of untrusted bytes: each built for libFuzzer
+# (make fuzz, clang) and as a replay of its corpus (make check, $(CC)).
+FUZZ_SOURCES = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES = $(FUZZ_SOURCES:tests/fuzz/fuzz_%.c=%)
+FUZZ_REPLAYS = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay_%)
+FUZZ_TARGETS = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%)
+# What the targets reach besides the library: the programs' shared parsing.
+FUZZ_EXTRA_SOURCES = programs/cli.c
+FUZZ_BUILD = build-fuzz
+FUZZ_SECONDS ?= 60
 API_TEST_SOURCES = $(wildcard tests/api/test_*.c)
 API_TESTS = $(API_TEST_SOURCES:%.c=$(BUILD)/%)
 STAGE = $(abspath $(BUILD))/stage
@@ -57,12 +67,14 @@ STAGED_PKG_CONFIG = PKG_CONFIG_PATH=$(STAGE)/usr/lib/pkgconfig \
 	PKG_CONFIG_SYSROOT_DIR=$(STAGE) pkg-config
 
 # Debian packages: the build, the unit tests and the QEMU oracles;
-# gnutls-bin for the keys and certificates of the NBD TLS tests.
-DEPS = gcc make pkg-config libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev libjson-c-dev \
+# gnutls-bin for the keys and certificates of the NBD TLS tests; clang and
+# its runtime (libFuzzer, the sanitizers) for make fuzz.
+DEPS = gcc make pkg-config clang libclang-rt-14-dev libcmocka-dev libnbd-dev zlib1g-dev libzstd-dev libjson-c-dev \
 	nbdkit gnutls-bin qemu-utils \
 	python3 util-linux mount bsdutils time valgrind hyperfine
 
 .PHONY: all deps bench-deps survey-deps demo check check-asan check-valgrind unit-tests bench \
+	fuzz fuzz-targets \
 	deflate-survey install uninstall clean
 
 all: qcow2-to-stdout $(SHARED_LIBRARY) $(BUILD)/qcow2-to-stdout.pc
@@ -118,6 +130,33 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBRARY) $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIBRARY) $(LIB_LIBS)
 
+# A fuzz target's replay of its corpus files, for make check.
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c \
+		tests/fuzz/fuzz.h $(FUZZ_EXTRA_SOURCES) $(LIBRARY) $(LIB_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< \
+		tests/fuzz/replay.c $(FUZZ_EXTRA_SOURCES) $(LIBRARY) $(LIB_LIBS)
+
+# A fuzz target for libFuzzer: built by make fuzz, with clang, in
+# $(FUZZ_BUILD), where the library is built with the fuzzer's coverage.
+$(BUILD)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
+		$(FUZZ_EXTRA_SOURCES) $(LIBRARY) $(LIB_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(Q2S_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -fsanitize=fuzzer \
+		-o $@ $< $(FUZZ_EXTRA_SOURCES) $(LIBRARY) $(LIB_LIBS)
+
+fuzz-targets: $(FUZZ_TARGETS)
+
+# Every fuzz target for FUZZ_SECONDS each, with ASan and UBSan; fails on
+# any finding and names the file that reproduces it.  FUZZ_MERGE=1 also
+# adds the inputs that reached new code to tests/fuzz/corpus/.
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" fuzz-targets
+	Q2S_FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		tests/fuzz/run-fuzzers.sh $(FUZZ_NAMES)
+
 # The library, header, .pc file and man pages as `make install` puts them,
 # under STAGE with PREFIX=/usr: what the interface tests build against.
 $(STAGE)/.installed: $(SHARED_LIBRARY) $(LIBRARY) $(PROGRAM) \
@@ -134,7 +173,8 @@ $(BUILD)/tests/api/%: tests/api/%.c tests/api/api_test.h $(STAGE)/.installed
 		$(LDFLAGS) -o $@ $< \
 		$$($(STAGED_PKG_CONFIG) --libs qcow2-to-stdout) $(CMOCKA_LIBS) -pthread
 
-unit-tests: $(UNIT_TESTS) $(HELPERS) $(STAGE)/.installed $(API_TESTS)
+unit-tests: $(UNIT_TESTS) $(HELPERS) $(STAGE)/.installed $(API_TESTS) \
+	$(FUZZ_REPLAYS)
 
 # A conversion of a small generated image, checked by qemu-img.
 demo: qcow2-to-stdout
@@ -231,6 +271,6 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 clean:
-	rm -rf build build-asan $(BUILD) qcow2-to-stdout
+	rm -rf build build-asan $(FUZZ_BUILD) $(BUILD) qcow2-to-stdout
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -373,7 +373,7 @@ int q2s_parse_image_info_json(const char *text, size_t length,
     struct json_text t = { text, length, 0 };
     struct json_object *info = NULL;
     struct json_tokener *tok;
-    uint64_t cluster;
+    uint64_t size, cluster;
     int ret = -1;
 
     if (length > Q2S_IMAGE_INFO_JSON_MAX_BYTES)
@@ -390,7 +390,8 @@ int q2s_parse_image_info_json(const char *text, size_t length,
                       type_name(info));
         goto out;
     }
-    if (get_size(info, "virtual-size", "info JSON", virtual_size, err) < 0 ||
+    /* Into the caller's variables only once all is checked. */
+    if (get_size(info, "virtual-size", "info JSON", &size, err) < 0 ||
         get_size(info, "cluster-size", "info JSON", &cluster, err) < 0)
         goto out;
     if (cluster == 0 || cluster > UINT32_MAX) {
@@ -398,6 +399,7 @@ int q2s_parse_image_info_json(const char *text, size_t length,
                       "from 1 to 2^32 - 1", (unsigned long long)cluster);
         goto out;
     }
+    *virtual_size = size;
     *cluster_size = (uint32_t)cluster;
     ret = 0;
 out:

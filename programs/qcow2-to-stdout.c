@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "qcow2-to-stdout.h"
+#include "cli.h"
 #include "map_option.h"
 #include "xapi.h"
 
@@ -309,34 +310,6 @@ static int flush_stdout(const struct cli *cli)
     return EXIT_SUCCESS;
 }
 
-/* A decimal number with an optional binary suffix K, M, G, T, P or E. */
-static bool parse_size(const char *text, uint64_t *value)
-{
-    static const char suffixes[] = "KMGTPE";
-    unsigned long long n;
-    const char *suffix;
-    char *end;
-
-    if (*text < '0' || *text > '9')
-        return false;
-    errno = 0;
-    n = strtoull(text, &end, 10);
-    if (errno != 0)
-        return false;
-    if (*end != '\0') {
-        suffix = strchr(suffixes, end[0] & ~0x20);
-        if (!suffix || end[1] != '\0')
-            return false;
-        for (long i = 0; i <= suffix - suffixes; i++) {
-            if (n > UINT64_MAX / 1024)
-                return false;
-            n *= 1024;
-        }
-    }
-    *value = n;
-    return true;
-}
-
 enum {
     OPT_MEASURE = 256,
     OPT_JSON,
@@ -384,21 +357,6 @@ static uint64_t default_compress_cache(void)
     return (uint64_t)pages * (uint64_t)page_size / 4;
 }
 
-/* A whole decimal number, possibly negative, that fits an int. */
-static bool parse_int(const char *text, int *value)
-{
-    long n;
-    char *end;
-
-    errno = 0;
-    n = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || n < INT_MIN + 1 ||
-        n > INT_MAX)
-        return false;
-    *value = (int)n;
-    return true;
-}
-
 /* --progress-fd=N: a descriptor number above 2.  Standard input and
  * output are the input and the image; standard error carries messages,
  * which would break a reader that parses three bytes at a time (give 3>&2
@@ -411,7 +369,7 @@ static int parse_progress_fd(struct cli *cli, const char *text)
     };
 
     if (text[strspn(text, "0123456789")] != '\0' ||
-        !parse_int(text, &cli->progress_fd))
+        !cli_parse_int(text, &cli->progress_fd))
         return usage_error("invalid progress descriptor '%s': must be a "
                            "descriptor number", text);
     if (cli->progress_fd <= 2)
@@ -451,7 +409,7 @@ static bool parse_fd(const char *text, int *fd)
 {
     int n;
 
-    if (!parse_int(text, &n) || n < 0 || n == STDOUT_FILENO)
+    if (!cli_parse_int(text, &n) || n < 0 || n == STDOUT_FILENO)
         return false;
     *fd = n;
     return true;
@@ -571,7 +529,7 @@ static int parse_map_name(struct cli *cli, const char *name)
     if (strncmp(name, "fd:", 3) != 0)
         return 0;
     if (digits[strspn(digits, "0123456789")] != '\0' ||
-        !parse_size(digits, &n) || n > INT_MAX)
+        !cli_parse_size(digits, &n) || n > INT_MAX)
         return -1;
     cli->map_fd = (int)n;
     return 0;
@@ -629,14 +587,14 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                 return usage_error_from(err);
             break;
         case 'c':
-            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+            if (!cli_parse_size(optarg, &n) || n > UINT32_MAX)
                 return usage_error("invalid cluster size '%s'", optarg);
             if (q2s_options_set_cluster_size(cli->options, (uint32_t)n,
                                              &err) < 0)
                 return usage_error_from(err);
             break;
         case 'r':
-            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+            if (!cli_parse_size(optarg, &n) || n > UINT32_MAX)
                 return usage_error("invalid refcount width '%s'", optarg);
             if (q2s_options_set_refcount_bits(cli->options, (uint32_t)n,
                                               &err) < 0)
@@ -667,12 +625,12 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
                                    "zlib or zstd", optarg);
             break;
         case OPT_COMPRESS_LEVEL:
-            if (!parse_int(optarg, &cli->compression_level))
+            if (!cli_parse_int(optarg, &cli->compression_level))
                 return usage_error("invalid compression level '%s'", optarg);
             cli->compression_option_given = true;
             break;
         case OPT_COMPRESS_CACHE:
-            if (!parse_size(optarg, &n))
+            if (!cli_parse_size(optarg, &n))
                 return usage_error("invalid compression cache size '%s'",
                                    optarg);
             if (q2s_options_set_compress_cache(cli->options, n, &err) < 0)
@@ -680,7 +638,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             cli->compression_option_given = true;
             break;
         case OPT_SPOOL_MEMORY:
-            if (!parse_size(optarg, &n))
+            if (!cli_parse_size(optarg, &n))
                 return usage_error("invalid spool memory size '%s'", optarg);
             if (q2s_options_set_spool_memory(cli->options, n, &err) < 0)
                 return usage_error_from(err);
@@ -689,7 +647,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             q2s_options_set_reread(cli->options, true);
             break;
         case 'j':
-            if (!parse_size(optarg, &n) || n > UINT32_MAX)
+            if (!cli_parse_size(optarg, &n) || n > UINT32_MAX)
                 return usage_error("invalid thread count '%s'", optarg);
             if (q2s_options_set_threads(cli->options, (uint32_t)n, &err) < 0)
                 return usage_error_from(err);
@@ -731,7 +689,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         case OPT_TIMEOUT:
             /* 0, the library's "wait for ever", is leaving it out here. */
             if (optarg[strspn(optarg, "0123456789")] != '\0' ||
-                !parse_size(optarg, &n) || n < 1 ||
+                !cli_parse_size(optarg, &n) || n < 1 ||
                 n > Q2S_MAX_TIMEOUT_SECONDS)
                 return usage_error("invalid timeout '%s': must be a whole "
                                    "number of seconds from 1 to %d", optarg,
@@ -742,7 +700,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_CONNECTIONS:
             if (optarg[strspn(optarg, "0123456789")] != '\0' ||
-                !parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_CONNECTIONS)
+                !cli_parse_size(optarg, &n) || n < 1 || n > Q2S_MAX_CONNECTIONS)
                 return usage_error("invalid number of connections '%s': "
                                    "must be from 1 to %d", optarg,
                                    Q2S_MAX_CONNECTIONS);
@@ -768,11 +726,11 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             cli->json = true;
             break;
         case OPT_OFFSET:
-            if (!parse_size(optarg, &cli->offset))
+            if (!cli_parse_size(optarg, &cli->offset))
                 return usage_error("invalid offset '%s'", optarg);
             break;
         case OPT_LENGTH:
-            if (!parse_size(optarg, &cli->length))
+            if (!cli_parse_size(optarg, &cli->length))
                 return usage_error("invalid length '%s'", optarg);
             cli->length_given = true;
             break;

@@ -133,25 +133,20 @@ static bool parse_line(char *line, const char *path, struct q2s_mapping *m,
     while (*p == ' ')
         p++;
     *same_file = strcmp(p, path) == 0;
-    return m->length > 0;
+    /* An end past 2^64 would wrap in every comparison after. */
+    return m->length > 0 && m->length <= UINT64_MAX - m->start &&
+           m->length <= UINT64_MAX - m->file_offset;
 }
 
-int q2s_qemu_img_map(const char *image_options, const char *path,
-                     const struct q2s_source_options *options,
-                     struct q2s_mapping_vector *mappings,
-                     struct q2s_error *err)
+int q2s_parse_qemu_img_map_text(char *text, const char *path,
+                                struct q2s_mapping_vector *mappings,
+                                struct q2s_error *err)
 {
-    char *argv[] = { "qemu-img", "map", "--image-opts", "--",
-                     (char *)image_options, NULL };
-    char *output, *line, *next;
+    char *line, *next;
 
     *mappings = (struct q2s_mapping_vector){ 0 };
-    if (run_for_output(argv, options, &output, err) < 0)
-        return -1;
-    if (!output)
-        return 0;
     /* The first line names the columns. */
-    line = strchr(output, '\n');
+    line = strchr(text, '\n');
     for (line = line ? line + 1 : NULL; line && *line; line = next) {
         struct q2s_mapping m;
         bool same_file;
@@ -170,15 +165,32 @@ int q2s_qemu_img_map(const char *image_options, const char *path,
             goto unexpected;
         if (q2s_mapping_vector_append(mappings, m) < 0) {
             q2s_mapping_vector_free(mappings);
-            free(output);
             return q2s_error_set_errno(err, ENOMEM, "qemu-img map");
         }
     }
-    free(output);
     return 0;
 
 unexpected:
     q2s_mapping_vector_free(mappings);
-    free(output);
     return 0;
+}
+
+int q2s_qemu_img_map(const char *image_options, const char *path,
+                     const struct q2s_source_options *options,
+                     struct q2s_mapping_vector *mappings,
+                     struct q2s_error *err)
+{
+    char *argv[] = { "qemu-img", "map", "--image-opts", "--",
+                     (char *)image_options, NULL };
+    char *output;
+    int ret;
+
+    *mappings = (struct q2s_mapping_vector){ 0 };
+    if (run_for_output(argv, options, &output, err) < 0)
+        return -1;
+    if (!output)
+        return 0;
+    ret = q2s_parse_qemu_img_map_text(output, path, mappings, err);
+    free(output);
+    return ret;
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "common/vector.h"
+#include "error.h"
 #include "qcow2-to-stdout.h"
 
 struct q2s_mapping {
@@ -29,5 +30,14 @@ int q2s_qemu_img_map(const char *image_options, const char *path,
                      const struct q2s_source_options *options,
                      struct q2s_mapping_vector *mappings,
                      struct q2s_error *err);
+
+/* The text qemu-img map prints (a line naming the columns, then "START
+ * LENGTH OFFSET FILE" lines) into mappings, as q2s_qemu_img_map() keeps
+ * them: those of the file named path, sorted and disjoint, or none at all
+ * for a text it does not expect.  text is changed.  -1 only when out of
+ * memory. */
+int q2s_parse_qemu_img_map_text(char *text, const char *path,
+                                struct q2s_mapping_vector *mappings,
+                                struct q2s_error *err);
 
 #endif

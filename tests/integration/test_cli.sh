@@ -26,4 +26,16 @@ check "options after the input" cmp plain.qcow2 after.qcow2
 check "-f raw and -c 4K" cmp plain.qcow2 suffix.qcow2
 "$Q2S" -c 4096 -- disk.raw > dashdash.qcow2
 check "-- ends the options" cmp plain.qcow2 dashdash.qcow2
+
+# Numbers are digits (and a suffix, or a sign where one is taken), nothing
+# around them: fuzz findings, "0 " was taken as 0 and " 3" as 3.
+check "a size followed by a space is a usage error" fails 2 "offset" "$Q2S" --offset='0 ' disk.raw
+check "a size of spaces and a suffix is a usage error" fails 2 "offset" "$Q2S" --offset='0 K' disk.raw
+check "a number after a space is a usage error" fails 2 "compress" "$Q2S" --compress --compress-level=' 3' disk.raw
+check "a descriptor after a space is a usage error" fails 2 "invalid descriptor" "$Q2S" --json-header-map ' 5' --json-header-info 6 disk.raw
+"$Q2S" -c 4096 --offset=+0 disk.raw > signed.qcow2 2> signed.err
+check "a size takes no sign" test "$(cat signed.err | head -c 16)" = "qcow2-to-stdout:"
+"$Q2S" -c 4096 --compress --compress-level=+3 disk.raw > level.qcow2
+"$Q2S" -c 4096 --compress --compress-level=3 disk.raw > level3.qcow2
+check "a level may take a + sign" cmp level.qcow2 level3.qcow2
 finish

@@ -239,14 +239,20 @@ static int info(const char *text, uint64_t *virtual_size,
                                      cluster_size, err);
 }
 
+/* Refused with a message holding want, the caller's variables as they
+ * were (a fuzz finding: a virtual size past 2^63 - 1, or a cluster size
+ * out of range after a good virtual size, was written before the
+ * refusal). */
 static void info_refused(const char *text, const char *want)
 {
     struct q2s_error err = { .code = 0 };
-    uint64_t virtual_size = 0;
-    uint32_t cluster_size = 0;
+    uint64_t virtual_size = 7;
+    uint32_t cluster_size = 9;
 
     assert_int_equal(info(text, &virtual_size, &cluster_size, &err), -1);
     assert_int_equal(err.code, EPROTO);
+    assert_int_equal(virtual_size, 7);
+    assert_int_equal(cluster_size, 9);
     if (!strstr(err.message, want))
         fail_msg("\"%s\" does not say \"%s\"", err.message, want);
 }
@@ -283,6 +289,8 @@ static void test_image_info(void **state)
                  "\"cluster-size\" 0 is not from 1");
     info_refused("{\"virtual-size\": 1, \"cluster-size\": 4294967296}",
                  "\"cluster-size\" 4294967296 is not from 1");
+    info_refused("{\"virtual-size\": 9223372036854775808, "
+                 "\"cluster-size\": 512}", "larger than 2^63 - 1");
     info_refused("{\"virtual-size\": 1, \"cluster-size\": 1.5}",
                  "not an integer");
     info_refused("[]", "info JSON: an array, not an object");

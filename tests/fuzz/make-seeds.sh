@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Writes the seed corpus of each fuzz target into tests/fuzz/corpus/NAME/:
+# real outputs of qemu-img (and of this tool), cut to what the parser
+# reads, and hand-made edge cases.  Run from the top of the tree, with
+# qemu-img, qemu-io and a built ./qcow2-to-stdout; it overwrites the seeds
+# of the same names and leaves every other corpus file (the fuzzers'
+# finds and findings) as it is.
+set -euo pipefail
+top=$(pwd)
+corpus=$top/tests/fuzz/corpus
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+cd "$work"
+mkdir -p "$corpus"/{image_refs,map_json,image_info_json,qemu_img_map,size}
+
+# seed TARGET NAME: standard input becomes the seed.
+seed() { cat > "$corpus/$1/$2"; }
+# head_of FILE BYTES: the first BYTES of FILE, where the header, its
+# extensions and the names lie.
+head_of() { head -c "$2" "$1"; }
+
+# Images of every inspected format and shape, made by qemu-img.
+qemu-img create -q -f raw base.raw 1M
+qemu-img create -q -f qcow2 -o cluster_size=4096 base.qcow2 1M
+qemu-io -c "write -P 1 0 8k" -c "write -z 64k 64k" base.qcow2 > /dev/null
+qemu-img create -q -f qcow2 -o cluster_size=4096 compressed.qcow2 1M
+qemu-io -c "write -c 128k 4k" compressed.qcow2 > /dev/null
+qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 1M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 overlay.qcow2
+qemu-img create -q -f qcow2 -o compat=0.10 -b base.raw -F raw overlay-v2.qcow2
+qemu-img create -q -f qcow2 -o data_file=data.raw,data_file_raw=on data.qcow2 1M
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k,compression_type=zstd ext.qcow2 1M
+qemu-img create -q -f qcow -b base.raw -F raw old.qcow 1M
+qemu-img create -q -f qed -b base.raw -F raw overlay.qed 1M
+qemu-img create -q -f vmdk sparse.vmdk 1M
+qemu-img create -q -f vmdk -o subformat=monolithicFlat flat.vmdk 1M
+qemu-img create -q -f vmdk -o subformat=streamOptimized stream.vmdk 1M
+qemu-img create -q -f vmdk -b sparse.vmdk -F vmdk child.vmdk 1M
+for image in base.qcow2 compressed.qcow2 v2.qcow2 overlay.qcow2 overlay-v2.qcow2 data.qcow2 \
+        ext.qcow2 old.qcow overlay.qed; do
+    head_of "$image" 4096 | seed image_refs "${image/./-}"
+done
+head_of sparse.vmdk 8192 | seed image_refs sparse-vmdk
+head_of stream.vmdk 8192 | seed image_refs stream-vmdk
+head_of child.vmdk 8192 | seed image_refs child-vmdk
+seed image_refs flat-vmdk-descriptor < flat.vmdk
+"$top/qcow2-to-stdout" -c 512 base.raw | head -c 4096 | seed image_refs ours-c512
+"$top/qcow2-to-stdout" -d base.raw | head -c 4096 | seed image_refs ours-data-file
+"$top/qcow2-to-stdout" -B base.qcow2 -F qcow2 base.raw | head -c 4096 |
+    seed image_refs ours-overlay
+# Hand-made: a backing name at the very end of a 512-byte cluster, a
+# backing format of 16 bytes, an extension that overflows its area.
+python3 - "$corpus/image_refs" <<'PY'
+import struct, sys, os
+d = sys.argv[1]
+def header(version=3, backing_offset=0, backing_size=0, bits=9, length=104, incompat=0):
+    h = struct.pack('>IIQII', 0x514649fb, version, backing_offset, backing_size, bits)
+    h += struct.pack('>QIIQQIIQ', 1 << 20, 0, 2, 0, 0, 1, 0, 0)
+    if version == 3:
+        h += struct.pack('>QQQII', incompat, 0, 0, 4, length)
+    return h
+def ext(kind, data):
+    return struct.pack('>II', kind, len(data)) + data + b'\0' * (-len(data) % 8)
+def write(name, data):
+    open(os.path.join(d, name), 'wb').write(data)
+name = b'b' * 8
+write('hand-backing-at-cluster-end', header(backing_offset=504, backing_size=8).ljust(504, b'\0') + name)
+write('hand-backing-past-cluster', header(backing_offset=504, backing_size=9).ljust(504, b'\0') + name)
+write('hand-backing-format-16', header() + ext(0xe2792aca, b'q' * 16) + ext(0, b''))
+write('hand-extension-overflows', header() + struct.pack('>II', 0x12345678, 1 << 31))
+write('hand-data-file-escapes', header(incompat=4) + ext(0x44415441, b'\n\x1b[31m"x') + ext(0, b''))
+write('hand-v2-header-104', header(version=2))
+write('hand-header-length-past-cluster', header(length=1024))
+PY
+
+# qemu-img map: the human output (the parser wants the image's own file
+# named as /images/disk.qcow2; it refuses compressed clusters) and the
+# JSON one.
+qemu-img map --output=json compressed.qcow2 | seed map_json compressed-qcow2
+for image in base.qcow2 overlay.qcow2 ext.qcow2 sparse.vmdk; do
+    qemu-img map "$image" | sed "s|$image\$|/images/disk.qcow2|" |
+        seed qemu_img_map "${image/./-}"
+    qemu-img map --output=json "$image" | seed map_json "${image/./-}"
+    qemu-img info --output=json "$image" | seed image_info_json "${image/./-}"
+done
+qemu-img info --output=json --backing-chain overlay.qcow2 |
+    seed image_info_json overlay-chain
+printf 'Offset          Length          Mapped to       File\n0x0 0x10 0x0 /images/disk.qcow2\n0x8 0x10 0x20 /images/disk.qcow2\n' |
+    seed qemu_img_map hand-overlap
+printf 'Offset          Length          Mapped to       File\n0xfffffffffffffff0 0x20 0x0 /images/disk.qcow2\n' |
+    seed qemu_img_map hand-wraps
+printf 'Offset          Length          Mapped to       File\n0 0x1000 0xfffffffffffff000 /images/disk.qcow2\n' |
+    seed qemu_img_map hand-file-offset-wraps
+printf 'Offset          Length          Mapped to       File\n0 0x1000 0 /images/other.raw\n0x1000 0x1000 0x5000 /images/disk.qcow2\n' |
+    seed qemu_img_map hand-other-file
+
+# Maps by hand: rbd diff, the edges of the numbers, shapes mixed.
+printf '[{"offset":0,"length":4096,"exists":"true"},{"offset":8192,"length":512,"exists":"false"}]' |
+    seed map_json rbd-diff
+printf '[]' | seed map_json empty
+printf '[{"start":9223372036854771712,"length":4096,"data":true}]' |
+    seed map_json ends-at-2-63
+printf '[{"start":9223372036854771712,"length":4097,"data":true}]' |
+    seed map_json ends-past-2-63
+printf '[{"start":0,"length":18446744073709551615,"data":true}]' |
+    seed map_json length-2-64
+printf '[{"start":-1,"length":1,"data":true}]' | seed map_json negative
+printf '[{"start":1e3,"length":1,"data":true}]' | seed map_json exponent
+printf '[{"start":0,"length":10,"data":true},{"start":5,"length":10,"data":true},{"start":15,"length":1,"data":true}]' |
+    seed map_json overlapping-touching
+printf '[{"start":0,"length":1,"data":true},{"offset":1,"length":1,"exists":true}]' |
+    seed map_json shapes-mixed
+printf '[{"start":0,"length":1,"data":true,"x":[[[[[[[[[[1]]]]]]]]]]}]' |
+    seed map_json deep
+printf '{"virtual-size":1048576,"cluster-size":65536}' | seed image_info_json minimal
+printf '{"virtual-size":9223372036854775808,"cluster-size":512}' |
+    seed image_info_json size-2-63
+printf '{"virtual-size":1,"cluster-size":4294967296}' |
+    seed image_info_json cluster-2-32
+printf '{"virtual-size":"1","cluster-size":512}' | seed image_info_json size-string
+
+# Sizes and numbers as options take them.
+i=0
+for text in 0 1 512 4096 64K 2m 1G 3t 1P 15E 16E 18446744073709551615 \
+        18446744073709551616 007 -1 +5 ' 5' '5 ' '0 ' 1.5M 0x10 '' K 1KB 1k \
+        2147483647 -2147483647 -2147483648 2147483648 99999999999999999999; do
+    i=$((i + 1))
+    printf '%s' "$text" | seed size "$(printf 'seed-%02d' "$i")"
+done
