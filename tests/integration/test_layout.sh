@@ -48,6 +48,12 @@ check "the core calls nothing of lib/open/ (only lib/api.c does)" \
     bash -c '! grep -E "^lib/[^/ ]+ lib/open/" edges | grep -v "^lib/api "'
 check "common/ calls nothing of lib/" \
     bash -c '! grep -E "^common/[^ ]+ lib/" edges'
+# The qcow2 format layer, which both directions share: bytes in, fields
+# out, nothing of the rest of the library but its errors, and no I/O.
+check "lib/format/ calls nothing of the library but lib/error" \
+    bash -c '! grep -E "^lib/format/[^ ]+ " edges | grep -vE " (lib/error|lib/format/[^ ]+)$"'
+check "lib/format/ does no I/O" \
+    bash -c 'ls objects/lib/format/*.o > /dev/null && ! nm --undefined-only objects/lib/format/*.o | awk "{ print \$2 }" | grep -xE "(p?read|p?write|open|openat|close|f?open|fread|fwrite|mmap|lseek|ioctl|splice|sendfile)(64)?"'
 check "there are edges to check (the objects were found)" \
     bash -c '[ "$(wc -l < edges)" -ge 20 ] && grep -q "^lib/api lib/build$" edges'
 
