@@ -15,6 +15,15 @@ build=${Q2S_FUZZ_BUILD:-$top/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 merge=${FUZZ_MERGE:-0}
 findings_dir=$build/findings
+# libFuzzer reads a -max_total_time that is not a number as 0: for ever.
+case $seconds in
+    ''|*[!0-9]*|0) echo "run-fuzzers.sh: FUZZ_SECONDS=$seconds: give a number of seconds, 1 or more" >&2
+                   exit 2 ;;
+esac
+if [ "$#" = 0 ]; then
+    echo "run-fuzzers.sh: no fuzz target named" >&2
+    exit 2
+fi
 mkdir -p "$findings_dir"
 
 # The longest input worth trying: a header cluster's names lie in its
@@ -35,6 +44,10 @@ for name in "$@"; do
     seeds=$top/tests/fuzz/corpus/$name
     work=$build/corpus/$name
     dict=$top/tests/fuzz/$name.dict
+    if [ ! -x "$fuzzer" ] || [ ! -d "$seeds" ]; then
+        echo "run-fuzzers.sh: fuzz_$name: no such target (or no corpus in $seeds)" >&2
+        exit 2
+    fi
     mkdir -p "$work"
     args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048
           -max_len="$(max_len "$name")" -print_final_stats=1
