@@ -437,19 +437,28 @@ static int inspect_qcow2(struct checker *c, const struct image *image,
 {
     struct qcow2_header_info info;
     struct q2s_error parse_err;
-    size_t length = image->size < QCOW2_HEADER_MAX_BYTES
-                        ? (size_t)image->size : QCOW2_HEADER_MAX_BYTES;
-    uint8_t *first = malloc(length ? length : 1);
+    uint8_t header[QCOW2_V3_MIN_HEADER_LENGTH];
+    size_t length;
+    uint8_t *first;
     int ret = 0;
 
+    /* What QEMU refuses before it opens a file the image names is left
+     * for QEMU to refuse, with its own message.  The fixed fields decide
+     * most of it; the extensions need the first cluster, as far as the
+     * file goes. */
+    if (read_at(c, image, header, sizeof header, 0) < 0)
+        return -1;
+    if (qcow2_header_parse(header, sizeof header, &info, &parse_err) < 0)
+        return 0;
+    length = info.cluster_size < image->size ? info.cluster_size
+                                             : (size_t)image->size;
+    first = malloc(length ? length : 1);
     if (!first)
         return q2s_error_set_errno(c->err, ENOMEM, "%s", c->top);
     if (read_at(c, image, first, length, 0) < 0) {
         free(first);
         return -1;
     }
-    /* What QEMU refuses before it opens a file the image names is left
-     * for QEMU to refuse, with its own message. */
     if (qcow2_header_parse(first, length, &info, &parse_err) == 0)
         ret = check_qcow2_names(c, image, first, length, &info, next);
     free(first);
