@@ -1,9 +1,11 @@
 /* What the command lines of the project's programs share: numbers and
- * sizes as options take them.  Option values are untrusted text: these
- * never overflow and never take a partial number. */
+ * sizes as options take them (option values are untrusted text: these
+ * never overflow and never take a partial number), error lines, stop
+ * signals and the standard descriptors. */
 #ifndef Q2S_PROGRAM_CLI_H
 #define Q2S_PROGRAM_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,5 +17,22 @@ bool cli_parse_size(const char *text, uint64_t *value);
 /* A whole decimal number, possibly signed, from INT_MIN + 1 to INT_MAX;
  * nothing before or after it. */
 bool cli_parse_int(const char *text, int *value);
+
+/* "PROGRAM: message" and a newline on stderr, whatever the message holds
+ * (a file name, a server's words): control characters as C escapes. */
+void cli_print_error_line(const char *program, const char *message);
+
+/* Catches every signal that would end the process (those already ignored
+ * stay ignored), so that the library can clean up and return; ignores
+ * SIGPIPE.  cli_stop_flag() is the signal caught, 0 before any, for the
+ * library's cancel flag; cli_die_of_stop_signal() then ends the process
+ * of it, as a shell expects (nothing if none was caught). */
+void cli_catch_stop_signals(void);
+const volatile sig_atomic_t *cli_stop_flag(void);
+void cli_die_of_stop_signal(void);
+
+/* Gives each closed descriptor of 0, 1 and 2 /dev/null, and says which
+ * were closed; -1 if /dev/null cannot be opened. */
+int cli_guard_standard_descriptors(bool closed[3]);
 
 #endif

@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 #include "qcow2-to-stdout.h"
 #include "cli.h"
 #include "map_option.h"
+#include "progress.h"
 #include "xapi.h"
 
 #define PROGRAM "qcow2-to-stdout"
@@ -50,62 +50,6 @@ struct cli {
     int map_fd;            /* N of fd:N, or -1 */
     const volatile sig_atomic_t *cancel_flag;
     struct xapi_options xapi;
-};
-
-/* What the progress display last showed. */
-struct progress_display {
-    const char *scan_label;
-    int phase;     /* -1 before the first report */
-    int percent;   /* in hundredths */
-};
-
-/* Progress for a calling program (--progress-fd): what XAPI reads from
- * vhd-tool run with --progress --machine, so that it can read ours the
- * same way.  vhd-tool writes each new whole percentage as three ASCII
- * digits, no separator, flushed at once (xapi-project/xen-api,
- * ocaml/vhd-tool/src/impl.ml):
- *
- *     let machine_progress_bar total_work =
- *       let last_percent = ref (-1) in
- *       fun work_done ->
- *         let new_percent = Int64.(to_int (div (mul work_done 100L) total_work)) in
- *         if new_percent <= 100 && !last_percent <> new_percent then begin
- *           Printf.printf "%03d%!" new_percent;
- *           last_percent := new_percent
- *         end
- *
- * and XAPI reads exactly three bytes at a time from the pipe, until end of
- * file (ocaml/xapi/vhd_tool_wrapper.ml, run_vhd_tool):
- *
- *     let buf = Bytes.make 3 '\000' in
- *     while true do
- *       Xapi_stdext_unix.Unixext.really_read pipe_read buf 0
- *         (Bytes.length buf) ;
- *       progress_cb (int_of_string (Bytes.to_string buf))
- *     done
- *
- * really_read loops over short reads; a newline or any separator would make
- * int_of_string fail on the next chunk, and XAPI then stops reading.  So:
- * "%03d", nothing else, one write(2) of 3 bytes per value.
- *
- * The overall percentage: pass 1 takes 0 to 50 and pass 2 50 to 100 when
- * pass 1 reads the input (its first report is not already its end);
- * otherwise (nothing to read, or a single read) pass 2 takes 0 to 100.
- * With --measure, pass 1 takes 0 to 100.  Values only go up, each is
- * written once; 000 comes before the input is opened, 100 only once the
- * image (or the measure) was written in full: up to then at most 099. */
-struct machine_progress {
-    int fd;          /* -1: none asked for, or no more written */
-    bool measure;
-    int scan_span;   /* -1 until the first report; then 0, 50 or 100 */
-    int last;        /* the last value written, -1 before 000 */
-};
-
-/* Both kinds of progress, for the library's callback. */
-struct progress {
-    bool human;
-    struct progress_display display;
-    struct machine_progress *machine;
 };
 
 static void usage_line(FILE *out)
@@ -253,24 +197,9 @@ static void help(void)
            Q2S_UNTRUSTED_TIMEOUT_SECONDS, Q2S_DEFAULT_CONNECTIONS);
 }
 
-/* One line on stderr, whatever a file name or a server's message holds:
- * control characters are written as C escapes. */
 static void print_error_line(const char *message)
 {
-    fprintf(stderr, "%s: ", PROGRAM);
-    for (const unsigned char *c = (const unsigned char *)message; *c; c++) {
-        if (*c == '\n')
-            fputs("\\n", stderr);
-        else if (*c == '\r')
-            fputs("\\r", stderr);
-        else if (*c == '\t')
-            fputs("\\t", stderr);
-        else if (*c < 0x20 || *c == 0x7f)
-            fprintf(stderr, "\\x%02x", *c);
-        else
-            fputc(*c, stderr);
-    }
-    fputc('\n', stderr);
+    cli_print_error_line(PROGRAM, message);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -806,124 +735,6 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     return status >= 0 ? status : check_combinations(cli);
 }
 
-static void show_progress(void *opaque, enum q2s_phase phase, uint64_t done,
-                          uint64_t total)
-{
-    struct progress_display *display = opaque;
-    int percent = total ? (int)((double)done * 10000 / (double)total) : 10000;
-
-    if (display->phase != (int)phase) {
-        if (display->phase >= 0)
-            fputc('\n', stderr);
-        display->phase = (int)phase;
-        display->percent = -10000;
-    }
-    /* Like qemu-img -p: a new line of output for each whole percent. */
-    if (percent - display->percent < 100 && percent != 10000)
-        return;
-    if (percent == display->percent)
-        return;
-    display->percent = percent;
-    fprintf(stderr, "    %s (%d.%02d/100%%)\r",
-            phase == Q2S_PHASE_SCAN ? display->scan_label : "writing",
-            percent / 100,
-            percent % 100);
-    fflush(stderr);
-}
-
-/* Writes the 3 bytes of a value.  The whole run writes at most 303 bytes,
- * less than any pipe holds, so a write to a pipe does not block, and one
- * of 3 bytes is atomic.  A descriptor that is non-blocking and full skips
- * the value (a later one follows); one that takes part of a value gets the
- * rest within a second, or no more.  Returns 1 when written, 0 when
- * skipped, -1 on an error (errno set). */
-static int write_progress_value(int fd, const char *text)
-{
-    size_t done = 0;
-
-    while (done < 3) {
-        ssize_t n = write(fd, text + done, 3 - done);
-
-        if (n > 0) {
-            done += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-
-            if (done == 0)
-                return 0;
-            if (poll(&pfd, 1, 1000) <= 0) {
-                errno = ETIMEDOUT;
-                return -1;
-            }
-        } else {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-    }
-    return 1;
-}
-
-/* Writes value if it is above the last one written.  A reader that has
- * gone (EPIPE), or any other error, ends the progress, not the conversion:
- * the image is what the caller wants, and XAPI itself judges a run by its
- * exit status, reading progress only for its task.  One warning says so. */
-static void machine_progress_write(struct machine_progress *m, int value)
-{
-    char text[12];
-    int ret;
-
-    if (m->fd < 0 || value <= m->last)
-        return;
-    snprintf(text, sizeof text, "%03d", value);
-    ret = write_progress_value(m->fd, text);
-    if (ret > 0) {
-        m->last = value;
-    } else if (ret < 0) {
-        char message[160];
-
-        snprintf(message, sizeof message, "warning: cannot write progress "
-                 "to descriptor %d: %s; the conversion goes on without it",
-                 m->fd, strerror(errno));
-        print_error_line(message);
-        m->fd = -1;
-    }
-}
-
-static void machine_progress_report(struct machine_progress *m,
-                                    enum q2s_phase phase, uint64_t done,
-                                    uint64_t total)
-{
-    double fraction = total && done < total ? (double)done / (double)total
-                                            : 1.0;
-    int base = 0, span, value;
-
-    if (m->scan_span < 0)
-        m->scan_span = m->measure ? 100
-                       : phase == Q2S_PHASE_SCAN && done < total ? 50 : 0;
-    if (phase == Q2S_PHASE_SCAN) {
-        span = m->scan_span;
-    } else {
-        base = m->scan_span;
-        span = 100 - base;
-    }
-    /* 100 only once the image is out whole. */
-    value = base + (int)(fraction * span);
-    machine_progress_write(m, value < 99 ? value : 99);
-}
-
-static void report_progress(void *opaque, enum q2s_phase phase,
-                            uint64_t done, uint64_t total)
-{
-    struct progress *progress = opaque;
-
-    if (progress->human)
-        show_progress(&progress->display, phase, done, total);
-    machine_progress_report(progress->machine, phase, done, total);
-}
-
 static void print_measure(const struct cli *cli, const struct q2s_plan *plan)
 {
     if (!cli->json) {
@@ -1137,86 +948,16 @@ out:
     return ret;
 }
 
-/* The signal that asked us to stop, for the handler to set and main to
- * read: the only state outside main, as a handler needs it. */
-static volatile sig_atomic_t stop_signal;
-
-static void catch_unless_ignored(int signum, const struct sigaction *action)
-{
-    struct sigaction old;
-
-    if (sigaction(signum, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-        sigaction(signum, action, NULL);
-}
-
-static void on_stop_signal(int signum)
-{
-    /* A second signal does not wait for the clean-up: a call that began
-     * just before the first one may block until the reader reads. */
-    if (stop_signal) {
-        signal(signum, SIG_DFL);
-        raise(signum);
-    }
-    stop_signal = signum;
-}
-
-/* Every signal whose default is to end the process, and which can be
- * caught.  Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) are
- * not: a child dies with us all the same (PR_SET_PDEATHSIG). */
-static const int stop_signals[] = {
-    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
-    SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR, SIGSTKFLT,
-};
-
-/* Stop signals interrupt blocking calls (no SA_RESTART), so that the
- * library sees them, cleans up (a qemu-nbd it started) and returns; main
- * then dies of the same signal.  A signal ignored by whoever started us
- * (nohup) stays ignored. */
-static void catch_stop_signals(void)
-{
-    struct sigaction action = { .sa_handler = on_stop_signal };
-
-    sigemptyset(&action.sa_mask);
-    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
-        catch_unless_ignored(stop_signals[i], &action);
-    for (int signum = SIGRTMIN; signum <= SIGRTMAX; signum++)
-        catch_unless_ignored(signum, &action);
-    /* A reader that goes away is an error to report, not a silent death. */
-    signal(SIGPIPE, SIG_IGN);
-}
-
-/* Descriptors 0, 1 and 2 that are closed would be taken by the next ones
- * opened (a spool file, a socket), which would then receive the stream or
- * the messages.  So each gets /dev/null, and closed[fd] says which were:
- * a closed stdout is an error, as there is nowhere to write the stream.
- * -1 if /dev/null cannot be opened. */
-static int guard_standard_descriptors(bool closed[3])
-{
-    for (int fd = 0; fd <= 2; fd++) {
-        closed[fd] = fcntl(fd, F_GETFD) < 0 && errno == EBADF;
-        if (closed[fd]) {
-            int null_fd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
-
-            /* The lowest free number: fd itself, as lower ones are open. */
-            if (null_fd != fd) {
-                if (null_fd >= 0)
-                    close(null_fd);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     bool closed[3];
     struct failure failure = { .error = NULL };
     struct cli cli = { .map_fd = -1 };
-    struct machine_progress machine = { .scan_span = -1, .last = -1 };
+    struct machine_progress machine = { .program = PROGRAM, .scan_span = -1,
+                                        .last = -1 };
     int status;
 
-    if (guard_standard_descriptors(closed) < 0)
+    if (cli_guard_standard_descriptors(closed) < 0)
         return EXIT_FAILURE;
     cli.stdout_closed = closed[STDOUT_FILENO];
     status = default_options(&cli);
@@ -1237,9 +978,9 @@ int main(int argc, char **argv)
         q2s_source_options_free(cli.source_options);
         return status;
     }
-    catch_stop_signals();
-    cli.cancel_flag = &stop_signal;
-    q2s_source_options_set_cancel_flag(cli.source_options, &stop_signal);
+    cli_catch_stop_signals();
+    cli.cancel_flag = cli_stop_flag();
+    q2s_source_options_set_cancel_flag(cli.source_options, cli_stop_flag());
     machine.fd = cli.progress_fd;
     machine.measure = cli.measure;
     machine_progress_write(&machine, 0);
@@ -1248,10 +989,7 @@ int main(int argc, char **argv)
     q2s_options_free(cli.options);
     q2s_source_options_free(cli.source_options);
     /* Stopped by a signal: die of it, quietly, as a shell expects. */
-    if (stop_signal) {
-        signal(stop_signal, SIG_DFL);
-        raise(stop_signal);
-    }
+    cli_die_of_stop_signal();
     if (status != EXIT_SUCCESS)
         fail(failure_message(&failure));
     q2s_error_free(failure.error);
