@@ -16,28 +16,16 @@
 #define Q2S_PLAN_H
 
 #include "cache.h"
+#include "format/qcow2_format.h"
 #include "metadata.h"
 #include "options.h"
 #include "packing.h"
 #include "qcow2-to-stdout.h"
 #include "runs.h"
 
-/* The limits QEMU enforces when it opens an image, which the plan checks
- * so that no image QEMU refuses is ever written.
- *
- * QCOW_MAX_L1_SIZE in QEMU's block/qcow2.h: qcow2_do_open refuses a larger
- * L1 table ("Active L1 table too large", through qcow2_validate_table). */
-#define Q2S_MAX_L1_BYTES (32u * 1024 * 1024)
-/* QCOW_MAX_REFTABLE_SIZE in block/qcow2.h: qcow2_do_open refuses a larger
- * refcount table ("Reference count table too large"). */
-#define Q2S_MAX_REFTABLE_BYTES (8u * 1024 * 1024)
-/* L1 entries, standard L2 entries and refcount table entries hold bits 9-55
- * (9-63 for the refcount table) of a host offset (qcow2.rst, "Cluster
- * mapping"; L1E_OFFSET_MASK, L2E_OFFSET_MASK and QCOW_MAX_CLUSTER_OFFSET,
- * 2^56 - 1, in block/qcow2.h): every cluster they point to must start
- * below 2^56, 64 PiB.  With an external data file, L2 entries point into
- * that file, at the guest offset. */
-#define Q2S_MAX_OFFSET_END (UINT64_C(1) << 56)
+/* The plan checks the limits QEMU enforces when it opens an image
+ * (format/qcow2_format.h), so that no image QEMU refuses is ever
+ * written. */
 
 /* What follows from the options and the input size alone. */
 struct q2s_geometry {

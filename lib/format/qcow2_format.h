@@ -91,6 +91,43 @@ _Static_assert(sizeof(struct qcow2_extension_header) ==
  * "Backing file format name" extension (qcow2_read_extensions). */
 #define QCOW2_MAX_BACKING_FORMAT 15
 
+/* The limits QEMU enforces when it opens an image (qcow2_do_open() in
+ * block/qcow2.c), which an image written must keep and an image read is
+ * held to.
+ *
+ * QCOW_MAX_L1_SIZE in QEMU's block/qcow2.h: qcow2_do_open refuses a larger
+ * L1 table ("Active L1 table too large", through qcow2_validate_table). */
+#define Q2S_MAX_L1_BYTES (32u * 1024 * 1024)
+/* QCOW_MAX_REFTABLE_SIZE in block/qcow2.h: qcow2_do_open refuses a larger
+ * refcount table ("Reference count table too large"). */
+#define Q2S_MAX_REFTABLE_BYTES (8u * 1024 * 1024)
+/* L1 entries, standard L2 entries and refcount table entries hold bits 9-55
+ * (9-63 for the refcount table) of a host offset (qcow2.rst, "Cluster
+ * mapping"; L1E_OFFSET_MASK, L2E_OFFSET_MASK and QCOW_MAX_CLUSTER_OFFSET,
+ * 2^56 - 1, in block/qcow2.h): every cluster they point to must start
+ * below 2^56, 64 PiB.  With an external data file, L2 entries point into
+ * that file, at the guest offset. */
+#define Q2S_MAX_OFFSET_END (UINT64_C(1) << 56)
+
+/* BDRV_MAX_LENGTH in QEMU's include/block/block_int-common.h: its block
+ * layer reads nothing that ends past INT64_MAX rounded down to 1 GiB. */
+#define QCOW2_MAX_READ_END ((uint64_t)INT64_MAX & ~((UINT64_C(1) << 30) - 1))
+/* QCOW_MAX_SNAPSHOTS, and the fixed part of a snapshot table entry
+ * (QCowSnapshotHeader), which qcow2_validate_table() counts. */
+#define QCOW2_MAX_SNAPSHOTS 65536
+#define QCOW2_SNAPSHOT_HEADER_BYTES 40
+/* The incompatible features QEMU knows (QCOW2_INCOMPAT_MASK): an image with
+ * any other bit set is refused. */
+#define QCOW2_INCOMPAT_KNOWN_MASK \
+    ((UINT64_C(1) << (QCOW2_INCOMPAT_EXTL2_BIT + 1)) - 1)
+/* crypt_method: none, AES (refused by QEMU's system emulators), LUKS. */
+#define QCOW2_CRYPT_NONE 0
+#define QCOW2_CRYPT_LUKS 2
+/* Extended L2 entries split a cluster into 32 subclusters, each at least
+ * 512 bytes ("Extended L2 Entries"): clusters of 16 KiB or more. */
+#define QCOW2_EXTL2_SUBCLUSTERS 32
+#define QCOW2_EXTL2_MIN_CLUSTER_BITS 14
+
 /* "Feature name table": one entry per named feature bit. */
 enum qcow2_feature_type {
     QCOW2_FEATURE_INCOMPATIBLE = 0,

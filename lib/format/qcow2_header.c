@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* length bytes at offset, zeros past the end of image. */
@@ -164,6 +165,107 @@ int qcow2_header_check_backing_name(const struct qcow2_header_info *info,
                              "than QEMU reads (1023 bytes, in the first "
                              "cluster)", info->backing_name_length,
                              info->backing_name_offset);
+    return 0;
+}
+
+/* qcow2_validate_table(): entries of entry_bytes at offset, at most
+ * max_bytes in all, cluster-aligned, ending within 2^63 (QEMU passes
+ * offsets as int64_t). */
+static int check_table(const struct qcow2_header_info *info, uint64_t offset,
+                       uint64_t entries, uint64_t entry_bytes,
+                       uint64_t max_bytes, const char *table,
+                       struct q2s_error *err)
+{
+    if (entries > max_bytes / entry_bytes)
+        return q2s_error_set(err, EFBIG, "the %s (%" PRIu64 " entries) is "
+                             "larger than QEMU takes (%" PRIu64 " bytes)",
+                             table, entries, max_bytes);
+    if ((uint64_t)INT64_MAX - entries * entry_bytes < offset ||
+        offset % info->cluster_size != 0)
+        return q2s_error_set(err, EPROTO, "the %s offset %" PRIu64 " is "
+                             "invalid (not cluster-aligned, or the table "
+                             "ends past 2^63)", table, offset);
+    /* QEMU then reads the table, which must lie where its block layer
+     * reads at all (bdrv_check_request()). */
+    if (entries > 0 && offset + entries * entry_bytes > QCOW2_MAX_READ_END)
+        return q2s_error_set(err, EPROTO, "the %s at offset %" PRIu64
+                             " ends past what QEMU reads (2^63 - 2^30)",
+                             table, offset);
+    return 0;
+}
+
+static bool has_extended_l2(const struct qcow2_header_info *info)
+{
+    return info->incompatible_features &
+           (UINT64_C(1) << QCOW2_INCOMPAT_EXTL2_BIT);
+}
+
+uint64_t qcow2_l1_entries_needed(const struct qcow2_header_info *info)
+{
+    /* An L2 table is a cluster of 8-byte entries, 16-byte extended ones. */
+    uint32_t l2_bits = info->cluster_bits - (has_extended_l2(info) ? 4 : 3);
+    uint32_t shift = info->cluster_bits + l2_bits;
+    uint64_t mask = (UINT64_C(1) << shift) - 1;
+
+    return (info->virtual_size >> shift) + ((info->virtual_size & mask) != 0);
+}
+
+int qcow2_header_check_open(const struct qcow2_header_info *info,
+                            struct q2s_error *err)
+{
+    bool compression_bit = info->incompatible_features &
+                           (UINT64_C(1) << QCOW2_INCOMPAT_COMPRESSION_BIT);
+    uint64_t unknown = info->incompatible_features &
+                       ~(uint64_t)QCOW2_INCOMPAT_KNOWN_MASK;
+    uint64_t l1_needed;
+
+    /* validate_compression_type() */
+    if (info->compression_type > QCOW2_COMPRESSION_TYPE_ZSTD)
+        return q2s_error_set(err, ENOTSUP, "unknown compression type %u",
+                             info->compression_type);
+    if ((info->compression_type != QCOW2_COMPRESSION_TYPE_ZLIB) !=
+        compression_bit)
+        return q2s_error_set(err, EPROTO, "compression type %u with the "
+                             "compression type feature bit %s",
+                             info->compression_type,
+                             compression_bit ? "set" : "clear");
+    if (unknown)
+        return q2s_error_set(err, ENOTSUP, "unknown incompatible features "
+                             "0x%" PRIx64, unknown);
+    if (info->refcount_order > 6)
+        return q2s_error_set(err, EPROTO, "refcount_order %" PRIu32 ": "
+                             "refcounts wider than 64 bits",
+                             info->refcount_order);
+    if (info->crypt_method > QCOW2_CRYPT_LUKS)
+        return q2s_error_set(err, ENOTSUP, "unknown encryption method %"
+                             PRIu32, info->crypt_method);
+    if (has_extended_l2(info) &&
+        info->cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS)
+        return q2s_error_set(err, EPROTO, "extended L2 entries in clusters "
+                             "of %" PRIu32 " bytes: subclusters under 512 "
+                             "bytes", info->cluster_size);
+    if (info->refcount_table_clusters == 0)
+        return q2s_error_set(err, EPROTO, "no refcount table");
+    if (check_table(info, info->refcount_table_offset,
+                    info->refcount_table_clusters, info->cluster_size,
+                    Q2S_MAX_REFTABLE_BYTES, "refcount table", err) < 0 ||
+        check_table(info, info->snapshots_offset, info->nb_snapshots,
+                    QCOW2_SNAPSHOT_HEADER_BYTES,
+                    (uint64_t)QCOW2_SNAPSHOT_HEADER_BYTES *
+                        QCOW2_MAX_SNAPSHOTS, "snapshot table", err) < 0 ||
+        check_table(info, info->l1_table_offset, info->l1_size, 8,
+                    Q2S_MAX_L1_BYTES, "L1 table", err) < 0)
+        return -1;
+    l1_needed = qcow2_l1_entries_needed(info);
+    if (l1_needed > INT32_MAX)
+        return q2s_error_set(err, EFBIG, "a virtual size of %" PRIu64
+                             " bytes: more than QEMU opens",
+                             info->virtual_size);
+    if (info->l1_size < l1_needed)
+        return q2s_error_set(err, EPROTO, "the L1 table (%" PRIu32
+                             " entries) is too small for the virtual size "
+                             "(%" PRIu64 " needed)", info->l1_size,
+                             l1_needed);
     return 0;
 }
 

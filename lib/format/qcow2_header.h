@@ -73,6 +73,21 @@ int qcow2_header_parse(const uint8_t *image, size_t length,
 int qcow2_header_check_backing_name(const struct qcow2_header_info *info,
                                     struct q2s_error *err);
 
+/* The rest of what qcow2_do_open() refuses, in its order, for a reader of
+ * the whole image: the compression type, incompatible features QEMU does
+ * not know, the refcount width, an encryption method QEMU does not know,
+ * extended L2 entries in clusters under 16 KiB, the refcount, snapshot
+ * and L1 tables (their size within QEMU's limits, a cluster-aligned
+ * offset, an end within 2^63), and an L1 table too small for the virtual
+ * size.  0, or -1 with EPROTO (malformed), ENOTSUP (what QEMU does not
+ * know) or EFBIG (past QEMU's limits) and a message. */
+int qcow2_header_check_open(const struct qcow2_header_info *info,
+                            struct q2s_error *err);
+
+/* The L1 entries an image of virtual_size bytes needs (size_to_l1() in
+ * QEMU): one per L2 table of guest clusters. */
+uint64_t qcow2_l1_entries_needed(const struct qcow2_header_info *info);
+
 /* Copies length bytes at offset of image (zeros past image_length) into
  * name, which holds length + 1 bytes, and ends it with a NUL: a name is a
  * C string to QEMU, ending at its first NUL. */

@@ -5,7 +5,9 @@
  *   and header length QEMU takes, extensions inside the area before the
  *   backing file name, a backing format that fits QEMU's char[16]; a
  *   backing file name that passes its check is at most 1023 bytes inside
- *   the first cluster;
+ *   the first cluster; a header that passes the open-time check has its
+ *   tables aligned, within QEMU's limits and where QEMU reads, and an L1
+ *   table large enough for the virtual size;
  * - the whole check, the input being an image file of each inspected
  *   format (and probed), trusted and untrusted: 0, or -1 with one
  *   printable line (names an image holds are quoted with escapes).
@@ -53,6 +55,26 @@ static void check_header(const uint8_t *data, size_t size)
         FUZZ_CHECK(info.data_file_name_offset <= extensions_end);
         FUZZ_CHECK(info.data_file_name_length <=
                    extensions_end - info.data_file_name_offset);
+    }
+    if (qcow2_header_check_open(&info, &err) < 0) {
+        FUZZ_CHECK(err.code == EPROTO || err.code == ENOTSUP ||
+                   err.code == EFBIG);
+        fuzz_check_message(err.message);
+    } else {
+        /* What the reader of the whole image relies on. */
+        FUZZ_CHECK(info.refcount_order <= 6);
+        FUZZ_CHECK(info.compression_type <= QCOW2_COMPRESSION_TYPE_ZSTD);
+        FUZZ_CHECK(info.refcount_table_clusters > 0);
+        FUZZ_CHECK(info.l1_size >= qcow2_l1_entries_needed(&info));
+        FUZZ_CHECK((uint64_t)info.l1_size * 8 <= Q2S_MAX_L1_BYTES);
+        FUZZ_CHECK(info.l1_table_offset % info.cluster_size == 0);
+        FUZZ_CHECK(info.refcount_table_offset % info.cluster_size == 0);
+        FUZZ_CHECK(info.l1_size == 0 ||
+                   info.l1_table_offset + (uint64_t)info.l1_size * 8 <=
+                       QCOW2_MAX_READ_END);
+        FUZZ_CHECK(info.refcount_table_offset +
+                       (uint64_t)info.refcount_table_clusters *
+                           info.cluster_size <= QCOW2_MAX_READ_END);
     }
     if (qcow2_header_check_backing_name(&info, &err) < 0) {
         FUZZ_CHECK(err.code == ENAMETOOLONG);
