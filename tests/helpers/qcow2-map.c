@@ -1,0 +1,139 @@
+/* qcow2-map IMAGE: what the guest reads of a qcow2 image, through the
+ * format layer's entry decoding (lib/format/qcow2_entries.c), for the
+ * integration tests, which hold it against `qemu-img map`.  One line per
+ * run of subclusters of one kind, "START LENGTH KIND [HOST_OFFSET]": KIND
+ * is data (with the host offset of START), compressed, zero or
+ * unallocated.  Reads the file with pread; exit 1 with a message for an
+ * image the format layer refuses. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "format/qcow2_entries.h"
+#include "format/qcow2_header.h"
+
+struct run {
+    const char *kind;  /* NULL before the first */
+    uint64_t start, length, host;
+};
+
+static void emit(struct run *run, const char *kind, uint64_t start,
+                 uint64_t length, uint64_t host)
+{
+    bool is_data = strcmp(kind, "data") == 0;
+
+    if (run->kind && strcmp(run->kind, kind) == 0 &&
+        run->start + run->length == start &&
+        (!is_data || run->host + run->length == host)) {
+        run->length += length;
+        return;
+    }
+    if (run->kind) {
+        printf("%" PRIu64 " %" PRIu64 " %s", run->start, run->length,
+               run->kind);
+        if (strcmp(run->kind, "data") == 0)
+            printf(" %" PRIu64, run->host);
+        putchar('\n');
+    }
+    *run = (struct run){ kind, start, length, host };
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "qcow2-map: %s\n", what);
+    return 1;
+}
+
+static uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    struct q2s_error err = { .code = 0 };
+    struct qcow2_header_info info;
+    struct run run = { NULL, 0, 0, 0 };
+    uint8_t *first, *l1 = NULL, *l2 = NULL;
+    uint32_t subclusters, entry_bytes, entries_per_l2;
+    uint64_t subcluster_size, guest = 0;
+    bool data_file;
+    ssize_t n;
+    int fd;
+
+    if (argc != 2)
+        return fail("usage: qcow2-map IMAGE");
+    fd = open(argv[1], O_RDONLY);
+    first = calloc(1, QCOW2_HEADER_MAX_BYTES);
+    if (fd < 0 || !first)
+        return fail("cannot open the image");
+    n = pread(fd, first, QCOW2_HEADER_MAX_BYTES, 0);
+    if (n < 0 || qcow2_header_parse(first, (size_t)n, &info, &err) < 0 ||
+        qcow2_header_check_open(&info, &err) < 0)
+        return fail(err.message[0] ? err.message : "cannot read");
+    data_file = info.incompatible_features &
+                (UINT64_C(1) << QCOW2_INCOMPAT_DATA_FILE_BIT);
+    subclusters = qcow2_subclusters(&info);
+    subcluster_size = info.cluster_size / subclusters;
+    entry_bytes = subclusters > 1 ? 16 : 8;
+    entries_per_l2 = info.cluster_size / entry_bytes;
+    l1 = calloc(1, (size_t)info.l1_size * 8 + 1);
+    l2 = malloc(info.cluster_size);
+    if (!l1 || !l2 ||
+        pread(fd, l1, (size_t)info.l1_size * 8, (off_t)info.l1_table_offset) < 0)
+        return fail("cannot read the L1 table");
+    for (uint32_t i = 0; i < info.l1_size && guest < info.virtual_size; i++) {
+        uint64_t l2_offset;
+
+        if (qcow2_decode_l1_entry(&info, be64_at(l1 + 8 * (size_t)i),
+                                  &l2_offset, &err) < 0)
+            return fail(err.message);
+        memset(l2, 0, info.cluster_size);
+        if (l2_offset && pread(fd, l2, info.cluster_size, (off_t)l2_offset) < 0)
+            return fail("cannot read an L2 table");
+        for (uint32_t j = 0; j < entries_per_l2 && guest < info.virtual_size;
+             j++) {
+            struct qcow2_cluster_mapping m;
+            const uint8_t *e = l2 + (size_t)j * entry_bytes;
+
+            if (qcow2_decode_l2_entry(&info, be64_at(e),
+                                      entry_bytes == 16 ? be64_at(e + 8) : 0,
+                                      data_file, &m, &err) < 0)
+                return fail(err.message);
+            for (uint32_t s = 0; s < subclusters && guest < info.virtual_size;
+                 s++) {
+                uint64_t length = subcluster_size;
+                const char *kind = "unallocated";
+
+                if (length > info.virtual_size - guest)
+                    length = info.virtual_size - guest;
+                if (m.kind == QCOW2_CLUSTER_COMPRESSED)
+                    kind = "compressed";
+                else if (m.data_mask & (UINT32_C(1) << s))
+                    kind = "data";
+                else if (m.zero_mask & (UINT32_C(1) << s))
+                    kind = "zero";
+                emit(&run, kind, guest, length,
+                     m.host_offset + s * subcluster_size);
+                guest += length;
+            }
+        }
+    }
+    if (guest < info.virtual_size)
+        emit(&run, "unallocated", guest, info.virtual_size - guest, 0);
+    emit(&run, "end", 0, 0, 0);
+    free(first);
+    free(l1);
+    free(l2);
+    close(fd);
+    return 0;
+}
