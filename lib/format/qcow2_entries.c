@@ -8,15 +8,9 @@
 #define COPIED_FLAG QCOW2_OFLAG_COPIED
 #define COMPRESSED_FLAG QCOW2_OFLAG_COMPRESSED
 
-static bool has_extended_l2(const struct qcow2_header_info *info)
-{
-    return info->incompatible_features &
-           (UINT64_C(1) << QCOW2_INCOMPAT_EXTL2_BIT);
-}
-
 uint32_t qcow2_subclusters(const struct qcow2_header_info *info)
 {
-    return has_extended_l2(info) ? QCOW2_EXTL2_SUBCLUSTERS : 1;
+    return qcow2_header_has_extended_l2(info) ? QCOW2_EXTL2_SUBCLUSTERS : 1;
 }
 
 static uint32_t all_subclusters(const struct qcow2_header_info *info)
@@ -61,7 +55,7 @@ int qcow2_decode_l2_entry(const struct qcow2_header_info *info,
                           struct qcow2_cluster_mapping *mapping,
                           struct q2s_error *err)
 {
-    bool extended = has_extended_l2(info);
+    bool extended = qcow2_header_has_extended_l2(info);
     uint32_t alloc = (uint32_t)bitmap, zero = (uint32_t)(bitmap >> 32);
     uint64_t offset = entry & QCOW2_ENTRY_OFFSET_MASK;
 

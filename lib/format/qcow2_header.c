@@ -194,7 +194,7 @@ static int check_table(const struct qcow2_header_info *info, uint64_t offset,
     return 0;
 }
 
-static bool has_extended_l2(const struct qcow2_header_info *info)
+bool qcow2_header_has_extended_l2(const struct qcow2_header_info *info)
 {
     return info->incompatible_features &
            (UINT64_C(1) << QCOW2_INCOMPAT_EXTL2_BIT);
@@ -203,7 +203,8 @@ static bool has_extended_l2(const struct qcow2_header_info *info)
 uint64_t qcow2_l1_entries_needed(const struct qcow2_header_info *info)
 {
     /* An L2 table is a cluster of 8-byte entries, 16-byte extended ones. */
-    uint32_t l2_bits = info->cluster_bits - (has_extended_l2(info) ? 4 : 3);
+    uint32_t l2_bits = info->cluster_bits -
+                       (qcow2_header_has_extended_l2(info) ? 4 : 3);
     uint32_t shift = info->cluster_bits + l2_bits;
     uint64_t mask = (UINT64_C(1) << shift) - 1;
 
@@ -239,7 +240,7 @@ int qcow2_header_check_open(const struct qcow2_header_info *info,
     if (info->crypt_method > QCOW2_CRYPT_LUKS)
         return q2s_error_set(err, ENOTSUP, "unknown encryption method %"
                              PRIu32, info->crypt_method);
-    if (has_extended_l2(info) &&
+    if (qcow2_header_has_extended_l2(info) &&
         info->cluster_bits < QCOW2_EXTL2_MIN_CLUSTER_BITS)
         return q2s_error_set(err, EPROTO, "extended L2 entries in clusters "
                              "of %" PRIu32 " bytes: subclusters under 512 "

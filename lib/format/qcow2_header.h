@@ -84,6 +84,10 @@ int qcow2_header_check_backing_name(const struct qcow2_header_info *info,
 int qcow2_header_check_open(const struct qcow2_header_info *info,
                             struct q2s_error *err);
 
+/* Whether L2 entries are extended ones, 16 bytes with a subcluster
+ * bitmap ("Extended L2 Entries", incompatible feature bit 4). */
+bool qcow2_header_has_extended_l2(const struct qcow2_header_info *info);
+
 /* The L1 entries an image of virtual_size bytes needs (size_to_l1() in
  * QEMU): one per L2 table of guest clusters. */
 uint64_t qcow2_l1_entries_needed(const struct qcow2_header_info *info);
