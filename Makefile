@@ -47,9 +47,6 @@ UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 # Small programs that integration tests run to reach the library directly.
 HELPER_SOURCES = $(wildcard tests/helpers/*.c)
 HELPERS = $(HELPER_SOURCES:%.c=$(BUILD)/%)
-# Tests of the public interface, built like a program outside the tree:
-# against the library and header installed into STAGE, found with
-# pkg-config alone.
 # Fuzz targets, one per parser of untrusted bytes: each built for libFuzzer
 # (make fuzz, clang) and as a replay of its corpus (make check, $(CC)).
 FUZZ_SOURCES = $(wildcard tests/fuzz/fuzz_*.c)
@@ -60,6 +57,9 @@ FUZZ_TARGETS = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%)
 FUZZ_EXTRA_SOURCES = programs/cli.c
 FUZZ_BUILD = build-fuzz
 FUZZ_SECONDS ?= 60
+# Tests of the public interface, built like a program outside the tree:
+# against the library and header installed into STAGE, found with
+# pkg-config alone.
 API_TEST_SOURCES = $(wildcard tests/api/test_*.c)
 API_TESTS = $(API_TEST_SOURCES:%.c=$(BUILD)/%)
 STAGE = $(abspath $(BUILD))/stage
