@@ -4,14 +4,15 @@
 # reads, and hand-made edge cases.  Run from the top of the tree, with
 # qemu-img, qemu-io and a built ./qcow2-to-stdout; it overwrites the seeds
 # of the same names and leaves every other corpus file (the fuzzers'
-# finds and findings) as it is.
+# finds and findings) as it is.  vmdk images carry a random CID, so their
+# seeds change from run to run: revert those if nothing else changed.
 set -euo pipefail
 top=$(pwd)
 corpus=$top/tests/fuzz/corpus
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
 cd "$work"
-mkdir -p "$corpus"/{image_refs,map_json,image_info_json,qemu_img_map,size}
+mkdir -p "$corpus"/{image_refs,map_json,image_info_json,qemu_img_map,size,qcow2_entries}
 
 # seed TARGET NAME: standard input becomes the seed.
 seed() { cat > "$corpus/$1/$2"; }
@@ -118,6 +119,41 @@ printf '{"virtual-size":9223372036854775808,"cluster-size":512}' |
 printf '{"virtual-size":1,"cluster-size":4294967296}' |
     seed image_info_json cluster-2-32
 printf '{"virtual-size":"1","cluster-size":512}' | seed image_info_json size-string
+
+# Entries: the first byte picks the image (cluster bits 9 + b % 13; 0x80
+# extended L2 entries, 0x40 an external data file, 0x20 zstd), then L2
+# entries and a compressed cluster's data, from images qemu-io wrote.
+qemu-img create -q -f qcow2 -o cluster_size=65536 zlib.qcow2 4M
+qemu-img create -q -f qcow2 -o cluster_size=65536,compression_type=zstd zstd.qcow2 4M
+qemu-img create -q -f qcow2 -o cluster_size=65536,extended_l2=on sub.qcow2 4M
+for image in zlib zstd sub; do
+    qemu-io -c "write -c -P 7 0 64k" -c "write -P 1 64k 4k" -c "write -z 128k 64k" \
+        -c "write -P 2 200k 2k" "$image.qcow2" > /dev/null
+done
+python3 - "$corpus/qcow2_entries" zlib.qcow2 zstd.qcow2 sub.qcow2 <<'PY'
+import os, struct, sys
+out = sys.argv[1]
+for path, flags in zip(sys.argv[2:], (0x00, 0x20, 0x80)):
+    data = open(path, 'rb').read()
+    l1_offset = struct.unpack('>Q', data[40:48])[0]
+    l2_offset = struct.unpack('>Q', data[l1_offset:l1_offset + 8])[0] & 0x00fffffffffffe00
+    entry_bytes = 16 if flags & 0x80 else 8
+    entries = data[l2_offset:l2_offset + 8 * entry_bytes]
+    first = (16 - 9) | flags
+    name = os.path.basename(path).replace('.', '-')
+    open(os.path.join(out, name + '-l2'), 'wb').write(bytes([first]) + entries)
+    entry = struct.unpack('>Q', entries[:8])[0]
+    if entry & (1 << 62):
+        shift = 62 - (16 - 8)
+        host = entry & ((1 << shift) - 1)
+        sectors = ((entry >> shift) & ((1 << 8) - 1)) + 1
+        nbytes = sectors * 512 - (host & 511)
+        open(os.path.join(out, name + '-compressed'), 'wb').write(
+            bytes([first]) + entries[:entry_bytes] + data[host:host + nbytes])
+PY
+printf '\x07\x40\x00\x00\x00\x00\x00\x00\x00' | seed qcow2_entries hand-compressed-data-file
+printf '\x87\x80\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01' |
+    seed qcow2_entries hand-subcluster-both
 
 # Sizes and numbers as options take them.
 i=0
