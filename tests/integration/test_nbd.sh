@@ -524,7 +524,7 @@ if have python3 && have qemu-img && have qemu-nbd; then
         timeout 15 "$Q2S" --timeout=1 -f qcow2 nbd-backed.qcow2 > nbd-backed-out.qcow2 &&
             valid_image nbd-backed-out.qcow2 zeros-1m.raw || return 1
         echo "took $((SECONDS - start)) s"
-        [ $((SECONDS - start)) -le 5 ]
+        [ $((SECONDS - start)) -le "$(limit 5)" ]
     }
     check "--timeout=1, a backing NBD server that answers only qemu-nbd: qemu-img map given up, a valid image" map_given_up
     stop_silent

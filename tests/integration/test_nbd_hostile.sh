@@ -308,7 +308,7 @@ SH
     stalled() {
         local start=$SECONDS
         fails 1 "did not answer for 1 s while reading at offset [0-9]*$" "$Q2S" --timeout=1 "$uri" || return 1
-        [ $((SECONDS - start)) -le 4 ] || { echo "took $((SECONDS - start)) s"; return 1; }
+        [ $((SECONDS - start)) -le "$(limit 4)" ] || { echo "took $((SECONDS - start)) s"; return 1; }
     }
     check "a server that stalls mid pass 1, --timeout=1: one line, status 1, within 4 s" first stalled
     stop_server
@@ -323,7 +323,7 @@ if have_filter limit && serve limit -r --filter=limit file "$scratch/disk.raw" l
     limited() {
         local start=$SECONDS
         same_as disk.raw "$@" || return 1
-        [ $((SECONDS - start)) -le 5 ] || { echo "took $((SECONDS - start)) s"; return 1; }
+        [ $((SECONDS - start)) -le "$(limit 5)" ] || { echo "took $((SECONDS - start)) s"; return 1; }
     }
     check "multi-conn server taking one client (limit=1): the same bytes, quickly" limited --connections=16
     stop_server
@@ -350,7 +350,7 @@ SH
         local start=$SECONDS ret
         same_as disk.raw "$@"; ret=$?
         [ "$ret" = 0 ] || return 1
-        [ $((SECONDS - start)) -le 6 ] || { echo "took $((SECONDS - start)) s"; return 1; }
+        [ $((SECONDS - start)) -le "$(limit 6)" ] || { echo "took $((SECONDS - start)) s"; return 1; }
     }
     # The stalled opens end when released; nbdkit waits for them.
     rm -f "$scratch/release"
