@@ -68,7 +68,8 @@ for name in "$@"; do
         continue
     fi
     if [ "$merge" = 1 ]; then
-        "$fuzzer" -merge=1 -max_len="$(max_len "$name")" "$seeds" "$work" \
+        "$fuzzer" -merge=1 -max_len="$(max_len "$name")" \
+            -artifact_prefix="$findings_dir/$name-merge-" "$seeds" "$work" \
             > "$build/merge_$name.log" 2>&1 ||
             { status=1; found+=("fuzz_$name: the merge failed (see $build/merge_$name.log)"); }
     fi
