@@ -72,6 +72,12 @@ for name in "$@"; do
             -artifact_prefix="$findings_dir/$name-merge-" "$seeds" "$work" \
             > "$build/merge_$name.log" 2>&1 ||
             { status=1; found+=("fuzz_$name: the merge failed (see $build/merge_$name.log)"); }
+        # The merge goes on past an input that crashes: that is a finding.
+        for artifact in "$findings_dir/$name-merge-"*; do
+            [ -e "$artifact" ] || continue
+            status=1
+            found+=("fuzz_$name: $artifact (during the merge)")
+        done
     fi
 done
 for line in "${found[@]}"; do
