@@ -195,4 +195,21 @@ static inline void q2s_put_be64(uint8_t *p, uint64_t v)
     memcpy(p, &v, sizeof v);
 }
 
+/* Big-endian loads, for fields read from bytes of any alignment. */
+static inline uint32_t q2s_get_be32(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, sizeof v);
+    return be32toh(v);
+}
+
+static inline uint64_t q2s_get_be64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+    return be64toh(v);
+}
+
 #endif

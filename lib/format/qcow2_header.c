@@ -25,41 +25,30 @@ static void copy_at(const uint8_t *image, size_t image_length,
     memset((uint8_t *)out + available, 0, length - available);
 }
 
-static uint32_t be32_at(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static uint64_t be64_at(const uint8_t *p)
-{
-    return (uint64_t)be32_at(p) << 32 | be32_at(p + 4);
-}
-
 /* The fixed fields, from the first QCOW2_V3_MIN_HEADER_LENGTH bytes. */
 static void read_fields(const uint8_t *h, struct qcow2_header_info *info)
 {
-    info->version = be32_at(h + 4);
-    info->backing_name_offset = be64_at(h + 8);
-    info->backing_name_length = be32_at(h + 16);
-    info->cluster_bits = be32_at(h + 20);
-    info->virtual_size = be64_at(h + 24);
-    info->crypt_method = be32_at(h + 32);
-    info->l1_size = be32_at(h + 36);
-    info->l1_table_offset = be64_at(h + 40);
-    info->refcount_table_offset = be64_at(h + 48);
-    info->refcount_table_clusters = be32_at(h + 56);
-    info->nb_snapshots = be32_at(h + 60);
-    info->snapshots_offset = be64_at(h + 64);
+    info->version = q2s_get_be32(h + 4);
+    info->backing_name_offset = q2s_get_be64(h + 8);
+    info->backing_name_length = q2s_get_be32(h + 16);
+    info->cluster_bits = q2s_get_be32(h + 20);
+    info->virtual_size = q2s_get_be64(h + 24);
+    info->crypt_method = q2s_get_be32(h + 32);
+    info->l1_size = q2s_get_be32(h + 36);
+    info->l1_table_offset = q2s_get_be64(h + 40);
+    info->refcount_table_offset = q2s_get_be64(h + 48);
+    info->refcount_table_clusters = q2s_get_be32(h + 56);
+    info->nb_snapshots = q2s_get_be32(h + 60);
+    info->snapshots_offset = q2s_get_be64(h + 64);
     if (info->version == 2) {
         info->refcount_order = 4;
         info->header_length = QCOW2_V2_HEADER_LENGTH;
     } else {
-        info->incompatible_features = be64_at(h + 72);
-        info->compatible_features = be64_at(h + 80);
-        info->autoclear_features = be64_at(h + 88);
-        info->refcount_order = be32_at(h + 96);
-        info->header_length = be32_at(h + 100);
+        info->incompatible_features = q2s_get_be64(h + 72);
+        info->compatible_features = q2s_get_be64(h + 80);
+        info->autoclear_features = q2s_get_be64(h + 88);
+        info->refcount_order = q2s_get_be32(h + 96);
+        info->header_length = q2s_get_be32(h + 100);
     }
 }
 
@@ -76,8 +65,8 @@ static int read_extensions(const uint8_t *image, size_t length,
         uint32_t type, data_length;
 
         copy_at(image, length, offset, extension, sizeof extension);
-        type = be32_at(extension);
-        data_length = be32_at(extension + 4);
+        type = q2s_get_be32(extension);
+        data_length = q2s_get_be32(extension + 4);
         offset += sizeof extension;
         if (offset > end || data_length > end - offset)
             return q2s_error_set(err, EPROTO, "header extension 0x%08" PRIx32
@@ -113,7 +102,7 @@ int qcow2_header_parse(const uint8_t *image, size_t length,
 
     memset(info, 0, sizeof *info);
     copy_at(image, length, 0, header, sizeof header);
-    if (be32_at(header) != QCOW2_MAGIC)
+    if (q2s_get_be32(header) != QCOW2_MAGIC)
         return q2s_error_set(err, EPROTO, "not a qcow2 image (no magic)");
     read_fields(header, info);
     if (info->version < 2 || info->version > 3)

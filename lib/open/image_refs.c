@@ -78,17 +78,6 @@ struct backing {
     char format[QCOW2_MAX_BACKING_FORMAT + 1];  /* "" when not recorded */
 };
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 static uint32_t le32(const uint8_t *p)
 {
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 |
@@ -475,10 +464,10 @@ static int inspect_qcow(struct checker *c, const struct image *image,
 
     if (read_at(c, image, header, sizeof header, 0) < 0)
         return -1;
-    if (be32(header) != QCOW_MAGIC || be32(header + 4) != 1)
+    if (q2s_get_be32(header) != QCOW_MAGIC || q2s_get_be32(header + 4) != 1)
         return 0;
-    backing_offset = be64(header + 8);
-    backing_length = be32(header + 16);
+    backing_offset = q2s_get_be64(header + 8);
+    backing_length = q2s_get_be32(header + 16);
     if (backing_offset == 0)
         return 0;
     if (backing_length > QCOW_MAX_BACKING_NAME)
@@ -612,7 +601,7 @@ static bool is_blank_line(const char *p)
  * turn, without limit. */
 static bool holds_descriptor(const uint8_t header[44])
 {
-    return be32(header) == VMDK4_MAGIC && le64(header + 12) == 0 &&
+    return q2s_get_be32(header) == VMDK4_MAGIC && le64(header + 12) == 0 &&
            le64(header + 28) != 0;
 }
 
@@ -686,7 +675,7 @@ static int inspect_vmdk(struct checker *c, const struct image *image,
         return 0;  /* QEMU: "File is too small, not a valid image" */
     if (read_at(c, image, header, sizeof header, 0) < 0)
         return -1;
-    magic = be32(header);
+    magic = q2s_get_be32(header);
     if (magic != VMDK4_MAGIC && magic != VMDK3_MAGIC) {
         parent_at = 0;  /* vmdk_open_desc_file(): s->desc_offset = 0 */
         if (c->untrusted)
@@ -749,12 +738,15 @@ static const char *probe(struct checker *c, const struct image *image,
     *ret = read_at(c, image, buf, length, 0);
     if (*ret < 0 || length < 4)
         return NULL;
-    if (be32(bytes) == QCOW_MAGIC && length >= 8)
-        return be32(bytes + 4) >= 2 ? "qcow2" : be32(bytes + 4) == 1
-                                                    ? "qcow" : NULL;
+    if (q2s_get_be32(bytes) == QCOW_MAGIC && length >= 8) {
+        uint32_t version = q2s_get_be32(bytes + 4);
+
+        return version >= 2 ? "qcow2" : version == 1 ? "qcow" : NULL;
+    }
     if (memcmp(buf, "QED", 4) == 0)
         return "qed";
-    if (be32(bytes) == VMDK4_MAGIC || be32(bytes) == VMDK3_MAGIC)
+    if (q2s_get_be32(bytes) == VMDK4_MAGIC ||
+        q2s_get_be32(bytes) == VMDK3_MAGIC)
         return "vmdk";
     /* A text descriptor: comment and blank lines, then "version=N". */
     for (size_t i = 0; i < length; ) {

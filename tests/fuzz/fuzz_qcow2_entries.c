@@ -23,15 +23,6 @@
 
 #define GUARD_BYTES 64
 
-static uint64_t be64_at(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static void check_inflate(const struct qcow2_header_info *info,
                           const uint8_t *data, size_t size)
 {
@@ -78,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     for (size_t at = 0; at + entry_bytes <= size; at += entry_bytes) {
         struct qcow2_cluster_mapping m;
-        uint64_t l2_offset, entry = be64_at(data + at);
+        uint64_t l2_offset, entry = q2s_get_be64(data + at);
 
         if (qcow2_decode_l1_entry(&info, entry, &l2_offset, &err) == 0) {
             FUZZ_CHECK(l2_offset % info.cluster_size == 0);
@@ -87,10 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(err.code == EPROTO);
             fuzz_check_message(err.message);
         }
-        if (qcow2_decode_l2_entry(&info, entry,
-                                  entry_bytes == 16 ? be64_at(data + at + 8)
-                                                    : 0,
-                                  data_file, &m, &err) < 0) {
+        uint64_t bitmap = entry_bytes == 16 ? q2s_get_be64(data + at + 8) : 0;
+
+        if (qcow2_decode_l2_entry(&info, entry, bitmap, data_file, &m,
+                                  &err) < 0) {
             FUZZ_CHECK(err.code == EPROTO);
             fuzz_check_message(err.message);
             continue;

@@ -96,15 +96,6 @@ static int fail(const char *what)
     return 1;
 }
 
-static uint64_t be64_at(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     struct q2s_error err = { .code = 0 };
@@ -146,24 +137,27 @@ int main(int argc, char **argv)
     l1 = calloc(1, (size_t)info.l1_size * 8 + 1);
     l2 = malloc(info.cluster_size);
     if (!l1 || !l2 ||
-        pread(fd, l1, (size_t)info.l1_size * 8, (off_t)info.l1_table_offset) < 0)
+        pread(fd, l1, (size_t)info.l1_size * 8,
+              (off_t)info.l1_table_offset) < 0)
         return fail("cannot read the L1 table");
     for (uint32_t i = 0; i < info.l1_size && guest < info.virtual_size; i++) {
         uint64_t l2_offset;
 
-        if (qcow2_decode_l1_entry(&info, be64_at(l1 + 8 * (size_t)i),
+        if (qcow2_decode_l1_entry(&info, q2s_get_be64(l1 + 8 * (size_t)i),
                                   &l2_offset, &err) < 0)
             return fail(err.message);
         memset(l2, 0, info.cluster_size);
-        if (l2_offset && pread(fd, l2, info.cluster_size, (off_t)l2_offset) < 0)
+        if (l2_offset &&
+            pread(fd, l2, info.cluster_size, (off_t)l2_offset) < 0)
             return fail("cannot read an L2 table");
         for (uint32_t j = 0; j < entries_per_l2 && guest < info.virtual_size;
              j++) {
             struct qcow2_cluster_mapping m;
             const uint8_t *e = l2 + (size_t)j * entry_bytes;
 
-            if (qcow2_decode_l2_entry(&info, be64_at(e),
-                                      entry_bytes == 16 ? be64_at(e + 8) : 0,
+            uint64_t bitmap = entry_bytes == 16 ? q2s_get_be64(e + 8) : 0;
+
+            if (qcow2_decode_l2_entry(&info, q2s_get_be64(e), bitmap,
                                       data_file, &m, &err) < 0)
                 return fail(err.message);
             for (uint32_t s = 0; s < subclusters && guest < info.virtual_size;
