@@ -41,7 +41,13 @@ SHARED_LIBRARY = $(BUILD)/libqcow2-to-stdout.so.$(VERSION)
 # Which symbols the shared library exports: the public header's functions.
 EXPORTS = lib/qcow2-to-stdout.map
 PROGRAM = $(BUILD)/qcow2-to-stdout
-PROGRAM_OBJECTS = $(patsubst %.c,$(BUILD)/%.o,$(wildcard programs/*.c))
+IMPORTER = $(BUILD)/qcow2-from-stdin
+# What the two programs share (the command line's pieces), and each main.
+PROGRAM_MAINS = programs/qcow2-to-stdout.c programs/qcow2-from-stdin.c
+PROGRAM_SHARED_OBJECTS = $(patsubst %.c,$(BUILD)/%.o,\
+	$(filter-out $(PROGRAM_MAINS),$(wildcard programs/*.c)))
+PROGRAM_OBJECTS = $(BUILD)/programs/qcow2-to-stdout.o $(PROGRAM_SHARED_OBJECTS)
+IMPORTER_OBJECTS = $(BUILD)/programs/qcow2-from-stdin.o $(PROGRAM_SHARED_OBJECTS)
 UNIT_SOURCES = $(wildcard tests/unit/test_*.c)
 UNIT_TESTS = $(UNIT_SOURCES:%.c=$(BUILD)/%)
 # Small programs that integration tests run to reach the library directly.
@@ -77,10 +83,13 @@ DEPS = gcc make pkg-config clang libclang-rt-14-dev libcmocka-dev libnbd-dev zli
 	fuzz fuzz-targets \
 	deflate-survey install uninstall clean
 
-all: qcow2-to-stdout $(SHARED_LIBRARY) $(BUILD)/qcow2-to-stdout.pc
+all: qcow2-to-stdout qcow2-from-stdin $(SHARED_LIBRARY) $(BUILD)/qcow2-to-stdout.pc
 
 qcow2-to-stdout: $(PROGRAM)
 	cp $(PROGRAM) $@
+
+qcow2-from-stdin: $(IMPORTER)
+	cp $(IMPORTER) $@
 
 deps:
 	apt-get update -qq
@@ -102,6 +111,9 @@ $(LIBRARY): $(LIB_OBJECTS)
 # The program links the library's objects in: no search path to set, and
 # the same speed as before the library was shared.
 $(PROGRAM): $(PROGRAM_OBJECTS) $(LIBRARY)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
+
+$(IMPORTER): $(IMPORTER_OBJECTS) $(LIBRARY)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(SHARED_LIBRARY): $(LIB_OBJECTS) $(EXPORTS)
@@ -181,8 +193,9 @@ demo: qcow2-to-stdout
 	scripts/demo.sh
 
 # Every test, unit and integration; the last line counts them.
-check: $(PROGRAM) unit-tests
-	@Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
+check: $(PROGRAM) $(IMPORTER) unit-tests
+	@Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_IMPORTER=$(abspath $(IMPORTER)) \
+		Q2S_BUILD=$(abspath $(BUILD)) \
 		Q2S_STAGE=$(STAGE) Q2S_CC="$(CC)" Q2S_CFLAGS="$(CFLAGS)" \
 		Q2S_LDFLAGS="$(LDFLAGS)" tests/run-tests.sh
 
@@ -193,8 +206,9 @@ check-asan:
 		LDFLAGS="-fsanitize=address,undefined" check
 
 # The integration tests with the program under valgrind.
-check-valgrind: $(PROGRAM) unit-tests
+check-valgrind: $(PROGRAM) $(IMPORTER) unit-tests
 	@Q2S_VALGRIND_PROGRAM=$(abspath $(PROGRAM)) \
+		Q2S_VALGRIND_IMPORTER=$(abspath $(IMPORTER)) \
 		Q2S_VALGRIND=$$(command -v valgrind) \
 		Q2S_PROGRAM=$(abspath tests/valgrind-wrapper.sh) \
 		Q2S_BUILD=$(abspath $(BUILD)) Q2S_STAGE=$(STAGE) Q2S_CC="$(CC)" \
@@ -242,8 +256,9 @@ deflate-survey:
 # The program, the shared and static libraries, the header, the .pc file
 # and the man pages; PREFIX, LIBDIR, ... and DESTDIR as usual.  The .pc
 # file is made for this PREFIX and LIBDIR.
-install: $(PROGRAM) $(SHARED_LIBRARY) $(LIBRARY)
+install: $(PROGRAM) $(IMPORTER) $(SHARED_LIBRARY) $(LIBRARY)
 	install -D -m 755 $(PROGRAM) $(DESTDIR)$(BINDIR)/qcow2-to-stdout
+	install -D -m 755 $(IMPORTER) $(DESTDIR)$(BINDIR)/qcow2-from-stdin
 	install -D -m 755 $(SHARED_LIBRARY) \
 		$(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIBRARY))
 	ln -sf $(notdir $(SHARED_LIBRARY)) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -256,11 +271,14 @@ install: $(PROGRAM) $(SHARED_LIBRARY) $(LIBRARY)
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc
 	install -D -m 644 man/qcow2-to-stdout.1 \
 		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1
+	install -D -m 644 man/qcow2-from-stdin.1 \
+		$(DESTDIR)$(MANDIR)/man1/qcow2-from-stdin.1
 	install -D -m 644 man/libqcow2-to-stdout.3 \
 		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qcow2-to-stdout \
+		$(DESTDIR)$(BINDIR)/qcow2-from-stdin \
 		$(DESTDIR)$(LIBDIR)/$(notdir $(SHARED_LIBRARY)) \
 		$(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libqcow2-to-stdout.so \
@@ -268,9 +286,10 @@ uninstall:
 		$(DESTDIR)$(INCLUDEDIR)/qcow2-to-stdout.h \
 		$(DESTDIR)$(PKGCONFIGDIR)/qcow2-to-stdout.pc \
 		$(DESTDIR)$(MANDIR)/man1/qcow2-to-stdout.1 \
+		$(DESTDIR)$(MANDIR)/man1/qcow2-from-stdin.1 \
 		$(DESTDIR)$(MANDIR)/man3/libqcow2-to-stdout.3
 
 clean:
-	rm -rf build build-asan $(FUZZ_BUILD) $(BUILD) qcow2-to-stdout
+	rm -rf build build-asan $(FUZZ_BUILD) $(BUILD) qcow2-to-stdout qcow2-from-stdin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -497,6 +497,163 @@ Q2S_API int q2s_pread(const struct q2s_plan *plan, struct q2s_source *source,
                       void *buf, size_t count, uint64_t offset,
                       struct q2s_error **error);
 
+/* Importing: a qcow2 image read as a stream, written as the disk it
+ * describes (the program qcow2-from-stdin).
+ *
+ * The stream is read once, in order, never seeked: any layout QEMU
+ * writes (tables before or after the data they map), qcow2 version 2 or
+ * 3, every cluster size and refcount width, subclusters, zlib and zstd
+ * compressed clusters.  What arrives before the table that maps it is
+ * kept (memory up to the spool memory, then an unlinked temporary file)
+ * until that table comes.  The target gets exactly what QEMU reads from
+ * the image: data where it has data, zeros everywhere else (with apply:
+ * what the image leaves unallocated stays as the target has it).
+ *
+ *     q2s_import_new_fd(0, options, &import, &error);
+ *     q2s_import_read_header(import, &error);     then the getters
+ *     q2s_target_open("disk.raw", options, &target, &error);
+ *     q2s_import_run(import, target, NULL, NULL, &error);
+ *
+ * Errors as above; EPROTO for a stream that is not a qcow2 image QEMU
+ * reads (truncated, references past its end, tables that use the same
+ * bytes twice), ENOTSUP for one it cannot import (encrypted, an external
+ * data file), EINVAL for a target that cannot take the disk. */
+struct q2s_import_options;
+struct q2s_import;
+struct q2s_target;
+
+/* The defaults: no apply, a target not known to be zero, the default
+ * spool memory, as many threads as cores, $TMPDIR (or /tmp).  NULL with
+ * errno ENOMEM. */
+#define Q2S_IMPORT_DEFAULT_SPOOL_MEMORY (256 * 1024 * 1024)
+Q2S_API struct q2s_import_options *q2s_import_options_new(void);
+Q2S_API void q2s_import_options_free(struct q2s_import_options *options);
+/* The stream is an overlay or a delta: written onto what the target
+ * holds, which must be of the disk's size.  Without it, an image that
+ * names a backing file is refused. */
+Q2S_API void q2s_import_options_set_apply(struct q2s_import_options *options,
+                                          bool apply);
+Q2S_API bool q2s_import_options_get_apply(
+    const struct q2s_import_options *options);
+/* The target reads as zeros already: the ranges that are zeros in the
+ * image are not written (qemu-img convert --target-is-zero). */
+Q2S_API void q2s_import_options_set_target_is_zero(
+    struct q2s_import_options *options, bool is_zero);
+Q2S_API bool q2s_import_options_get_target_is_zero(
+    const struct q2s_import_options *options);
+/* Memory for what arrives before its table (and, for a stream target,
+ * what arrives before the bytes of the disk ahead of it); past it, a
+ * temporary file. */
+Q2S_API int q2s_import_options_set_spool_memory(
+    struct q2s_import_options *options, uint64_t bytes,
+    struct q2s_error **error);
+Q2S_API uint64_t q2s_import_options_get_spool_memory(
+    const struct q2s_import_options *options);
+/* Threads that inflate compressed clusters, 1 to Q2S_MAX_THREADS; 1
+ * inflates them on the calling thread. */
+Q2S_API int q2s_import_options_set_threads(
+    struct q2s_import_options *options, uint32_t threads,
+    struct q2s_error **error);
+Q2S_API uint32_t q2s_import_options_get_threads(
+    const struct q2s_import_options *options);
+/* Where the temporary file goes; NULL for $TMPDIR, or /tmp.  The string
+ * must outlive the options. */
+Q2S_API void q2s_import_options_set_temporary_directory(
+    struct q2s_import_options *options, const char *directory);
+/* As q2s_source_options_set_cancel_flag(). */
+Q2S_API void q2s_import_options_set_cancel_flag(
+    struct q2s_import_options *options, const volatile sig_atomic_t *flag);
+
+/* Reads count bytes at most into buf: 0 with *done set (0 at the end of
+ * the stream), or -1 with errno. */
+typedef int q2s_import_read_callback(void *opaque, void *buf, size_t count,
+                                     size_t *done);
+/* A stream read from fd (a pipe, a socket, a file: never seeked), or
+ * through a caller's callback.  The options are copied. */
+Q2S_API int q2s_import_new_fd(int fd, const struct q2s_import_options *options,
+                              struct q2s_import **import,
+                              struct q2s_error **error);
+Q2S_API int q2s_import_new(q2s_import_read_callback *read, void *opaque,
+                           const struct q2s_import_options *options,
+                           struct q2s_import **import,
+                           struct q2s_error **error);
+Q2S_API void q2s_import_free(struct q2s_import *import);
+/* Makes the call running on the import fail with ECANCELED: from any
+ * thread or a signal handler. */
+Q2S_API void q2s_import_cancel(struct q2s_import *import);
+
+/* Reads the header: then the getters below say what it holds.  Refuses
+ * an image the importer cannot read before anything is written anywhere
+ * (an overlay without apply is refused by q2s_import_run(), so that a
+ * program can first say what the header holds). */
+Q2S_API int q2s_import_read_header(struct q2s_import *import,
+                                   struct q2s_error **error);
+Q2S_API uint64_t q2s_import_get_virtual_size(const struct q2s_import *import);
+Q2S_API uint32_t q2s_import_get_cluster_size(const struct q2s_import *import);
+Q2S_API uint32_t q2s_import_get_version(const struct q2s_import *import);
+Q2S_API uint32_t q2s_import_get_refcount_bits(const struct q2s_import *import);
+/* NULL when the image names none. */
+Q2S_API const char *q2s_import_get_backing_file(
+    const struct q2s_import *import);
+/* "" when the image names none. */
+Q2S_API const char *q2s_import_get_backing_format(
+    const struct q2s_import *import);
+Q2S_API enum q2s_compression q2s_import_get_compression(
+    const struct q2s_import *import);
+Q2S_API bool q2s_import_get_extended_l2(const struct q2s_import *import);
+
+/* Targets: where the disk goes. */
+/* A regular file (made if it does not exist, unless apply), a block
+ * device or an NBD URI (as q2s_input_is_nbd_uri() says). */
+Q2S_API int q2s_target_open(const char *name,
+                            const struct q2s_import_options *options,
+                            struct q2s_target **target,
+                            struct q2s_error **error);
+/* A descriptor the caller opened for writing: a regular file or block
+ * device is written at its offsets; anything else (a pipe, a socket, a
+ * terminal) gets the disk in order, as a stream.  fd stays the caller's. */
+Q2S_API int q2s_target_from_fd(int fd, struct q2s_target **target,
+                               struct q2s_error **error);
+/* A caller's target of size bytes.  write puts count bytes at offset;
+ * zero (may be NULL: zeros are then written) makes a range read as zeros;
+ * flush (may be NULL) runs after the last write; close (may be NULL) when
+ * the target is closed.  Each returns 0, or -1 with errno. */
+typedef int q2s_target_write_callback(void *opaque, const void *buf,
+                                      size_t count, uint64_t offset);
+typedef int q2s_target_zero_callback(void *opaque, uint64_t offset,
+                                     uint64_t count);
+typedef int q2s_target_flush_callback(void *opaque);
+Q2S_API int q2s_target_from_callbacks(uint64_t size,
+                                      q2s_target_write_callback *write,
+                                      q2s_target_zero_callback *zero,
+                                      q2s_target_flush_callback *flush,
+                                      q2s_close_callback *close, void *opaque,
+                                      struct q2s_target **target,
+                                      struct q2s_error **error);
+/* Bytes the target holds; UINT64_MAX for a stream. */
+Q2S_API uint64_t q2s_target_get_size(const struct q2s_target *target);
+Q2S_API void q2s_target_close(struct q2s_target *target);
+
+/* Reads the rest of the stream (the header too, if not read yet) and
+ * writes the disk to target: refused before anything is written when the
+ * target cannot take it (a device or export smaller than the disk; with
+ * apply, a target of another size, or a stream).  progress (may be NULL)
+ * gets Q2S_PHASE_WRITE with the bytes of the disk done and its size.  A
+ * failure after writing began leaves the target partly written:
+ * q2s_import_get_bytes_written() says how much. */
+Q2S_API int q2s_import_run(struct q2s_import *import,
+                           struct q2s_target *target,
+                           q2s_progress_callback *progress,
+                           void *progress_opaque, struct q2s_error **error);
+/* Bytes of data written to the target so far (zeros not counted). */
+Q2S_API uint64_t q2s_import_get_bytes_written(
+    const struct q2s_import *import);
+/* Bytes of the stream read so far. */
+Q2S_API uint64_t q2s_import_get_bytes_read(const struct q2s_import *import);
+/* The most that was kept at once in memory and in the temporary file:
+ * what arrived before its table. */
+Q2S_API uint64_t q2s_import_get_spool_peak(const struct q2s_import *import);
+
 #ifdef __cplusplus
 }
 #endif

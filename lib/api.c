@@ -23,61 +23,6 @@
 #include "sources/callbacks.h"
 #include "sources/file.h"
 
-/* Handed out when even a copy of an error cannot be allocated; never
- * freed, never written. */
-static const struct q2s_error out_of_memory = {
-    .message = "out of memory",
-    .code = ENOMEM,
-};
-
-/* Writes message into out (of size bytes) as one line: each control
- * character as a C escape (\n, \r, \t, \x1b), as the program writes
- * its own messages; cut short, never in the middle of an escape, if it
- * does not fit. */
-static void one_line(char *out, size_t size, const char *message)
-{
-    size_t used = 0;
-
-    for (const unsigned char *c = (const unsigned char *)message; *c; c++) {
-        char escape[5];
-        size_t n;
-
-        if (*c == '\n')
-            n = (size_t)snprintf(escape, sizeof escape, "\\n");
-        else if (*c == '\r')
-            n = (size_t)snprintf(escape, sizeof escape, "\\r");
-        else if (*c == '\t')
-            n = (size_t)snprintf(escape, sizeof escape, "\\t");
-        else if (*c < 0x20 || *c == 0x7f)
-            n = (size_t)snprintf(escape, sizeof escape, "\\x%02x", *c);
-        else
-            n = (size_t)snprintf(escape, sizeof escape, "%c", *c);
-        if (used + n >= size)
-            break;
-        memcpy(out + used, escape, n);
-        used += n;
-    }
-    out[used] = '\0';
-}
-
-/* Returns -1, for "return give_error(...)".  The message is one line
- * even when a name the caller gave, or what a server or QEMU said, holds
- * newlines or escapes. */
-static int give_error(struct q2s_error **error, const struct q2s_error *err)
-{
-    struct q2s_error *copy;
-
-    if (!error)
-        return -1;
-    copy = malloc(sizeof *copy);
-    if (copy) {
-        copy->code = err->code;
-        one_line(copy->message, sizeof copy->message, err->message);
-    }
-    *error = copy ? copy : (struct q2s_error *)&out_of_memory;
-    return -1;
-}
-
 unsigned q2s_version_number(void)
 {
     return Q2S_VERSION_NUMBER;
@@ -96,12 +41,6 @@ int q2s_error_code(const struct q2s_error *error)
 const char *q2s_error_message(const struct q2s_error *error)
 {
     return error->message;
-}
-
-void q2s_error_free(struct q2s_error *error)
-{
-    if (error != &out_of_memory)
-        free(error);
 }
 
 /* The public options own their strings; the core's struct only points. */
@@ -144,7 +83,7 @@ void q2s_options_free(struct q2s_options *options)
         struct q2s_error err_;                                               \
                                                                              \
         if ((check) < 0)                                                     \
-            return give_error(error, &err_);                                 \
+            return q2s_error_give(error, &err_);                                 \
         (field) = (value);                                                   \
         return 0;                                                            \
     } while (0)
@@ -185,15 +124,15 @@ int q2s_options_set_data_file(struct q2s_options *options, const char *name,
     if (!name && raw) {
         q2s_error_set(&err, EINVAL, "data_file_raw needs an external data "
                       "file");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     if (name && name[0] == '\0') {
         q2s_error_set(&err, EINVAL, "the data file name is empty");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     if (name && !(copy = strdup(name))) {
         q2s_error_set_errno(&err, ENOMEM, "cannot copy the data file name");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     free(handle->data_file_name);
     handle->data_file_name = copy;
@@ -211,13 +150,13 @@ int q2s_options_set_backing_file(struct q2s_options *options,
     char *name_copy = NULL, *format_copy = NULL;
 
     if (q2s_check_backing_file(name, format, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     if (name && (!(name_copy = strdup(name)) ||
                  !(format_copy = strdup(format)))) {
         free(name_copy);
         q2s_error_set_errno(&err, ENOMEM, "cannot copy the backing file "
                             "name");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     free(handle->backing_file);
     free(handle->backing_format);
@@ -260,7 +199,7 @@ static int set_fork_map(struct q2s_map *copy, const struct q2s_map **field,
 
     if (map && (q2s_check_map_size(map, virtual_size, whose, &err) < 0 ||
                 q2s_map_copy(&new_copy, map, &err) < 0))
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     q2s_map_fini(copy);
     *field = NULL;
     *size_field = 0;
@@ -311,7 +250,7 @@ int q2s_options_set_compression(struct q2s_options *options,
     struct q2s_error err;
 
     if (q2s_check_compression(compression, level, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     options->compression = compression;
     options->compression_level = level;
     return 0;
@@ -389,7 +328,7 @@ int q2s_options_check(const struct q2s_options *options, const char *input,
         (input &&
          q2s_options_check_input(
              options, q2s_input_is_raw_file(input, source_options), &err) < 0))
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -431,10 +370,10 @@ int q2s_source_options_set_format(struct q2s_source_options *options,
     char *copy = NULL;
 
     if (q2s_check_format(format, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     if (format && !(copy = strdup(format))) {
         q2s_error_set_errno(&err, ENOMEM, "cannot copy the format name");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     free(handle->format);
     handle->format = copy;
@@ -458,10 +397,10 @@ int q2s_source_options_set_dirty_bitmap(struct q2s_source_options *options,
     char *copy = NULL;
 
     if (q2s_check_dirty_bitmap(name, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     if (name && !(copy = strdup(name))) {
         q2s_error_set_errno(&err, ENOMEM, "cannot copy the bitmap name");
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     free(handle->dirty_bitmap);
     handle->dirty_bitmap = copy;
@@ -532,7 +471,7 @@ int q2s_source_open(const char *input,
         options = &defaults;
     }
     if (q2s_open_input(input, options, source, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -547,27 +486,27 @@ int q2s_source_from_fd(int fd, struct q2s_source **source,
     snprintf(name, sizeof name, "file descriptor %d", fd);
     if (fstat(fd, &st) < 0) {
         q2s_error_set_errno(&err, errno, "%s", name);
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         q2s_error_set(&err, EINVAL, "%s: not a regular file or a block "
                       "device", name);
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     /* O_PATH and O_WRONLY descriptors pass fstat(2) but fail every read:
      * refused here rather than at the first read of data. */
     flags = fcntl(fd, F_GETFL);
     if (flags < 0 || (flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY) {
         q2s_error_set(&err, EBADF, "%s: not open for reading", name);
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (copy < 0) {
         q2s_error_set_errno(&err, errno, "%s", name);
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     if (q2s_source_open_fd(copy, name, source, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -581,7 +520,7 @@ int q2s_source_from_callbacks(uint64_t size, q2s_read_callback *read,
 
     if (q2s_source_new_callbacks(size, read, data, close, opaque, source,
                                  &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -601,7 +540,7 @@ int q2s_source_set_map(struct q2s_source *source, const struct q2s_map *map,
     struct q2s_error err;
 
     if (q2s_source_use_map(source, map, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -616,7 +555,7 @@ int q2s_map_add(struct q2s_map *map, uint64_t offset, uint64_t length,
     struct q2s_error err;
 
     if (q2s_map_append(map, offset, length, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -636,7 +575,7 @@ int q2s_map_from_json(const char *text, size_t length, struct q2s_map **map,
     struct q2s_error err;
 
     if (q2s_parse_map_json(text, length, map, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -648,7 +587,7 @@ int q2s_image_info_from_json(const char *text, size_t length,
 
     if (q2s_parse_image_info_json(text, length, virtual_size, cluster_size,
                                   &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -671,12 +610,12 @@ static int build(struct q2s_source *source, struct q2s_source *base,
 
     if (q2s_build_plan(source, base, options, progress, progress_opaque,
                        plan, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     if (cancelled_after(source, &err) < 0 ||
         (base && cancelled_after(base, &err) < 0)) {
         q2s_plan_free(*plan);
         *plan = NULL;
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     }
     return 0;
 }
@@ -781,7 +720,7 @@ int q2s_render(const struct q2s_plan *plan, struct q2s_source *source,
     if (q2s_render_fd(plan, source, fd, offset, length, progress,
                       progress_opaque, &err) < 0 ||
         cancelled_after(source, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }
 
@@ -793,6 +732,6 @@ int q2s_pread(const struct q2s_plan *plan, struct q2s_source *source,
 
     if (q2s_render_memory(plan, source, buf, count, offset, &err) < 0 ||
         cancelled_after(source, &err) < 0)
-        return give_error(error, &err);
+        return q2s_error_give(error, &err);
     return 0;
 }

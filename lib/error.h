@@ -24,4 +24,9 @@ int q2s_error_set(struct q2s_error *err, int code, const char *fmt, ...)
 int q2s_error_set_errno(struct q2s_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Gives the caller of a public function a copy of err in *error (if
+ * error is not NULL), its message made one line: each control character
+ * a C escape.  Returns -1, for "return q2s_error_give(...)". */
+int q2s_error_give(struct q2s_error **error, const struct q2s_error *err);
+
 #endif

@@ -19,4 +19,24 @@ static inline bool q2s_is_zero(const uint8_t *p, size_t length)
     return true;
 }
 
+/* Any p and length: the aligned middle as above, the ends a byte at a
+ * time. */
+static inline bool q2s_is_zero_unaligned(const uint8_t *p, size_t length)
+{
+    while (length > 0 && ((uintptr_t)p % 8 != 0 || length < 64)) {
+        if (*p)
+            return false;
+        p++;
+        length--;
+    }
+    if (!q2s_is_zero(p, length & ~(size_t)63))
+        return false;
+    p += length & ~(size_t)63;
+    for (length %= 64; length > 0; length--, p++) {
+        if (*p)
+            return false;
+    }
+    return true;
+}
+
 #endif

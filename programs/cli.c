@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,4 +162,42 @@ int cli_guard_standard_descriptors(bool closed[3])
         }
     }
     return 0;
+}
+
+/* The CPUs this process may run on. */
+uint32_t cli_available_cpus(void)
+{
+    cpu_set_t set;
+    long online;
+
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (uint32_t)CPU_COUNT(&set);
+    online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (uint32_t)online : 1;
+}
+
+/* The --progress-fd descriptor must be open for writing; it is kept from
+ * the programs we start (qemu-nbd), so that the reader sees the end of
+ * file when we exit.  Returns -1 to go on, or the exit status. */
+int cli_check_progress_fd(const char *program, int fd)
+{
+    char message[128];
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0) {
+        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
+                 "is not open", fd, fd);
+        cli_print_error_line(program, message);
+        return EXIT_FAILURE;
+    }
+    if ((flags & O_ACCMODE) == O_RDONLY) {
+        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
+                 "is not open for writing", fd, fd);
+        cli_print_error_line(program, message);
+        return EXIT_FAILURE;
+    }
+    flags = fcntl(fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    return -1;
 }

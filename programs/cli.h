@@ -35,4 +35,11 @@ void cli_die_of_stop_signal(void);
  * were closed; -1 if /dev/null cannot be opened. */
 int cli_guard_standard_descriptors(bool closed[3]);
 
+/* The CPUs this process may run on. */
+uint32_t cli_available_cpus(void);
+/* The --progress-fd descriptor must be open for writing; it is kept from
+ * the programs we start, so that its reader sees the end of file when we
+ * exit.  -1 to go on, or EXIT_FAILURE after saying why. */
+int cli_check_progress_fd(const char *program, int fd);
+
 #endif

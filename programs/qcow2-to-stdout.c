@@ -262,18 +262,6 @@ enum {
     OPT_JSON_HEADER,  /* + enum xapi_json */
 };
 
-/* The CPUs this process may run on. */
-static uint32_t available_cpus(void)
-{
-    cpu_set_t set;
-    long online;
-
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return (uint32_t)CPU_COUNT(&set);
-    online = sysconf(_SC_NPROCESSORS_ONLN);
-    return online > 0 ? (uint32_t)online : 1;
-}
-
 /* A quarter of the physical memory: room for the compressed data of most
  * images, and the machine stays usable. */
 static uint64_t default_compress_cache(void)
@@ -305,30 +293,6 @@ static int parse_progress_fd(struct cli *cli, const char *text)
         return usage_error("--progress-fd=%d: descriptor %d is %s; give "
                            "another", cli->progress_fd, cli->progress_fd,
                            standard[cli->progress_fd]);
-    return -1;
-}
-
-/* The --progress-fd descriptor must be open for writing; it is kept from
- * the programs we start (qemu-nbd), so that the reader sees the end of
- * file when we exit.  Returns -1 to go on, or the exit status. */
-static int check_progress_fd(int fd)
-{
-    char message[128];
-    int flags = fcntl(fd, F_GETFL);
-
-    if (flags < 0) {
-        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
-                 "is not open", fd, fd);
-        return fail(message);
-    }
-    if ((flags & O_ACCMODE) == O_RDONLY) {
-        snprintf(message, sizeof message, "--progress-fd=%d: descriptor %d "
-                 "is not open for writing", fd, fd);
-        return fail(message);
-    }
-    flags = fcntl(fd, F_GETFD);
-    if (flags >= 0)
-        fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
     return -1;
 }
 
@@ -367,8 +331,8 @@ static int default_options(struct cli *cli)
     xapi_options_init(&cli->xapi);
     /* Valid by construction: the library's own bounds. */
     if (q2s_options_set_threads(cli->options,
-                                available_cpus() < Q2S_MAX_THREADS
-                                    ? available_cpus() : Q2S_MAX_THREADS,
+                                cli_available_cpus() < Q2S_MAX_THREADS
+                                    ? cli_available_cpus() : Q2S_MAX_THREADS,
                                 NULL) < 0 ||
         q2s_options_set_compress_cache(cli->options, default_compress_cache(),
                                        NULL) < 0)
@@ -972,7 +936,7 @@ int main(int argc, char **argv)
         status = fail("refusing to write to a terminal; redirect standard "
                       "output");
     if (status < 0 && cli.progress_fd >= 0)
-        status = check_progress_fd(cli.progress_fd);
+        status = cli_check_progress_fd(PROGRAM, cli.progress_fd);
     if (status >= 0) {
         q2s_options_free(cli.options);
         q2s_source_options_free(cli.source_options);

@@ -11,6 +11,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${Q2S_BUILD:-$top/build}
 export Q2S_PROGRAM=${Q2S_PROGRAM:-$build/qcow2-to-stdout}
+export Q2S_IMPORTER=${Q2S_IMPORTER:-$build/qcow2-from-stdin}
 export CMOCKA_MESSAGE_OUTPUT=TAP
 jobs_max=${Q2S_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}
 case $jobs_max in ''|*[!0-9]*|0) jobs_max=1 ;; esac

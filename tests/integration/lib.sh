@@ -4,6 +4,7 @@ set -u
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 Q2S=${Q2S_PROGRAM:-$top/build/qcow2-to-stdout}
 REFERENCE=${Q2S_REFERENCE:-$top/../shared/reference/qcow2-to-stdout.py}
+Q2F=${Q2S_IMPORTER:-$top/build/qcow2-from-stdin}
 test_count=0
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/q2s-test.XXXXXX")
 cleanup_hooks=()
@@ -15,6 +16,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$scratch" || exit 1
+# Under make check-valgrind the importer runs under valgrind too: Q2F is
+# then a script that starts it through the same wrapper.
+if [ -n "${Q2S_VALGRIND_IMPORTER:-}" ]; then
+    Q2F=$scratch/.qcow2-from-stdin
+    printf '#!/bin/sh\nQ2S_VALGRIND_PROGRAM=%s exec %s "$@"\n' \
+        "$Q2S_VALGRIND_IMPORTER" "$top/tests/valgrind-wrapper.sh" > "$Q2F"
+    chmod +x "$Q2F"
+fi
 
 ok()      { test_count=$((test_count + 1)); echo "ok $test_count - $*"; }
 not_ok()  { test_count=$((test_count + 1)); echo "not ok $test_count - $*"; }
@@ -77,7 +86,8 @@ fails() {
     if [ "$status" != "$want" ]; then
         echo "exit status $status, expected $want"; cat err.txt; return 1
     fi
-    if ! head -n 1 err.txt | grep -q "^qcow2-to-stdout: .*$pattern"; then
+    if ! head -n 1 err.txt |
+            grep -q "^qcow2-\\(to-stdout\\|from-stdin\\): .*$pattern"; then
         echo "stderr does not match '$pattern':"; cat err.txt; return 1
     fi
     if [ "$want" = 1 ] && [ "$(wc -l < err.txt)" != 1 ]; then

@@ -1,0 +1,415 @@
+/* qcow2-from-stdin: reads a qcow2 image as a stream on standard input and
+ * writes the disk it describes to a file, a block device, an NBD export
+ * or standard output.  A thin layer over the library's importer. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "progress.h"
+#include "qcow2-to-stdout.h"
+
+#define PROGRAM "qcow2-from-stdin"
+#define EXIT_USAGE 2
+
+struct cli {
+    struct q2s_import_options *options;
+    const char *target;   /* "-" for standard output */
+    bool progress;
+    int progress_fd;
+    bool info, json;
+    bool stdout_closed;
+};
+
+static void usage_line(FILE *out)
+{
+    fprintf(out, "Usage: %s [OPTIONS] [TARGET] < IMAGE.qcow2\n", PROGRAM);
+}
+
+static void help(void)
+{
+    usage_line(stdout);
+    printf("Read a qcow2 image from standard input, as a stream (never "
+           "seeked: a pipe will do),\n"
+           "and write the disk it describes to TARGET: a regular file "
+           "(made, or truncated to\n"
+           "the disk's size, and left sparse), a block device (written "
+           "over its first bytes;\n"
+           "one smaller than the disk is refused), an NBD URI, or - (the "
+           "default): the raw\n"
+           "disk on standard output, in order.\n"
+           "\n"
+           "Any layout QEMU writes is read: tables before or after the "
+           "data they map,\n"
+           "version 2 and 3, clusters of 512 bytes to 2 MiB, subclusters, "
+           "zlib and zstd\n"
+           "compressed clusters.  What arrives before the table that maps "
+           "it is kept (in\n"
+           "memory up to --spool-memory, then in an unlinked file in "
+           "$TMPDIR) until the\n"
+           "table comes.  The target gets what QEMU reads from the image: "
+           "data where it has\n"
+           "data, zeros everywhere else.\n"
+           "\n"
+           "Options:\n"
+           "      --apply          the image is an overlay or a delta: "
+           "write its data and\n"
+           "                       zero clusters onto what TARGET holds, "
+           "which must be of the\n"
+           "                       disk's size; what it leaves unallocated "
+           "stays as it is\n"
+           "      --target-is-zero TARGET reads as zeros already: do not "
+           "zero what the\n"
+           "                       image leaves as zeros\n"
+           "      --spool-memory=SIZE  memory for what arrives before its "
+           "table (default %u MiB);\n"
+           "                       past it, a temporary file\n"
+           "  -j, --threads=N      threads that inflate compressed clusters "
+           "(default: one per\n"
+           "                       CPU)\n"
+           "  -p, --progress       show progress on standard error\n"
+           "      --progress-fd=N  write progress for a calling program to "
+           "descriptor N (3 or\n"
+           "                       more): each new percentage as three "
+           "digits\n"
+           "      --info           print what the header says, and exit "
+           "without writing\n"
+           "      --json           the same, as one JSON object\n"
+           "  -h, --help           show this help and exit\n"
+           "      --version        show the version and exit\n"
+           "\n"
+           "SIZE takes a suffix K, M, G, T, P or E (powers of 1024).\n"
+           "Exit status: 0 done, 1 failed (the message says how much of "
+           "TARGET was written),\n"
+           "2 usage error.\n",
+           (unsigned)(Q2S_IMPORT_DEFAULT_SPOOL_MEMORY >> 20));
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    cli_print_error_line(PROGRAM, message);
+    usage_line(stderr);
+    fprintf(stderr, "Try '%s --help' for more information.\n", PROGRAM);
+    return EXIT_USAGE;
+}
+
+/* Stopped by a signal, the program dies of it quietly (main), as a shell
+ * expects: no message. */
+static int fail(const char *message)
+{
+    if (!*cli_stop_flag())
+        cli_print_error_line(PROGRAM, message);
+    return EXIT_FAILURE;
+}
+
+static int flush_stdout(const struct cli *cli)
+{
+    char message[128];
+
+    if (cli->stdout_closed)
+        return fail("write error: standard output is closed");
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        snprintf(message, sizeof message, "write error: %s", strerror(errno));
+        return fail(message);
+    }
+    return EXIT_SUCCESS;
+}
+
+enum {
+    OPT_APPLY = 256,
+    OPT_TARGET_IS_ZERO,
+    OPT_SPOOL_MEMORY,
+    OPT_PROGRESS_FD,
+    OPT_INFO,
+    OPT_JSON,
+    OPT_VERSION,
+};
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_arguments(struct cli *cli, int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"apply", no_argument, NULL, OPT_APPLY},
+        {"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
+        {"spool-memory", required_argument, NULL, OPT_SPOOL_MEMORY},
+        {"threads", required_argument, NULL, 'j'},
+        {"progress", no_argument, NULL, 'p'},
+        {"progress-fd", required_argument, NULL, OPT_PROGRESS_FD},
+        {"info", no_argument, NULL, OPT_INFO},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    struct q2s_error *err = NULL;
+    uint64_t size;
+    int c, n;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":j:ph", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_APPLY:
+            q2s_import_options_set_apply(cli->options, true);
+            break;
+        case OPT_TARGET_IS_ZERO:
+            q2s_import_options_set_target_is_zero(cli->options, true);
+            break;
+        case OPT_SPOOL_MEMORY:
+            if (!cli_parse_size(optarg, &size))
+                return usage_error("invalid spool memory size '%s'", optarg);
+            q2s_import_options_set_spool_memory(cli->options, size, NULL);
+            break;
+        case 'j':
+            if (!cli_parse_int(optarg, &n) || n < 1 ||
+                q2s_import_options_set_threads(cli->options, (uint32_t)n,
+                                               &err) < 0) {
+                q2s_error_free(err);
+                return usage_error("invalid thread count '%s': must be from "
+                                   "1 to %d", optarg, Q2S_MAX_THREADS);
+            }
+            break;
+        case 'p':
+            cli->progress = true;
+            break;
+        case OPT_PROGRESS_FD:
+            if (optarg[strspn(optarg, "0123456789")] != '\0' ||
+                !cli_parse_int(optarg, &cli->progress_fd))
+                return usage_error("invalid progress descriptor '%s': must "
+                                   "be a descriptor number", optarg);
+            if (cli->progress_fd <= 2)
+                return usage_error("--progress-fd=%d: descriptors 0 to 2 "
+                                   "are the image, the disk and messages; "
+                                   "give another", cli->progress_fd);
+            break;
+        case OPT_INFO:
+            cli->info = true;
+            break;
+        case OPT_JSON:
+            cli->json = true;
+            break;
+        case 'h':
+            help();
+            return flush_stdout(cli);
+        case OPT_VERSION:
+            printf("%s %s\n", PROGRAM, q2s_version_string());
+            return flush_stdout(cli);
+        case ':':
+            if (optopt)
+                return usage_error("option '-%c' needs a value", optopt);
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        cli->target = argv[optind++];
+    if (optind < argc)
+        return usage_error("more than one target given");
+    if ((cli->info || cli->json) && cli->target)
+        return usage_error("--info and --json print the header and write "
+                           "nothing: they take no target");
+    if ((cli->info || cli->json) && (cli->progress || cli->progress_fd >= 0))
+        return usage_error("--info and --json write nothing: no progress "
+                           "to show");
+    if (!cli->target)
+        cli->target = "-";
+    if (strcmp(cli->target, "-") == 0 &&
+        q2s_import_options_get_apply(cli->options))
+        return usage_error("--apply writes onto a disk: give its file, "
+                           "device or NBD URI as TARGET, not standard output");
+    return -1;
+}
+
+static const char *compression_name(enum q2s_compression type)
+{
+    return type == Q2S_COMPRESSION_ZSTD ? "zstd" : "zlib";
+}
+
+/* JSON string contents: quotes, backslashes and control characters
+ * escaped; the name's other bytes as they are. */
+static void print_json_string(const char *text)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20 || *c == 0x7f)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+static void print_info(const struct cli *cli, const struct q2s_import *imp)
+{
+    const char *backing = q2s_import_get_backing_file(imp);
+    const char *format = q2s_import_get_backing_format(imp);
+
+    if (cli->json) {
+        printf("{\"virtual-size\": %" PRIu64 ", \"cluster-size\": %" PRIu32
+               ", \"version\": %" PRIu32 ", \"refcount-bits\": %" PRIu32
+               ", \"compression-type\": \"%s\", \"extended-l2\": %s"
+               ", \"backing-filename\": ",
+               q2s_import_get_virtual_size(imp),
+               q2s_import_get_cluster_size(imp), q2s_import_get_version(imp),
+               q2s_import_get_refcount_bits(imp),
+               compression_name(q2s_import_get_compression(imp)),
+               q2s_import_get_extended_l2(imp) ? "true" : "false");
+        if (backing)
+            print_json_string(backing);
+        else
+            printf("null");
+        printf(", \"backing-format\": ");
+        if (backing && *format)
+            print_json_string(format);
+        else
+            printf("null");
+        printf("}\n");
+        return;
+    }
+    printf("virtual size: %" PRIu64 "\n", q2s_import_get_virtual_size(imp));
+    printf("cluster size: %" PRIu32 "\n", q2s_import_get_cluster_size(imp));
+    printf("version: %" PRIu32 "\n", q2s_import_get_version(imp));
+    printf("refcount bits: %" PRIu32 "\n", q2s_import_get_refcount_bits(imp));
+    printf("compression type: %s\n",
+           compression_name(q2s_import_get_compression(imp)));
+    printf("extended l2: %s\n", q2s_import_get_extended_l2(imp) ? "yes" : "no");
+    if (backing) {
+        /* A name is the image's bytes: shown as one line. */
+        printf("backing file: ");
+        for (const unsigned char *c = (const unsigned char *)backing; *c; c++)
+            printf(*c < 0x20 || *c == 0x7f ? "\\x%02x" : "%c", *c);
+        printf("\n");
+        if (*format)
+            printf("backing file format: %s\n", format);
+    }
+}
+
+/* "after writing N bytes of data to TARGET", for a failure once the
+ * target was opened. */
+static int fail_after(const char *message, const struct cli *cli,
+                      const struct q2s_import *imp, bool target_open)
+{
+    char line[1200];
+    uint64_t written = q2s_import_get_bytes_written(imp);
+
+    if (!target_open || written == 0) {
+        snprintf(line, sizeof line, "%s%s", message,
+                 target_open ? " (nothing written to the target)" : "");
+        return fail(line);
+    }
+    snprintf(line, sizeof line, "%s (after %" PRIu64 " bytes of data "
+             "were written to %s: it is not the disk)", message, written,
+             strcmp(cli->target, "-") == 0 ? "standard output" : cli->target);
+    return fail(line);
+}
+
+static int import(struct cli *cli, struct machine_progress *machine)
+{
+    struct progress progress = {
+        .human = cli->progress,
+        .display = {.scan_label = "reading", .phase = -1},
+        .machine = machine,
+    };
+    struct q2s_import *imp = NULL;
+    struct q2s_target *target = NULL;
+    struct q2s_error *err = NULL;
+    int status;
+
+    if (q2s_import_new_fd(STDIN_FILENO, cli->options, &imp, &err) < 0 ||
+        q2s_import_read_header(imp, &err) < 0) {
+        status = fail(q2s_error_message(err));
+        goto out;
+    }
+    if (cli->info || cli->json) {
+        print_info(cli, imp);
+        status = flush_stdout(cli);
+        goto out;
+    }
+    if (strcmp(cli->target, "-") == 0) {
+        if (q2s_target_from_fd(STDOUT_FILENO, &target, &err) < 0) {
+            status = fail(q2s_error_message(err));
+            goto out;
+        }
+    } else if (q2s_target_open(cli->target, cli->options, &target, &err) < 0) {
+        status = fail(q2s_error_message(err));
+        goto out;
+    }
+    if (q2s_import_run(imp, target, report_progress, &progress, &err) < 0) {
+        status = fail_after(q2s_error_message(err), cli, imp, true);
+        goto out;
+    }
+    machine_progress_write(machine, 100);
+    status = EXIT_SUCCESS;
+out:
+    if (progress.display.phase >= 0)
+        fputc('\n', stderr);
+    q2s_error_free(err);
+    q2s_target_close(target);
+    q2s_import_free(imp);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    bool closed[3];
+    struct cli cli = {.progress_fd = -1};
+    struct machine_progress machine = {.program = PROGRAM, .scan_span = -1,
+                                       .last = -1, .fd = -1};
+    int status;
+
+    if (cli_guard_standard_descriptors(closed) < 0)
+        return EXIT_FAILURE;
+    cli.stdout_closed = closed[STDOUT_FILENO];
+    cli.options = q2s_import_options_new();
+    if (!cli.options)
+        return fail("out of memory");
+    q2s_import_options_set_threads(cli.options, cli_available_cpus(), NULL);
+    status = parse_arguments(&cli, argc, argv);
+    if (status < 0 && closed[STDIN_FILENO])
+        status = fail("standard input is closed; it holds no image to read");
+    if (status < 0 && isatty(STDIN_FILENO))
+        status = fail("standard input is a terminal; give the image there "
+                      "(< IMAGE.qcow2, or a pipe)");
+    if (status < 0 && !cli.info && !cli.json &&
+        strcmp(cli.target, "-") == 0) {
+        if (cli.stdout_closed)
+            status = fail("standard output is closed; give a TARGET or "
+                          "redirect it to where the disk should go");
+        else if (isatty(STDOUT_FILENO))
+            status = fail("refusing to write a disk to a terminal; give a "
+                          "TARGET or redirect standard output");
+    }
+    if (status < 0 && cli.progress_fd >= 0)
+        status = cli_check_progress_fd(PROGRAM, cli.progress_fd);
+    if (status >= 0) {
+        q2s_import_options_free(cli.options);
+        return status;
+    }
+    cli_catch_stop_signals();
+    q2s_import_options_set_cancel_flag(cli.options, cli_stop_flag());
+    machine.fd = cli.progress_fd;
+    machine_progress_write(&machine, 0);
+    status = import(&cli, &machine);
+    q2s_import_options_free(cli.options);
+    cli_die_of_stop_signal();
+    return status;
+}
