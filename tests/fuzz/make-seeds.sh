@@ -12,7 +12,7 @@ corpus=$top/tests/fuzz/corpus
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
 cd "$work"
-mkdir -p "$corpus"/{image_refs,map_json,image_info_json,qemu_img_map,size,qcow2_entries}
+mkdir -p "$corpus"/{image_refs,map_json,image_info_json,qemu_img_map,size,qcow2_entries,import}
 
 # seed TARGET NAME: standard input becomes the seed.
 seed() { cat > "$corpus/$1/$2"; }
@@ -163,3 +163,54 @@ for text in 0 1 512 4096 64K 2m 1G 3t 1P 15E 16E 18446744073709551615 \
     i=$((i + 1))
     printf '%s' "$text" | seed size "$(printf 'seed-%02d' "$i")"
 done
+
+# Whole small images for the stream reader, in every layout: qemu-img's
+# conversions and used images (random writes, zeros, discards, compressed
+# writes, subclusters, a resize that moved the L1 table after the data,
+# a snapshot), this tool's, and cut-short or bent copies of them.
+truncate -s 256k small.raw
+printf 'hello' | dd of=small.raw bs=1 seek=70000 conv=notrunc status=none
+head -c 3000 /dev/urandom | dd of=small.raw bs=1 seek=200000 conv=notrunc status=none
+imp() { qemu-img create -q -f qcow2 "$@"; }
+qemu-img convert -O qcow2 -o cluster_size=4096 small.raw i-convert.qcow2
+qemu-img convert -O qcow2 -o cluster_size=512 small.raw i-convert512.qcow2
+qemu-img convert -O qcow2 -c -o cluster_size=4096 small.raw i-zlib.qcow2
+qemu-img convert -O qcow2 -c -o cluster_size=4096,compression_type=zstd small.raw i-zstd.qcow2
+qemu-img convert -O qcow2 -o cluster_size=4096,compat=0.10 small.raw i-v2.qcow2
+imp -o extended_l2=on,cluster_size=16k i-ext.qcow2 256k
+qemu-io -c 'write -P 1 1k 2k' -c 'write -z 20k 3k' -c 'write -P 2 40k 17k' i-ext.qcow2 > /dev/null
+imp -o cluster_size=4096 i-used.qcow2 256k
+qemu-io -c 'write -P 3 100k 9k' -c 'write -P 4 4k 4k' -c 'write -z 104k 4k' \
+    -c 'discard 4k 4k' -c 'write -c -P 5 200k 4k' i-used.qcow2 > /dev/null
+imp -o cluster_size=4096 i-grown.qcow2 64k
+qemu-io -c 'write -P 6 0 12k' i-grown.qcow2 > /dev/null
+qemu-img resize -q i-grown.qcow2 16M
+qemu-io -c 'write -P 7 9M 4k' i-grown.qcow2 > /dev/null
+imp -o cluster_size=4096 i-snap.qcow2 64k
+qemu-io -c 'write -P 8 0 8k' i-snap.qcow2 > /dev/null
+qemu-img snapshot -c s i-snap.qcow2
+qemu-io -c 'write -P 9 4k 8k' i-snap.qcow2 > /dev/null
+imp -o cluster_size=4096 -b i-convert.qcow2 -F qcow2 i-overlay.qcow2
+"$top/qcow2-to-stdout" -c 4096 small.raw > i-ours.qcow2
+"$top/qcow2-to-stdout" -c 4096 --compress=zstd small.raw > i-ours-zstd.qcow2
+for image in i-*.qcow2; do
+    seed import "${image%.qcow2}"
+done
+python3 - "$corpus/import" i-convert.qcow2 i-zlib.qcow2 <<'PY'
+import os, struct, sys
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    data = open(path, 'rb').read()
+    name = os.path.basename(path)[:-len('.qcow2')]
+    l1 = struct.unpack('>Q', data[40:48])[0]
+    # Cut short: in the header, after the first cluster, in the L1 table,
+    # one byte before the end.
+    for cut in (50, 4096, l1 + 4, len(data) - 1):
+        open(os.path.join(out, '%s-cut-%d' % (name, cut)), 'wb').write(data[:cut])
+    # The first L2 entry pointing back at the L1 table.
+    l2 = struct.unpack('>Q', data[l1:l1 + 8])[0] & 0x00fffffffffffe00
+    bent = bytearray(data)
+    bent[l2:l2 + 8] = struct.pack('>Q', (1 << 63) | l1)
+    open(os.path.join(out, name + '-back-to-l1'), 'wb').write(bent)
+PY
+
