@@ -68,24 +68,9 @@ int import_target_prepare(struct q2s_target *target, uint64_t virtual_size,
                           bool apply, bool target_is_zero,
                           struct q2s_error *err)
 {
-    switch (target->kind) {
-    case IMPORT_TARGET_FILE:
-        return import_target_prepare_file(target, virtual_size, apply,
-                                          target_is_zero, err);
-    case IMPORT_TARGET_STREAM:
-        if (apply)
-            return q2s_error_set(err, EINVAL, "--apply needs a target that "
-                                 "holds the disk to apply the image to, not "
-                                 "a stream (%s)", target->name);
-        target->size = virtual_size;
-        /* Every byte is written, zeros too: the reader must say where. */
-        target->known_zero = false;
-        return 0;
-    case IMPORT_TARGET_DEVICE:
-    case IMPORT_TARGET_NBD:
-    case IMPORT_TARGET_CALLBACKS:
-        break;
-    }
+    if (target->ops->prepare)
+        return target->ops->prepare(target, virtual_size, apply,
+                                    target_is_zero, err);
     if (apply && target->size != virtual_size)
         return q2s_error_set(err, EINVAL, "%s holds %" PRIu64 " bytes, the "
                              "image %" PRIu64 ": --apply needs a target of "

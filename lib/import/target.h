@@ -16,6 +16,10 @@
 struct q2s_target;
 
 struct import_target_ops {
+    /* What import_target_prepare() does for this kind; NULL for the
+     * size checks alone. */
+    int (*prepare)(struct q2s_target *target, uint64_t virtual_size,
+                   bool apply, bool target_is_zero, struct q2s_error *err);
     /* Writes length bytes at offset of the disk. */
     int (*write)(struct q2s_target *target, const uint8_t *buf,
                  size_t length, uint64_t offset, struct q2s_error *err);
@@ -62,10 +66,7 @@ struct q2s_target {
 int import_target_prepare(struct q2s_target *target, uint64_t virtual_size,
                           bool apply, bool target_is_zero,
                           struct q2s_error *err);
-/* The part for regular files (target_file.c). */
-int import_target_prepare_file(struct q2s_target *target,
-                               uint64_t virtual_size, bool apply,
-                               bool target_is_zero, struct q2s_error *err);
+
 
 /* Each kind: a target of its own, or -1.  A descriptor the target owns
  * is closed with it, or on failure. */

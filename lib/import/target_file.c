@@ -90,7 +90,12 @@ static void fd_close(struct q2s_target *target)
     import_target_free(target);
 }
 
+static int file_prepare(struct q2s_target *target, uint64_t virtual_size,
+                        bool apply, bool target_is_zero,
+                        struct q2s_error *err);
+
 static const struct import_target_ops file_ops = {
+    .prepare = file_prepare,
     .write = fd_write,
     .zero = file_zero,
     .finish = fd_finish,
@@ -104,9 +109,9 @@ static const struct import_target_ops device_ops = {
     .close = fd_close,
 };
 
-int import_target_prepare_file(struct q2s_target *target,
-                               uint64_t virtual_size, bool apply,
-                               bool target_is_zero, struct q2s_error *err)
+static int file_prepare(struct q2s_target *target, uint64_t virtual_size,
+                        bool apply, bool target_is_zero,
+                        struct q2s_error *err)
 {
     int fd = fd_of(target);
     struct stat st;

@@ -203,7 +203,22 @@ static void stream_close(struct q2s_target *target)
     import_target_free(target);
 }
 
+static int stream_prepare(struct q2s_target *target, uint64_t virtual_size,
+                          bool apply, bool target_is_zero,
+                          struct q2s_error *err)
+{
+    (void)target_is_zero;  /* every byte is written anyway */
+    if (apply)
+        return q2s_error_set(err, EINVAL, "--apply needs a target that "
+                             "holds the disk to apply the image to, not "
+                             "a stream (%s)", target->name);
+    target->size = virtual_size;
+    target->known_zero = false;
+    return 0;
+}
+
 static const struct import_target_ops stream_ops = {
+    .prepare = stream_prepare,
     .write = stream_write,
     .zero = stream_zero,
     .finish = stream_finish,

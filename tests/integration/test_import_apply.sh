@@ -98,4 +98,20 @@ else
     skip "XAPI's fork's --diff output applied onto its base" "no XAPI reference script"
 fi
 
+# The README's restore example, as it is written there.
+readme_example() {
+    mkdir -p readme bin && cd readme || return 1
+    ln -sf "$Q2S" ../bin/qcow2-to-stdout
+    ln -sf "$Q2F" ../bin/qcow2-from-stdin
+    cp ../v0.raw monday.raw; cp ../v1.raw tuesday.raw; cp ../v2.raw wednesday.raw
+    sed -n '/^<!-- restore-example -->$/,/^<!-- end restore-example -->$/p' \
+        "$top/README.md" | sed '1,2d;$d' | sed '$d' > example.sh
+    grep -q 'qcow2-from-stdin --apply' example.sh || { echo "no example found"; cd ..; return 1; }
+    PATH="$scratch/bin:$PATH" bash -e example.sh
+    local status=$?
+    cd ..
+    return $status
+}
+check "the README's restore example runs as written" readme_example
+
 finish
