@@ -153,4 +153,33 @@ sparse_target() {
 }
 check "a file target is sparse" sparse_target
 
+# Memory: nothing kept for metadata-first and qemu-img convert layouts,
+# whatever the disk's size: a 1 TiB disk with data in every L2 table's
+# range of its first 64 GiB.
+rss_bound() {
+    local layout=$1 kib
+    truncate -s 1T big.raw
+    local i
+    for i in $(seq 0 127); do
+        printf 'data %d' "$i" | write_at big.raw $((i * 512 * MiB + 4096))
+    done
+    head -c $((8 * MiB)) /dev/urandom | write_at big.raw $((100 * MiB))
+    if [ "$layout" = ours ]; then
+        "$Q2S" big.raw > big.qcow2 || return 1
+    else
+        qemu-img convert -f raw -O qcow2 big.raw big.qcow2 || return 1
+    fi
+    rm -f big-out.raw
+    kib=$(cat big.qcow2 | /usr/bin/time -f %M "$Q2F" big-out.raw 2>&1 >/dev/null | tail -n 1)
+    cmp -n $((200 * MiB)) big.raw big-out.raw || return 1
+    rm -f big.raw big-out.raw big.qcow2
+    [ "$kib" -lt $((64 * 1024)) ] || { echo "RSS $kib KiB"; return 1; }
+}
+if [ -x /usr/bin/time ] && [ -z "${Q2S_VALGRIND_IMPORTER:-}" ]; then
+    check "RSS under 64 MiB for a 1 TiB disk, this tool's layout" rss_bound ours
+    check "RSS under 64 MiB for a 1 TiB disk, qemu-img convert's layout" rss_bound convert
+else
+    skip "RSS bounds" "no /usr/bin/time (Debian package time), or under valgrind"
+fi
+
 finish
