@@ -584,10 +584,17 @@ Q2S_API void q2s_import_cancel(struct q2s_import *import);
 
 /* Reads the header: then the getters below say what it holds.  Refuses
  * an image the importer cannot read before anything is written anywhere
- * (an overlay without apply is refused by q2s_import_run(), so that a
- * program can first say what the header holds). */
+ * (an overlay without apply only by q2s_import_check() and
+ * q2s_import_run(), so that a program can first say what the header
+ * holds). */
 Q2S_API int q2s_import_read_header(struct q2s_import *import,
                                    struct q2s_error **error);
+/* What q2s_import_run() refuses before it touches a target: an overlay
+ * without apply (EINVAL, naming the backing file), apply with
+ * target_is_zero (EINVAL).  Reads the header first if need be: a program
+ * calls it before it opens (and so creates) a target. */
+Q2S_API int q2s_import_check(struct q2s_import *import,
+                             struct q2s_error **error);
 Q2S_API uint64_t q2s_import_get_virtual_size(const struct q2s_import *import);
 Q2S_API uint32_t q2s_import_get_cluster_size(const struct q2s_import *import);
 Q2S_API uint32_t q2s_import_get_version(const struct q2s_import *import);
@@ -645,9 +652,12 @@ Q2S_API int q2s_import_run(struct q2s_import *import,
                            struct q2s_target *target,
                            q2s_progress_callback *progress,
                            void *progress_opaque, struct q2s_error **error);
-/* Bytes of data written to the target so far (zeros not counted). */
+/* Bytes of the target written or zeroed so far. */
 Q2S_API uint64_t q2s_import_get_bytes_written(
     const struct q2s_import *import);
+/* Whether anything of the target was changed: written, zeroed, or (a
+ * regular file) truncated. */
+Q2S_API bool q2s_import_get_target_changed(const struct q2s_import *import);
 /* Bytes of the stream read so far. */
 Q2S_API uint64_t q2s_import_get_bytes_read(const struct q2s_import *import);
 /* The most that was kept at once in memory and in the temporary file:

@@ -228,6 +228,10 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if ((cli->info || cli->json) && (cli->progress || cli->progress_fd >= 0))
         return usage_error("--info and --json write nothing: no progress "
                            "to show");
+    if (q2s_import_options_get_apply(cli->options) &&
+        q2s_import_options_get_target_is_zero(cli->options))
+        return usage_error("--target-is-zero has no use with --apply, which "
+                           "writes onto what the target holds");
     if (!cli->target)
         cli->target = "-";
     if (strcmp(cli->target, "-") == 0 &&
@@ -303,22 +307,24 @@ static void print_info(const struct cli *cli, const struct q2s_import *imp)
     }
 }
 
-/* "after writing N bytes of data to TARGET", for a failure once the
- * target was opened. */
+/* A failure once the import ran: what became of the target. */
 static int fail_after(const char *message, const struct cli *cli,
-                      const struct q2s_import *imp, bool target_open)
+                      const struct q2s_import *imp)
 {
+    const char *name = strcmp(cli->target, "-") == 0 ? "standard output"
+                                                     : cli->target;
     char line[1200];
-    uint64_t written = q2s_import_get_bytes_written(imp);
 
-    if (!target_open || written == 0) {
-        snprintf(line, sizeof line, "%s%s", message,
-                 target_open ? " (nothing written to the target)" : "");
-        return fail(line);
-    }
-    snprintf(line, sizeof line, "%s (after %" PRIu64 " bytes of data "
-             "were written to %s: it is not the disk)", message, written,
-             strcmp(cli->target, "-") == 0 ? "standard output" : cli->target);
+    if (!q2s_import_get_target_changed(imp))
+        snprintf(line, sizeof line, "%s (%s was not changed)", message, name);
+    else if (q2s_import_get_bytes_written(imp) == 0)
+        snprintf(line, sizeof line, "%s (%s is not the disk: it was "
+                 "truncated to the disk's size, nothing written yet)",
+                 message, name);
+    else
+        snprintf(line, sizeof line, "%s (%s is not the disk: %" PRIu64
+                 " bytes of it were written or zeroed)", message, name,
+                 q2s_import_get_bytes_written(imp));
     return fail(line);
 }
 
@@ -344,6 +350,11 @@ static int import(struct cli *cli, struct machine_progress *machine)
         status = flush_stdout(cli);
         goto out;
     }
+    /* Before the target is opened, which makes a file. */
+    if (q2s_import_check(imp, &err) < 0) {
+        status = fail(q2s_error_message(err));
+        goto out;
+    }
     if (strcmp(cli->target, "-") == 0) {
         if (q2s_target_from_fd(STDOUT_FILENO, &target, &err) < 0) {
             status = fail(q2s_error_message(err));
@@ -354,7 +365,7 @@ static int import(struct cli *cli, struct machine_progress *machine)
         goto out;
     }
     if (q2s_import_run(imp, target, report_progress, &progress, &err) < 0) {
-        status = fail_after(q2s_error_message(err), cli, imp, true);
+        status = fail_after(q2s_error_message(err), cli, imp);
         goto out;
     }
     machine_progress_write(machine, 100);

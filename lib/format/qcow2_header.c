@@ -149,7 +149,7 @@ int qcow2_header_check_backing_name(const struct qcow2_header_info *info,
     if (info->backing_name_length > QCOW2_MAX_BACKING_FILE_NAME ||
         info->backing_name_length >
             info->cluster_size - info->backing_name_offset)
-        return q2s_error_set(err, ENAMETOOLONG, "its backing file name (%"
+        return q2s_error_set(err, ENAMETOOLONG, "the backing file name (%"
                              PRIu32 " bytes at offset %" PRIu64 ") is longer "
                              "than QEMU reads (1023 bytes, in the first "
                              "cluster)", info->backing_name_length,
@@ -166,9 +166,9 @@ static int check_table(const struct qcow2_header_info *info, uint64_t offset,
                        struct q2s_error *err)
 {
     if (entries > max_bytes / entry_bytes)
-        return q2s_error_set(err, EFBIG, "the %s (%" PRIu64 " entries) is "
+        return q2s_error_set(err, EFBIG, "the %s (%" PRIu64 " bytes) is "
                              "larger than QEMU takes (%" PRIu64 " bytes)",
-                             table, entries, max_bytes);
+                             table, entries * entry_bytes, max_bytes);
     if ((uint64_t)INT64_MAX - entries * entry_bytes < offset ||
         offset % info->cluster_size != 0)
         return q2s_error_set(err, EPROTO, "the %s offset %" PRIu64 " is "

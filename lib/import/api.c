@@ -249,7 +249,36 @@ bool q2s_import_get_extended_l2(const struct q2s_import *import)
 
 uint64_t q2s_import_get_bytes_written(const struct q2s_import *import)
 {
-    return import->data_bytes_written;
+    return import->target_bytes_changed;
+}
+
+bool q2s_import_get_target_changed(const struct q2s_import *import)
+{
+    return import->target_changed || import->target_bytes_changed > 0;
+}
+
+static int check(const struct q2s_import *import, struct q2s_error *err)
+{
+    const char *backing = q2s_import_get_backing_file(import);
+
+    if (import->options.apply && import->options.target_is_zero)
+        return q2s_error_set(err, EINVAL, "--target-is-zero has no use with "
+                             "--apply, which writes onto what the target "
+                             "holds");
+    if (backing && !import->options.apply)
+        return q2s_error_set(err, EINVAL, "the image is an overlay of \"%s\": "
+                             "write its base first, then this image onto it "
+                             "with --apply", backing);
+    return 0;
+}
+
+int q2s_import_check(struct q2s_import *import, struct q2s_error **error)
+{
+    struct q2s_error err;
+
+    if (import_read_header(import, &err) < 0 || check(import, &err) < 0)
+        return q2s_error_give(error, &err);
+    return 0;
 }
 
 uint64_t q2s_import_get_bytes_read(const struct q2s_import *import)
@@ -266,7 +295,6 @@ int q2s_import_run(struct q2s_import *import, struct q2s_target *target,
                    q2s_progress_callback *progress, void *progress_opaque,
                    struct q2s_error **error)
 {
-    const char *backing;
     struct q2s_error err;
 
     if (import->ran) {
@@ -274,19 +302,15 @@ int q2s_import_run(struct q2s_import *import, struct q2s_target *target,
         return q2s_error_give(error, &err);
     }
     import->ran = true;
-    if (import_read_header(import, &err) < 0)
+    if (import_read_header(import, &err) < 0 || check(import, &err) < 0)
         return q2s_error_give(error, &err);
-    backing = q2s_import_get_backing_file(import);
-    if (backing && !import->options.apply) {
-        q2s_error_set(&err, EINVAL, "the image is an overlay of \"%s\": "
-                      "write its base first, then this image onto it with "
-                      "--apply", backing);
-        return q2s_error_give(error, &err);
-    }
     if (import_target_prepare(target, import->header.virtual_size,
                               import->options.apply,
                               import->options.target_is_zero, &err) < 0)
         return q2s_error_give(error, &err);
+    /* A file is truncated by now. */
+    import->target_changed = target->kind == IMPORT_TARGET_FILE &&
+                             !import->options.apply;
     target->spool_memory = import->options.spool_memory;
     target->directory = import->options.directory;
     import->progress = progress;

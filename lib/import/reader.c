@@ -56,13 +56,32 @@ int import_read_header(struct q2s_import *imp, struct q2s_error *err)
             return q2s_error_set(err, ENOMEM, "out of memory");
         imp->buffer_size = READ_BUFFER_BYTES;
     }
-    while (imp->buffer_used < QCOW2_HEADER_MAX_BYTES && !imp->end_of_stream) {
+    /* The first cluster holds the header, its extensions and the backing
+     * file name: read up to its end, which the cluster size (bytes 20 to
+     * 23) says, and no further, so that --info answers at once. */
+    for (;;) {
+        size_t wanted = QCOW2_HEADER_MAX_BYTES;
+
+        if (imp->buffer_used >= 24) {
+            uint32_t bits = q2s_get_be32(imp->buffer + 20);
+
+            if (bits >= QCOW2_MIN_CLUSTER_BITS &&
+                bits <= QCOW2_MAX_CLUSTER_BITS)
+                wanted = (size_t)1 << bits;
+        }
+        if (imp->buffer_used >= wanted || imp->end_of_stream)
+            break;
         if (read_more(imp, err) < 0)
             return -1;
     }
     if (imp->buffer_used == 0)
         return q2s_error_set(err, EPROTO, "not a qcow2 image: the stream is "
                              "empty");
+    if (imp->buffer_used >= 4 &&
+        q2s_get_be32(imp->buffer) == QCOW2_MAGIC &&
+        imp->buffer_used < QCOW2_V2_HEADER_LENGTH)
+        return q2s_error_set(err, EPROTO, "the image ends at byte %zu, "
+                             "inside its header", imp->buffer_used);
     if (qcow2_header_parse(imp->buffer, imp->buffer_used, h, err) < 0 ||
         qcow2_header_check_open(h, err) < 0 ||
         qcow2_header_check_backing_name(h, err) < 0)
@@ -109,9 +128,11 @@ static int flush_zeros(struct q2s_import *imp, struct q2s_error *err)
     if (length == 0)
         return 0;
     imp->zero_length = 0;
-    if (!imp->target->known_zero &&
-        imp->target->ops->zero(imp->target, start, length, err) < 0)
-        return -1;
+    if (!imp->target->known_zero) {
+        if (imp->target->ops->zero(imp->target, start, length, err) < 0)
+            return -1;
+        imp->target_bytes_changed += length;
+    }
     imp->guest_bytes_done += length;
     report(imp, false);
     return 0;
@@ -152,6 +173,7 @@ static int target_write(struct q2s_import *imp, const uint8_t *buf,
     if (imp->target->ops->write(imp->target, buf, length, guest, err) < 0)
         return -1;
     imp->data_bytes_written += length;
+    imp->target_bytes_changed += length;
     return 0;
 }
 
@@ -207,7 +229,7 @@ static const char *need_name(enum import_need_kind kind)
     case NEED_L2_TABLE:
         return "the L2 table";
     case NEED_DATA:
-        return "the data cluster";
+        return "the data";
     case NEED_COMPRESSED:
         return "the compressed cluster";
     }
@@ -219,12 +241,17 @@ static void describe_need(const struct import_need *need, char *text,
                           size_t size)
 {
     uint64_t host = need->host_first;
+    uint64_t guest = need->guest_offset;
+
+    /* A run of data clusters: where it started, on both sides. */
+    if (need->kind == NEED_DATA)
+        guest -= need->host_start - need->host_first;
 
     if (need->kind == NEED_L1_TABLE)
         snprintf(text, size, "the L1 table at byte %" PRIu64, host);
     else
         snprintf(text, size, "%s at byte %" PRIu64 " (guest offset %" PRIu64
-                 ")", need_name(need->kind), host, need->guest_offset);
+                 ")", need_name(need->kind), host, guest);
 }
 
 static int add_need(struct q2s_import *imp, struct import_need *need,
@@ -670,10 +697,14 @@ static int end_of_stream(struct q2s_import *imp, struct q2s_error *err)
         missing = need_heap_top(&imp->waiting);
     if (missing) {
         describe_need(missing, what, sizeof what);
+        if (missing->host_first < imp->position)
+            return q2s_error_set(err, EPROTO, "the image ends at byte %"
+                                 PRIu64 ", inside %s, which ends at byte %"
+                                 PRIu64 ": a truncated stream",
+                                 imp->position, what, missing->host_end);
         return q2s_error_set(err, EPROTO, "the image ends at byte %" PRIu64
-                             ", before the end of %s (byte %" PRIu64 "): a "
-                             "truncated stream, or a reference past its end",
-                             imp->position, what, missing->host_end);
+                             ", before %s: a truncated stream, or a "
+                             "reference past its end", imp->position, what);
     }
     if (take_decompressed(imp, true, err) < 0)
         return -1;

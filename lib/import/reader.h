@@ -36,6 +36,7 @@ struct q2s_import_options {
 struct q2s_import {
     struct q2s_import_options options;
     bool ran;               /* q2s_import_run() was called */
+    bool target_changed;    /* prepare truncated it */
     void *owned_reader;     /* q2s_import_new_fd()'s, freed with it */
     struct q2s_cancel cancel;
     /* The stream. */
@@ -72,6 +73,7 @@ struct q2s_import {
     /* What was done, for progress and messages. */
     uint64_t guest_bytes_done;
     uint64_t data_bytes_written;
+    uint64_t target_bytes_changed;  /* written or zeroed */
     uint64_t spool_peak_memory;
     q2s_progress_callback *progress;
     void *progress_opaque;
