@@ -246,18 +246,45 @@ static const char *compression_name(enum q2s_compression type)
     return type == Q2S_COMPRESSION_ZSTD ? "zstd" : "zlib";
 }
 
-/* JSON string contents: quotes, backslashes and control characters
- * escaped; the name's other bytes as they are. */
+/* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t length = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
+                  : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4
+                                                                     : 0;
+
+    for (size_t i = 1; i < length; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+        (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return length;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, a
+ * byte that is not UTF-8 (a name is the image's bytes) as U+FFFD. */
 static void print_json_string(const char *text)
 {
+    const unsigned char *c = (const unsigned char *)text;
+
     putchar('"');
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-        else if (*c < 0x20 || *c == 0x7f)
-            printf("\\u%04x", *c);
-        else
-            putchar(*c);
+    while (*c) {
+        size_t n = utf8_sequence(c);
+
+        if (n == 0) {
+            printf("\\ufffd");
+            c++;
+        } else if (*c == '"' || *c == '\\') {
+            printf("\\%c", *c++);
+        } else if (*c < 0x20 || *c == 0x7f) {
+            printf("\\u%04x", *c++);
+        } else {
+            fwrite(c, 1, n, stdout);
+            c += n;
+        }
     }
     putchar('"');
 }

@@ -8,11 +8,12 @@
 #include "common/fdio.h"
 
 void byte_store_init(struct byte_store *store, uint64_t memory_budget,
-                     const char *directory)
+                     const char *directory, const char *purpose)
 {
     memset(store, 0, sizeof *store);
     store->memory_left = memory_budget;
     store->directory = directory;
+    store->purpose = purpose;
     store->fd = -1;
 }
 
@@ -44,13 +45,13 @@ int byte_store_put(struct byte_store *store, const uint8_t *data,
         store->fd = q2s_open_unlinked(store->directory);
         if (store->fd < 0)
             return q2s_error_set_errno(
-                err, errno, "cannot make a temporary file in %s for what "
-                "arrives before its table", store->directory);
+                err, errno, "cannot make a temporary file in %s for %s",
+                store->directory, store->purpose);
     }
     if (q2s_pwrite_all(store->fd, data, length, store->file_bytes) < 0)
         return q2s_error_set_errno(
-            err, errno, "cannot keep what arrives before its table in a "
-            "temporary file in %s", store->directory);
+            err, errno, "cannot keep %s in a temporary file in %s",
+            store->purpose, store->directory);
     piece->file_offset = store->file_bytes;
     store->file_bytes += length;
     if (store->file_bytes > store->file_peak)

@@ -14,6 +14,7 @@
 struct byte_store {
     uint64_t memory_left;   /* of the budget */
     const char *directory;  /* for the file */
+    const char *purpose;    /* what it keeps, for messages */
     int fd;                 /* the file, or -1 until it is needed */
     uint64_t file_bytes;    /* the file's end: pieces are appended */
     uint64_t memory_held;   /* bytes in memory now, for tests and stats */
@@ -28,8 +29,9 @@ struct byte_store_piece {
     uint32_t length;
 };
 
+/* purpose says what is kept ("what arrives before its table"). */
 void byte_store_init(struct byte_store *store, uint64_t memory_budget,
-                     const char *directory);
+                     const char *directory, const char *purpose);
 /* Frees nothing held in pieces (release them first); closes the file. */
 void byte_store_close(struct byte_store *store);
 

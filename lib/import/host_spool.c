@@ -14,7 +14,8 @@ void host_spool_init(struct host_spool *spool, uint64_t memory_budget,
                      const char *directory)
 {
     memset(spool, 0, sizeof *spool);
-    byte_store_init(&spool->store, memory_budget, directory);
+    byte_store_init(&spool->store, memory_budget, directory,
+                    "what arrives before its table");
 }
 
 void host_spool_clear(struct host_spool *spool)

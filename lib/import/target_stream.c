@@ -139,7 +139,8 @@ static int stream_write(struct q2s_target *target, const uint8_t *buf,
         s->piece_buffer = malloc(HOLD_PIECE_BYTES);
         if (!s->piece_buffer)
             return q2s_error_set(err, ENOMEM, "out of memory");
-        byte_store_init(&s->store, target->spool_memory, target->directory);
+        byte_store_init(&s->store, target->spool_memory, target->directory,
+                        "what arrives ahead of the next byte to write");
         s->store_ready = true;
     }
     while (length > 0) {

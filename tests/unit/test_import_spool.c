@@ -131,7 +131,7 @@ static void test_store_budget(void **state)
 
     (void)state;
     pattern(data, sizeof data, 0);
-    byte_store_init(&store, 150, "/tmp");
+    byte_store_init(&store, 150, "/tmp", "test bytes");
     assert_int_equal(byte_store_put(&store, data, 100, &a, &err), 0);
     assert_non_null(a.data);
     /* Past the budget: the file. */
@@ -145,7 +145,7 @@ static void test_store_budget(void **state)
     byte_store_close(&store);
 
     /* A directory where no file can be made. */
-    byte_store_init(&store, 0, "/nonexistent/directory");
+    byte_store_init(&store, 0, "/nonexistent/directory", "test bytes");
     assert_int_equal(byte_store_put(&store, data, 100, &a, &err), -1);
     assert_non_null(strstr(err.message, "/nonexistent/directory"));
     byte_store_close(&store);
