@@ -176,7 +176,7 @@ bool decompress_pool_full(struct decompress_pool *pool)
 int decompress_pool_submit(struct decompress_pool *pool,
                            uint64_t guest_offset, uint64_t host_offset,
                            uint8_t *input, uint32_t input_length,
-                           struct q2s_error *err)
+                           bool cut_short, struct q2s_error *err)
 {
     struct decompress_job *job;
 
@@ -200,6 +200,7 @@ int decompress_pool_submit(struct decompress_pool *pool,
     job->host_offset = host_offset;
     job->input = input;
     job->input_length = input_length;
+    job->cut_short = cut_short;
     job->next = NULL;
     if (!pool->thread_count) {
         run_job(pool->decompressors[0], job);

@@ -15,6 +15,7 @@ struct decompress_job {
     uint8_t *input;            /* owned by the job */
     uint32_t input_length;
     uint8_t *output;           /* one cluster */
+    bool cut_short;            /* the stream ended inside its bytes */
     int status;                /* 0, or -1 with err */
     struct q2s_error err;
     struct decompress_job *next;
@@ -33,7 +34,7 @@ void decompress_pool_free(struct decompress_pool *pool);
 int decompress_pool_submit(struct decompress_pool *pool,
                            uint64_t guest_offset, uint64_t host_offset,
                            uint8_t *input, uint32_t input_length,
-                           struct q2s_error *err);
+                           bool cut_short, struct q2s_error *err);
 /* A finished job, or NULL: with wait, NULL only when none is in flight.
  * Give it back with decompress_pool_recycle(). */
 struct decompress_job *decompress_pool_take(struct decompress_pool *pool,

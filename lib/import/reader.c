@@ -77,11 +77,22 @@ int import_read_header(struct q2s_import *imp, struct q2s_error *err)
     if (imp->buffer_used == 0)
         return q2s_error_set(err, EPROTO, "not a qcow2 image: the stream is "
                              "empty");
+    /* The header, its extensions and the backing file name lie in the
+     * first cluster, which QEMU's images always hold whole: a stream that
+     * ends inside it is cut short, before any target is touched. */
     if (imp->buffer_used >= 4 &&
-        q2s_get_be32(imp->buffer) == QCOW2_MAGIC &&
-        imp->buffer_used < QCOW2_V2_HEADER_LENGTH)
-        return q2s_error_set(err, EPROTO, "the image ends at byte %zu, "
-                             "inside its header", imp->buffer_used);
+        q2s_get_be32(imp->buffer) == QCOW2_MAGIC && imp->end_of_stream) {
+        uint32_t bits = imp->buffer_used >= 24
+                            ? q2s_get_be32(imp->buffer + 20) : 0;
+
+        if (imp->buffer_used < QCOW2_V2_HEADER_LENGTH ||
+            (bits >= QCOW2_MIN_CLUSTER_BITS && bits <= QCOW2_MAX_CLUSTER_BITS &&
+             imp->buffer_used < (size_t)1 << bits))
+            return q2s_error_set(err, EPROTO, "the image ends at byte %zu, "
+                                 "inside its first cluster, which holds the "
+                                 "header: a truncated stream",
+                                 imp->buffer_used);
+    }
     if (qcow2_header_parse(imp->buffer, imp->buffer_used, h, err) < 0 ||
         qcow2_header_check_open(h, err) < 0 ||
         qcow2_header_check_backing_name(h, err) < 0)
@@ -456,7 +467,12 @@ static int take_decompressed(struct q2s_import *imp, bool wait,
     while ((job = decompress_pool_take(imp->decompressors, wait))) {
         int ret = job->status;
 
-        if (ret < 0) {
+        if (ret < 0 && job->cut_short) {
+            q2s_error_set(err, EPROTO, "the image ends at byte %" PRIu64
+                          ", inside the compressed cluster at byte %" PRIu64
+                          " (guest offset %" PRIu64 "): a truncated stream",
+                          imp->position, job->host_offset, job->guest_offset);
+        } else if (ret < 0) {
             q2s_error_set(err, job->err.code, "the compressed cluster at "
                           "byte %" PRIu64 " (guest offset %" PRIu64 "): %s",
                           job->host_offset, job->guest_offset,
@@ -496,9 +512,12 @@ static int need_complete(struct q2s_import *imp, struct import_need *need,
             ret = -1;
             break;
         }
+        /* Cut short by the end of the stream: only what came is
+         * inflated, and it must be enough. */
         ret = decompress_pool_submit(imp->decompressors, need->guest_offset,
-                                     need->host_end - need->length,
-                                     need->buffer, need->length, err);
+                                     need->host_first, need->buffer,
+                                     need->filled, need->filled < need->length,
+                                     err);
         need->buffer = NULL;  /* the pool's now */
         break;
     }
@@ -675,7 +694,9 @@ static int feed(struct q2s_import *imp, const uint8_t *buf, size_t length,
 
 /* The stream ended: what is still wanted is missing, except the end of a
  * compressed cluster's last sector, which QEMU reads as zeros past the
- * end of the file. */
+ * end of the file: the compressed data may end before it.  Such a
+ * cluster is inflated from the bytes that came, which must hold it all
+ * (QEMU would inflate zeros for the rest, and write what they give). */
 static int end_of_stream(struct q2s_import *imp, struct q2s_error *err)
 {
     const struct import_need *missing = NULL;
@@ -688,7 +709,6 @@ static int end_of_stream(struct q2s_import *imp, struct q2s_error *err)
             missing = &imp->active.ptr[i];
             break;
         }
-        memset(need.buffer + need.filled, 0, need.length - need.filled);
         imp->active.ptr[i] = imp->active.ptr[--imp->active.len];
         if (need_complete(imp, &need, err) < 0)
             return -1;

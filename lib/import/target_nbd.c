@@ -95,7 +95,7 @@ static int wait_in_flight(struct q2s_target *target, int max,
     }
     if (state->error)
         return q2s_error_set_errno(err, state->error, "%s: the server "
-                                   "refused a write", target->name);
+                                   "refused a request", target->name);
     return 0;
 }
 
