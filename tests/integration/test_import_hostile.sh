@@ -403,8 +403,14 @@ no_temporary_directory() {
     fails 1 "cannot make a temporary file in $scratch/no-such-dir" \
         env TMPDIR="$scratch/no-such-dir" "$Q2F" --spool-memory=64K got.raw < grown.qcow2
 }
-check "a \$TMPDIR that does not exist, when the spool needs a file: one line" \
-    no_temporary_directory
+if [ -n "${Q2S_VALGRIND_IMPORTER:-}" ]; then
+    # valgrind keeps its own files in $TMPDIR, and cannot start without it.
+    skip "a \$TMPDIR that does not exist, when the spool needs a file: one line" \
+        "valgrind needs \$TMPDIR itself"
+else
+    check "a \$TMPDIR that does not exist, when the spool needs a file: one line" \
+        no_temporary_directory
+fi
 
 # ---- Compressed clusters of the wrong size --------------------------
 
