@@ -83,9 +83,9 @@ start() {
 # The slow ones first, so that the last to finish is a short one: those
 # measured slowest (under valgrind and in plain runs, 2026-12), then the
 # other integration tests, then the rest.
-slowest="test_ranges test_compress test_incremental_hostile test_xapi
-    test_nbd_spool test_nbd_hostile test_incremental test_nbd test_convert
-    test_stdin"
+slowest="test_ranges test_compress test_import_hostile test_incremental_hostile
+    test_import test_xapi test_nbd_spool test_nbd_hostile test_incremental
+    test_nbd test_convert test_stdin"
 rank() {
     local position=0 slow
     for slow in $slowest; do
