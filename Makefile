@@ -232,7 +232,7 @@ $(BUILD)/examples/%: examples/%.c $(SHARED_LIBRARY)
 	$(CC) -std=c11 $(WARNINGS) -Iinclude $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
 		-o $@ $< -L$(BUILD) -lqcow2-to-stdout -Wl,-rpath,$(abspath $(BUILD))
 
-bench: $(PROGRAM) $(BUILD)/examples/qcow2-ranges
+bench: $(PROGRAM) $(IMPORTER) $(BUILD)/examples/qcow2-ranges
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
 		Q2S_RANGES=$(abspath $(BUILD)/examples/qcow2-ranges) bench/bench.sh
 
