@@ -522,7 +522,7 @@ struct q2s_import_options;
 struct q2s_import;
 struct q2s_target;
 
-/* The defaults: no apply, a target not known to be zero, the default
+/* The defaults: no apply, no flush, a target not known to be zero, the default
  * spool memory, as many threads as cores, $TMPDIR (or /tmp).  NULL with
  * errno ENOMEM. */
 #define Q2S_IMPORT_DEFAULT_SPOOL_MEMORY (256 * 1024 * 1024)
@@ -534,6 +534,13 @@ Q2S_API void q2s_import_options_free(struct q2s_import_options *options);
 Q2S_API void q2s_import_options_set_apply(struct q2s_import_options *options,
                                           bool apply);
 Q2S_API bool q2s_import_options_get_apply(
+    const struct q2s_import_options *options);
+/* Make the writes last before q2s_import_run() returns: fdatasync(2) of a
+ * file or device, an NBD flush.  Off by default, as for qemu-img convert
+ * (cache mode unsafe), nbdcopy (--flush) and dd (conv=fsync). */
+Q2S_API void q2s_import_options_set_flush(struct q2s_import_options *options,
+                                          bool flush);
+Q2S_API bool q2s_import_options_get_flush(
     const struct q2s_import_options *options);
 /* The target reads as zeros already: the ranges that are zeros in the
  * image are not written (qemu-img convert --target-is-zero). */

@@ -67,6 +67,12 @@ static void help(void)
            "      --target-is-zero TARGET reads as zeros already: do not "
            "zero what the\n"
            "                       image leaves as zeros\n"
+           "      --flush          make the writes last before exiting: "
+           "fdatasync of a file or\n"
+           "                       device, an NBD flush (by default, as "
+           "with qemu-img convert\n"
+           "                       and dd, they may still be in the page "
+           "cache)\n"
            "      --spool-memory=SIZE  memory for what arrives before its "
            "table (default %u MiB);\n"
            "                       past it, a temporary file\n"
@@ -133,6 +139,7 @@ static int flush_stdout(const struct cli *cli)
 enum {
     OPT_APPLY = 256,
     OPT_TARGET_IS_ZERO,
+    OPT_FLUSH,
     OPT_SPOOL_MEMORY,
     OPT_PROGRESS_FD,
     OPT_INFO,
@@ -146,6 +153,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     static const struct option long_options[] = {
         {"apply", no_argument, NULL, OPT_APPLY},
         {"target-is-zero", no_argument, NULL, OPT_TARGET_IS_ZERO},
+        {"flush", no_argument, NULL, OPT_FLUSH},
         {"spool-memory", required_argument, NULL, OPT_SPOOL_MEMORY},
         {"threads", required_argument, NULL, 'j'},
         {"progress", no_argument, NULL, 'p'},
@@ -168,6 +176,9 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_TARGET_IS_ZERO:
             q2s_import_options_set_target_is_zero(cli->options, true);
+            break;
+        case OPT_FLUSH:
+            q2s_import_options_set_flush(cli->options, true);
             break;
         case OPT_SPOOL_MEMORY:
             if (!cli_parse_size(optarg, &size))

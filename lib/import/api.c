@@ -48,6 +48,17 @@ bool q2s_import_options_get_apply(const struct q2s_import_options *options)
     return options->apply;
 }
 
+void q2s_import_options_set_flush(struct q2s_import_options *options,
+                                  bool flush)
+{
+    options->flush = flush;
+}
+
+bool q2s_import_options_get_flush(const struct q2s_import_options *options)
+{
+    return options->flush;
+}
+
 void q2s_import_options_set_target_is_zero(struct q2s_import_options *options,
                                            bool is_zero)
 {

@@ -747,6 +747,7 @@ int import_run(struct q2s_import *imp, struct q2s_target *target,
 
     imp->target = target;
     target->cancel = &imp->cancel;
+    target->flush = imp->options.flush;
     if (decompress_pool_new(h->compression_type, h->cluster_size,
                             imp->options.threads, &imp->decompressors,
                             err) < 0)

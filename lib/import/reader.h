@@ -27,6 +27,7 @@ Q2S_DEFINE_VECTOR_TYPE(import_needs, struct import_need)
 struct q2s_import_options {
     bool apply;
     bool target_is_zero;
+    bool flush;
     uint64_t spool_memory;
     unsigned threads;
     const char *directory;  /* NULL: $TMPDIR or /tmp */

@@ -27,8 +27,9 @@ struct import_target_ops {
      * target that already does (known_zero). */
     int (*zero)(struct q2s_target *target, uint64_t offset, uint64_t length,
                 struct q2s_error *err);
-    /* After the last byte: whatever makes the writes last (fsync, NBD
-     * flush), or what a stream holds back. */
+    /* After the last byte: what a stream holds back, the writes still in
+     * flight, and with flush set whatever makes the writes last (fsync,
+     * NBD flush). */
     int (*finish)(struct q2s_target *target, struct q2s_error *err);
     void (*close)(struct q2s_target *target);
 };
@@ -53,6 +54,7 @@ struct q2s_target {
      * in order by the target itself. */
     bool sequential;
     const struct q2s_cancel *cancel;  /* set by the import */
+    bool flush;                       /* likewise: make the writes last */
     uint64_t spool_memory;            /* for a stream's reordering */
     const char *directory;            /* for its temporary file */
     void *state;                      /* the kind's own */

@@ -16,7 +16,14 @@
 struct fd_state {
     int fd;
     bool own_fd;
+    uint64_t unflushed;  /* bytes written since writeback was started */
 };
+
+/* With a flush at the end, writeback is started every WRITEBACK_BYTES,
+ * without waiting for it: the disk writes while the stream is read, and
+ * the flush has little left to wait for (it waited 2 s for 2 GiB when all
+ * came at once). */
+#define WRITEBACK_BYTES (32u * 1024 * 1024)
 
 static int fd_of(const struct q2s_target *target)
 {
@@ -26,9 +33,17 @@ static int fd_of(const struct q2s_target *target)
 static int fd_write(struct q2s_target *target, const uint8_t *buf,
                     size_t length, uint64_t offset, struct q2s_error *err)
 {
-    if (q2s_pwrite_all(fd_of(target), buf, length, offset) < 0)
+    struct fd_state *state = target->state;
+
+    if (q2s_pwrite_all(state->fd, buf, length, offset) < 0)
         return q2s_error_set_errno(err, errno, "cannot write to %s",
                                    target->name);
+    state->unflushed += length;
+    if (target->flush && state->unflushed >= WRITEBACK_BYTES) {
+        state->unflushed = 0;
+        /* Best effort: a file system without it flushes at the end. */
+        sync_file_range(state->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
     return 0;
 }
 
@@ -74,7 +89,7 @@ static int device_zero(struct q2s_target *target, uint64_t offset,
 
 static int fd_finish(struct q2s_target *target, struct q2s_error *err)
 {
-    if (fdatasync(fd_of(target)) < 0 && errno != EINVAL)
+    if (target->flush && fdatasync(fd_of(target)) < 0 && errno != EINVAL)
         return q2s_error_set_errno(err, errno, "cannot flush %s",
                                    target->name);
     return 0;
@@ -133,10 +148,17 @@ static int file_prepare(struct q2s_target *target, uint64_t virtual_size,
     if (virtual_size > INT64_MAX)
         return q2s_error_set(err, EFBIG, "%s cannot hold %llu bytes",
                              target->name, (unsigned long long)virtual_size);
-    /* Truncated to nothing, then to the size: all of it a hole, which
-     * reads as zeros. */
-    if ((!target_is_zero && ftruncate(fd, 0) < 0) ||
-        ftruncate(fd, (off_t)virtual_size) < 0)
+    /* All of it a hole, which reads as zeros: the old bytes punched out
+     * (a truncation to nothing would make ext4 write the whole file back
+     * at close, as it does for a file replaced by truncation), or, where
+     * holes cannot be punched, truncated away. */
+    if (!target_is_zero && st.st_size > 0 &&
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  st.st_size) < 0 &&
+        ftruncate(fd, 0) < 0)
+        return q2s_error_set_errno(err, errno, "cannot empty %s",
+                                   target->name);
+    if (ftruncate(fd, (off_t)virtual_size) < 0)
         return q2s_error_set_errno(err, errno, "cannot make %s %llu bytes "
                                    "long", target->name,
                                    (unsigned long long)virtual_size);

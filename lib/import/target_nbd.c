@@ -150,7 +150,7 @@ static int target_nbd_finish(struct q2s_target *target, struct q2s_error *err)
 
     if (wait_in_flight(target, 0, err) < 0)
         return -1;
-    if (nbd_can_flush(state->nbd) > 0) {
+    if (target->flush && nbd_can_flush(state->nbd) > 0) {
         struct request *request = new_request(state, NULL);
 
         if (!request)

@@ -15,7 +15,7 @@ imports() {
     qemu-img convert -f qcow2 -O raw "$image" want.raw || return 1
     # A new file.
     rm -f got.raw
-    cat "$image" | "$Q2F" got.raw || { echo "new file: status $?"; return 1; }
+    cat "$image" | "$Q2F" --flush got.raw || { echo "new file: status $?"; return 1; }
     cmp want.raw got.raw || { echo "new file differs"; return 1; }
     # A file that held other bytes, longer than the disk.
     head -c $(($(stat -c %s want.raw) + 12345)) /dev/urandom > got.raw

@@ -38,7 +38,7 @@ onto_device() {
     want "$1" || return 1
     head -c $((8 * MiB + 4096)) /dev/urandom > before.img
     dd if=before.img of="$device" bs=1M oflag=direct status=none || return 1
-    cat "$1" | "$Q2F" "$device" || return 1
+    cat "$1" | "$Q2F" --flush "$device" || return 1
     cmp -n $((8 * MiB)) "$device" want.raw || { echo "the disk differs"; return 1; }
     cmp -i $((8 * MiB)) "$device" before.img ||
         { echo "the bytes past the disk changed"; return 1; }
@@ -73,7 +73,7 @@ onto_qemu_nbd() {
     qemu-nbd -f raw -k "$scratch/qn.sock" --persistent export.raw &
     local pid=$! i
     for ((i = 0; i < 100; i++)); do [ -S qn.sock ] && break; sleep 0.05; done
-    cat "$1" | "$Q2F" "nbd+unix:///?socket=$scratch/qn.sock"
+    cat "$1" | "$Q2F" ${flush:+--flush} "nbd+unix:///?socket=$scratch/qn.sock"
     local status=$?
     kill "$pid"; wait "$pid" 2>/dev/null
     [ $status = 0 ] || { echo "status $status"; return 1; }
@@ -81,8 +81,11 @@ onto_qemu_nbd() {
 }
 if have qemu-nbd; then
     for image in c.qcow2 used.qcow2 z.qcow2; do
+        flush=
         check "onto a qemu-nbd export: $image" onto_qemu_nbd "$image"
     done
+    flush=1
+    check "onto a qemu-nbd export, --flush" onto_qemu_nbd used.qcow2
 else
     skip "onto a qemu-nbd export" "qemu-nbd is not installed (Debian package qemu-utils)"
 fi
