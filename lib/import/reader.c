@@ -506,7 +506,9 @@ static int need_complete(struct q2s_import *imp, struct import_need *need,
     case NEED_DATA:
         break;
     case NEED_COMPRESSED:
-        keep_tail(imp, need);
+        /* (Cut short by the end of the stream, nothing follows it.) */
+        if (need->filled == need->length)
+            keep_tail(imp, need);
         if (decompress_pool_full(imp->decompressors) &&
             take_decompressed(imp, true, err) < 0) {
             ret = -1;
@@ -650,8 +652,6 @@ static int feed(struct q2s_import *imp, const uint8_t *buf, size_t length,
             step = min_u64(step, next->host_start - imp->position);
         for (size_t i = 0; i < imp->active.len; i++)
             step = min_u64(step, imp->active.ptr[i].host_end - imp->position);
-        if (imp->tail_length && imp->tail_end > imp->position)
-            step = min_u64(step, imp->tail_end - imp->position);
         if (imp->active.len == 0) {
             if (pass_unknown(imp, buf, (size_t)step, err) < 0)
                 return -1;

@@ -75,7 +75,6 @@ struct q2s_import {
     uint64_t guest_bytes_done;
     uint64_t data_bytes_written;
     uint64_t target_bytes_changed;  /* written or zeroed */
-    uint64_t spool_peak_memory;
     q2s_progress_callback *progress;
     void *progress_opaque;
     uint64_t progress_reported;
