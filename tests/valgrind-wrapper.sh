@@ -10,6 +10,6 @@ if [ ! -e "/proc/$$/fd/2" ]; then
     log=--log-file=/dev/null
 fi
 exec "${Q2S_VALGRIND:-valgrind}" -q "$log" --error-exitcode=99 --leak-check=full \
-    --read-inline-info=no \
+    --read-inline-info=no --vgdb=no \
     --errors-for-leak-kinds=definite,indirect,possible \
     "$Q2S_VALGRIND_PROGRAM" "$@"
