@@ -189,7 +189,7 @@ unit-tests: $(UNIT_TESTS) $(HELPERS) $(STAGE)/.installed $(API_TESTS) \
 	$(FUZZ_REPLAYS)
 
 # A conversion of a small generated image, checked by qemu-img.
-demo: qcow2-to-stdout
+demo: qcow2-to-stdout qcow2-from-stdin
 	scripts/demo.sh
 
 # Every test, unit and integration; the last line counts them.

@@ -2,6 +2,7 @@
 # `make demo`: the tool at work on a small sparse image, checked by QEMU.
 set -euo pipefail
 q2s=${Q2S_PROGRAM:-$(cd "$(dirname "$0")/.." && pwd)/qcow2-to-stdout}
+q2f=${Q2S_IMPORTER:-$(cd "$(dirname "$0")/.." && pwd)/qcow2-from-stdin}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/q2s-demo.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
@@ -25,3 +26,7 @@ run "'$q2s' --compress=zstd disk.raw > small.qcow2"
 run "ls -l small.qcow2"
 run "qemu-img check small.qcow2"
 run "qemu-img compare disk.raw small.qcow2"
+echo
+echo "And back: the compressed image read as a stream, written as the disk:"
+run "cat small.qcow2 | '$q2f' restored.raw"
+run "cmp disk.raw restored.raw && echo identical"
