@@ -98,10 +98,12 @@ fails() {
     fi
 }
 
-# in_background COMMAND... &: runs COMMAND with SIGINT and SIGQUIT at their
-# defaults.  A shell without job control starts background commands with
-# them ignored, and the tool, like GNU tools, leaves ignored signals be.
-in_background() { exec env --default-signal=INT,QUIT "$@"; }
+# in_background COMMAND... &: runs COMMAND with SIGINT, SIGQUIT and SIGHUP
+# at their defaults.  A shell without job control starts background
+# commands with the first two ignored, a suite run under nohup all of them
+# with SIGHUP ignored, and the tool, like GNU tools, leaves ignored
+# signals be.
+in_background() { exec env --default-signal=INT,QUIT,HUP "$@"; }
 
 # qemu_nbd_count: the qemu-nbd processes of this test, those working in
 # its scratch directory (other tests may run at the same time).
@@ -113,14 +115,13 @@ qemu_nbd_count() {
     echo "$count"
 }
 
-# limit SECONDS: a bound on how long the tool may take, five times as
+# limit SECONDS: a bound on how long the tool may take, three times as
 # long under valgrind, whose start and leak check at exit take their own
-# time, more so beside other tests (three times was too short for a
-# SIGHUP beside the importer's tests under valgrind); the plain and
-# sanitizer runs keep the bound the docs promise.
+# time (more so beside other tests); the plain and sanitizer runs keep
+# the bound the docs promise.
 limit() {
     if [ -n "${Q2S_VALGRIND_PROGRAM:-}" ]; then
-        echo $(($1 * 5))
+        echo $(($1 * 3))
     else
         echo "$1"
     fi
