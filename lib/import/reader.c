@@ -104,9 +104,12 @@ int import_read_header(struct q2s_import *imp, struct q2s_error *err)
         return q2s_error_set(err, ENOTSUP, "the image keeps its data in an "
                              "external data file, which a stream does not "
                              "carry");
-    qcow2_header_copy_name(imp->buffer, imp->buffer_used,
-                           h->backing_name_offset, h->backing_name_length,
-                           imp->backing_file);
+    /* Without a backing file (offset 0) the length is whatever it says:
+     * QEMU reads no name then, and neither does this. */
+    if (h->backing_name_offset != 0)
+        qcow2_header_copy_name(imp->buffer, imp->buffer_used,
+                               h->backing_name_offset,
+                               h->backing_name_length, imp->backing_file);
     imp->extended_l2 = qcow2_header_has_extended_l2(h);
     imp->l2_entry_bytes = imp->extended_l2 ? 16 : 8;
     imp->l2_coverage = (uint64_t)(h->cluster_size / imp->l2_entry_bytes) *
