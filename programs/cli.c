@@ -201,3 +201,32 @@ int cli_check_progress_fd(const char *program, int fd)
         fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
     return -1;
 }
+
+int cli_usage_error_v(const char *program, void (*usage_line)(FILE *out),
+                      const char *fmt, va_list ap)
+{
+    char message[1024];
+
+    vsnprintf(message, sizeof message, fmt, ap);
+    cli_print_error_line(program, message);
+    usage_line(stderr);
+    fprintf(stderr, "Try '%s --help' for more information.\n", program);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_flush_stdout(const char *program, bool stdout_closed)
+{
+    char message[128];
+
+    if (stdout_closed) {
+        cli_print_error_line(program, "write error: standard output is "
+                             "closed");
+        return EXIT_FAILURE;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        snprintf(message, sizeof message, "write error: %s", strerror(errno));
+        cli_print_error_line(program, message);
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}

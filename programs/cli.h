@@ -6,6 +6,8 @@
 #define Q2S_PROGRAM_CLI_H
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +36,19 @@ void cli_die_of_stop_signal(void);
 /* Gives each closed descriptor of 0, 1 and 2 /dev/null, and says which
  * were closed; -1 if /dev/null cannot be opened. */
 int cli_guard_standard_descriptors(bool closed[3]);
+
+/* The exit status of a usage error. */
+#define CLI_EXIT_USAGE 2
+
+/* A usage error: "PROGRAM: message" (fmt and ap), the program's usage
+ * line (usage_line(stderr)) and the hint to --help, on stderr.  Returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error_v(const char *program, void (*usage_line)(FILE *out),
+                      const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* What --help and --version printed must arrive, as with GNU tools:
+ * EXIT_SUCCESS, or EXIT_FAILURE after saying why. */
+int cli_flush_stdout(const char *program, bool stdout_closed);
 
 /* The CPUs this process may run on. */
 uint32_t cli_available_cpus(void);

@@ -16,7 +16,7 @@
 #include "qcow2-to-stdout.h"
 
 #define PROGRAM "qcow2-from-stdin"
-#define EXIT_USAGE 2
+#define EXIT_USAGE CLI_EXIT_USAGE
 
 struct cli {
     struct q2s_import_options *options;
@@ -102,16 +102,13 @@ static int usage_error(const char *fmt, ...)
 
 static int usage_error(const char *fmt, ...)
 {
-    char message[1024];
     va_list ap;
+    int status;
 
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    status = cli_usage_error_v(PROGRAM, usage_line, fmt, ap);
     va_end(ap);
-    cli_print_error_line(PROGRAM, message);
-    usage_line(stderr);
-    fprintf(stderr, "Try '%s --help' for more information.\n", PROGRAM);
-    return EXIT_USAGE;
+    return status;
 }
 
 /* Stopped by a signal, the program dies of it quietly (main), as a shell
@@ -125,15 +122,7 @@ static int fail(const char *message)
 
 static int flush_stdout(const struct cli *cli)
 {
-    char message[128];
-
-    if (cli->stdout_closed)
-        return fail("write error: standard output is closed");
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        snprintf(message, sizeof message, "write error: %s", strerror(errno));
-        return fail(message);
-    }
-    return EXIT_SUCCESS;
+    return cli_flush_stdout(PROGRAM, cli->stdout_closed);
 }
 
 enum {

@@ -22,7 +22,7 @@
 #include "xapi.h"
 
 #define PROGRAM "qcow2-to-stdout"
-#define EXIT_USAGE 2
+#define EXIT_USAGE CLI_EXIT_USAGE
 
 struct cli {
     struct q2s_options *options;
@@ -207,16 +207,13 @@ static int usage_error(const char *fmt, ...)
 
 static int usage_error(const char *fmt, ...)
 {
-    char message[1024];
     va_list ap;
+    int status;
 
     va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
+    status = cli_usage_error_v(PROGRAM, usage_line, fmt, ap);
     va_end(ap);
-    print_error_line(message);
-    usage_line(stderr);
-    fprintf(stderr, "Try '%s --help' for more information.\n", PROGRAM);
-    return EXIT_USAGE;
+    return status;
 }
 
 static int fail(const char *message)
@@ -225,18 +222,9 @@ static int fail(const char *message)
     return EXIT_FAILURE;
 }
 
-/* What --help and --version print must arrive, as with GNU tools. */
 static int flush_stdout(const struct cli *cli)
 {
-    if (cli->stdout_closed)
-        return fail("write error: standard output is closed");
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        char message[128];
-
-        snprintf(message, sizeof message, "write error: %s", strerror(errno));
-        return fail(message);
-    }
-    return EXIT_SUCCESS;
+    return cli_flush_stdout(PROGRAM, cli->stdout_closed);
 }
 
 enum {
