@@ -232,9 +232,15 @@ $(BUILD)/examples/%: examples/%.c $(SHARED_LIBRARY)
 	$(CC) -std=c11 $(WARNINGS) -Iinclude $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) \
 		-o $@ $< -L$(BUILD) -lqcow2-to-stdout -Wl,-rpath,$(abspath $(BUILD))
 
-bench: $(PROGRAM) $(IMPORTER) $(BUILD)/examples/qcow2-ranges
+# The import section's floor: standard input spliced into a file.
+$(BUILD)/bench/pipe-floor: bench/pipe-floor.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARNINGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $<
+
+bench: $(PROGRAM) $(IMPORTER) $(BUILD)/examples/qcow2-ranges $(BUILD)/bench/pipe-floor
 	Q2S_PROGRAM=$(abspath $(PROGRAM)) Q2S_BUILD=$(abspath $(BUILD)) \
-		Q2S_RANGES=$(abspath $(BUILD)/examples/qcow2-ranges) bench/bench.sh
+		Q2S_RANGES=$(abspath $(BUILD)/examples/qcow2-ranges) \
+		Q2S_PIPE_FLOOR=$(abspath $(BUILD)/bench/pipe-floor) bench/bench.sh
 
 # What make deflate-survey needs besides deps: the other deflate libraries
 # it compares with zlib and zstd.

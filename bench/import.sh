@@ -24,6 +24,10 @@
 #
 #   ours:      cat IMAGE | qcow2-from-stdin out.raw
 #   qemu-img:  qemu-img convert -f qcow2 -O raw IMAGE out.raw
+#   floor:     cat IMAGE | pipe-floor out.raw: the image's bytes spliced
+#              from the pipe into a file (bench/pipe-floor.c), the least
+#              any reader of the pipe can do; where qemu-img is faster
+#              than that, no reader of the pipe can reach its time here
 #   flushed (no target, for comparison): qcow2-from-stdin --flush
 #              (fdatasync at the end) against qemu-img convert -t writeback;
 #              by default neither flushes (qemu-img's cache mode unsafe)
@@ -37,6 +41,8 @@
 # Environment (besides bench.sh's):
 #   Q2S_IMPORTER       qcow2-from-stdin (default: beside the tool,
 #                      $(dirname Q2S_PROGRAM)/qcow2-from-stdin)
+#   Q2S_PIPE_FLOOR     bench/pipe-floor.c built (make bench builds it);
+#                      without it the floor column is skipped
 #   BENCH_IMPORT_RUNS  timed runs of ours and of qemu-img (default 3)
 #   BENCH_IMPORT_WB_RUNS  timed runs of the flushed pair (default 1)
 #
@@ -44,6 +50,7 @@
 # ratio, verdict, mib, have, MEAN.
 
 IMPORTER=${Q2S_IMPORTER:-$(dirname -- "$PROGRAM")/qcow2-from-stdin}
+PIPE_FLOOR=${Q2S_PIPE_FLOOR:-}
 IMPORT_RUNS=${BENCH_IMPORT_RUNS:-3}
 IMPORT_WB_RUNS=${BENCH_IMPORT_WB_RUNS:-1}
 IMPORT_SKIP=
@@ -70,6 +77,10 @@ import_probe() {
         IMPORT_SKIP="no qcow2-from-stdin at '$IMPORTER' (run make, or set Q2S_IMPORTER)"
     elif ! qemu-img create -f qcow2 -o help 2>&1 | grep -q 'compression_type'; then
         IMPORT_SKIP="this qemu-img cannot make zstd-compressed images (no compression_type)"
+    fi
+    if [[ -n $PIPE_FLOOR && ! -x $PIPE_FLOOR ]]; then
+        note "no pipe-floor at '$PIPE_FLOOR': the import section's floor column is skipped"
+        PIPE_FLOOR=
     fi
     if [[ -x /usr/bin/time ]]; then
         IMPORT_HAVE_TIME=1
@@ -183,7 +194,7 @@ import_first() {
 }
 
 import_time() {
-    local t0=$SECONDS c qimp qimg qout prep
+    local t0=$SECONDS c qimp qimg qout prep qfloor
 
     printf -v qimp '%q' "$IMPORTER"
     printf -v qout '%q' "$IMPORT_DIR/out.raw"
@@ -201,6 +212,11 @@ import_time() {
             "cat -- $qimg | $qimp $qout"
         measure "imp_${c}_qemu" "  qemu-img convert -O raw" "$IMPORT_RUNS" 0 "$prep" \
             "qemu-img convert -f qcow2 -O raw -- $qimg $qout"
+        if [[ -n $PIPE_FLOOR ]]; then
+            printf -v qfloor '%q' "$PIPE_FLOOR"
+            measure "imp_${c}_floor" "  cat | pipe-floor out.raw (the pipe alone)" \
+                "$IMPORT_RUNS" 0 "$prep" "cat -- $qimg | $qfloor $qout"
+        fi
         measure "imp_${c}_toolwb" "  cat | qcow2-from-stdin --flush out.raw" "$IMPORT_WB_RUNS" 0 "$prep" \
             "cat -- $qimg | $qimp --flush $qout"
         measure "imp_${c}_wb" "  qemu-img convert -O raw -t writeback" "$IMPORT_WB_RUNS" 0 "$prep" \
@@ -220,13 +236,14 @@ import_mib() {
 }
 
 import_results() {
-    local c r rss_goal rss_verdict wb
-    local row='    %-33s %8s %12s %8s %7s %-7s %9s %8s %s\n'
+    local c r rss_goal rss_verdict wb floor floor_ratio
+    local row='    %-33s %8s %12s %8s %7s %-7s %9s %8s %-4s %9s %s\n'
 
     say "== Import: results"
     say "Mean times; ratio = qemu-img/ours, > 1 means qcow2-from-stdin is faster."
     # shellcheck disable=SC2059  # the format is the row's
-    printf "$row" "case" "ours (s)" "qemu-img (s)" "ratio" "goal" "" "RSS (MiB)" "RSS goal" ""
+    printf "$row" "case" "ours (s)" "qemu-img (s)" "ratio" "goal" "" "RSS (MiB)" "RSS goal" "" \
+        "floor (s)" "qemu-img/floor"
     for c in "${IMPORT_CASES[@]}"; do
         r=$(ratio "${MEAN[imp_${c}_qemu]}" "${MEAN[imp_${c}_tool]}")
         rss_goal="< 64" rss_verdict=n/a
@@ -235,11 +252,17 @@ import_results() {
         elif [[ -n ${IMPORT_RSS[$c]:-} ]]; then
             rss_verdict=$( ((IMPORT_RSS[$c] < 64 * 1024)) && echo met || echo MISSED)
         fi
+        floor=n/a floor_ratio=n/a
+        if [[ -n ${MEAN[imp_${c}_floor]:-} ]]; then
+            floor=$(import_s "${MEAN[imp_${c}_floor]}")
+            floor_ratio="$(ratio "${MEAN[imp_${c}_qemu]}" "${MEAN[imp_${c}_floor]}")x"
+        fi
         # shellcheck disable=SC2059
         printf "$row" "${IMPORT_LABEL[$c]}" "$(import_s "${MEAN[imp_${c}_tool]}")" \
             "$(import_s "${MEAN[imp_${c}_qemu]}")" "${r}x" \
             ">=${IMPORT_GOAL[$c]}x" "$(verdict "$r" '>=' "${IMPORT_GOAL[$c]}")" \
-            "$(import_mib "${IMPORT_RSS[$c]:-}")" "$rss_goal" "$rss_verdict"
+            "$(import_mib "${IMPORT_RSS[$c]:-}")" "$rss_goal" "$rss_verdict" \
+            "$floor" "$floor_ratio"
     done
     say
     say "Flushed to disk at the end (no target): qcow2-from-stdin --flush (fdatasync) against"
@@ -252,6 +275,9 @@ import_results() {
             "$(import_s "${MEAN[imp_${c}_toolwb]}")" "$(import_s "${MEAN[imp_${c}_wb]}")" "$wb" \
             "$(import_mib "${IMPORT_QEMU_RSS[$c]:-}")"
     done
+    say "floor: the image's bytes spliced from the pipe into out.raw, nothing parsed (pipe-floor);"
+    say "a qemu-img/floor ratio below 1 means that qemu-img, reading the file, is faster than any"
+    say "reader of the pipe can be on this machine: the goal is out of reach of the pipe itself."
     say "Ours reads the image through a pipe (cat), qemu-img from the file; both write"
     say "out.raw in $IMPORT_DIR, deleted (and sync run) before each run."
     say "Load average after the timings: $(cut -d ' ' -f 1-3 /proc/loadavg 2> /dev/null || echo '?')"
