@@ -5,8 +5,9 @@
 
 #include "build.h"
 #include "cache.h"
-#include "fork_scan.h"
+#include "common/tmpdir.h"
 #include "error.h"
+#include "fork_scan.h"
 #include "plan.h"
 #include "scan.h"
 #include "source.h"

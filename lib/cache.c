@@ -198,10 +198,3 @@ void q2s_cache_locate(const struct q2s_cache *cache, uint64_t offset,
     span->fd_offset = offset - cache->memory_bytes;
     span->length = cache->bytes - offset;
 }
-
-const char *q2s_temporary_directory(void)
-{
-    const char *dir = getenv("TMPDIR");
-
-    return dir && *dir ? dir : "/tmp";
-}

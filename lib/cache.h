@@ -71,7 +71,4 @@ void q2s_cache_finish(struct q2s_cache *cache);
 void q2s_cache_locate(const struct q2s_cache *cache, uint64_t offset,
                       struct q2s_cache_span *span);
 
-/* The directory for temporary files: $TMPDIR, or /tmp. */
-const char *q2s_temporary_directory(void);
-
 #endif

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/zero.h"
 #include "compress.h"
 #include "compress_pool.h"
 #include "error.h"
-#include "zero.h"
 
 static uint64_t align_down(uint64_t n, uint64_t alignment)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "common/tmpdir.h"
 #include "error.h"
 #include "import/reader.h"
 #include "import/target.h"

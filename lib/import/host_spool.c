@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zero.h"
+#include "common/zero.h"
 
 /* Bytes gather here before they go to the store, so that the store holds
  * few large pieces however finely the stream is cut up. */

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/zero.h"
 #include "format/qcow2_entries.h"
-#include "zero.h"
 
 /* What one read of the stream asks for; the header needs the first
  * QCOW2_HEADER_MAX_BYTES in the buffer at once. */

@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "common/tmpdir.h"
 #include "error.h"
+#include "open/open.h"
 #include "open/qemu_nbd.h"
 #include "source.h"
-#include "open/open.h"
 #include "sources/file.h"
 #include "sources/nbd.h"
 #include "sources/nbd_tls.h"

@@ -18,11 +18,11 @@
 
 #include "common/bits.h"
 #include "common/fdio.h"
+#include "common/zero.h"
 #include "error.h"
 #include "runs.h"
 #include "source.h"
 #include "sources/stream.h"
-#include "zero.h"
 
 #define SECTOR_BYTES 512
 #define SECTOR_BITS 9

@@ -1,6 +1,6 @@
 /* Finding all-zero blocks: what decides which clusters are allocated. */
-#ifndef Q2S_ZERO_H
-#define Q2S_ZERO_H
+#ifndef Q2S_COMMON_ZERO_H
+#define Q2S_COMMON_ZERO_H
 
 #include <stdbool.h>
 #include <stddef.h>
