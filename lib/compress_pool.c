@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "common/zero.h"
-#include "compress.h"
 #include "error.h"
+#include "format/qcow2_compress.h"
 
 /* A batch holds two claims (see CLAIM_BYTES) for every thread, so that
  * each has its share, and at least this much input, so that the caller's

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "common/bits.h"
-#include "compress.h"
+#include "format/qcow2_compress.h"
+#include "format/qcow2_format.h"
 #include "map.h"
 #include "metadata.h"
-#include "format/qcow2_format.h"
 
 void q2s_options_init(struct q2s_options *options)
 {

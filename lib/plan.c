@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "common/bits.h"
-#include "compress.h"
 #include "error.h"
+#include "format/qcow2_compress.h"
 #include "format/qcow2_format.h"
 
 int q2s_geometry_init(struct q2s_geometry *geometry,

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "common/zero.h"
-#include "compress.h"
 #include "compress_pool.h"
 #include "error.h"
+#include "format/qcow2_compress.h"
 
 static uint64_t align_down(uint64_t n, uint64_t alignment)
 {

@@ -12,7 +12,7 @@
 #include <zstd.h>
 
 #include "error.h"
-#include "compress.h"
+#include "format/qcow2_compress.h"
 
 /* Raw inflate with a 4 KiB window, as QEMU's qcow2_zlib_decompress()
  * sets it up, but a byte of output per call: then every match must come

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "compress.h"
+#include "format/qcow2_compress.h"
 #include "format/qcow2_decompress.h"
 #include "format/qcow2_format.h"
 

@@ -1,8 +1,8 @@
 /* Compressing one cluster the way QEMU reads it back ("Compressed Cluster
  * Layout" in qcow2.rst): a raw deflate stream that inflates with a 4 KiB
  * window for zlib, one zstd frame for zstd. */
-#ifndef Q2S_COMPRESS_H
-#define Q2S_COMPRESS_H
+#ifndef Q2S_FORMAT_QCOW2_COMPRESS_H
+#define Q2S_FORMAT_QCOW2_COMPRESS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "compress.h"
+#include "format/qcow2_compress.h"
 
 #include <errno.h>
 #include <stdlib.h>
