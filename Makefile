@@ -33,8 +33,8 @@ LIB_LIBS = $(shell pkg-config --libs $(LIB_PACKAGES) 2>/dev/null) -pthread
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-LIB_SOURCES = $(wildcard lib/*.c lib/*/*.c common/*.c)
-LIB_HEADERS = $(wildcard include/*.h lib/*.h lib/*/*.h common/*.h)
+LIB_SOURCES = $(wildcard lib/*.c lib/*/*.c lib/*/*/*.c common/*.c)
+LIB_HEADERS = $(wildcard include/*.h lib/*.h lib/*/*.h lib/*/*/*.h common/*.h)
 LIB_OBJECTS = $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 LIBRARY = $(BUILD)/libqcow2-to-stdout.a
 SHARED_LIBRARY = $(BUILD)/libqcow2-to-stdout.so.$(VERSION)

@@ -23,7 +23,7 @@ static int is_interrupted(const struct q2s_cancel *cancel)
 
 /* How long one poll(2) lasts before cancel is looked at again: a
  * q2s_source_cancel() from another thread sends no signal to wake it.
- * The same as Q2S_POLL_MILLISECONDS in lib/source.h. */
+ * The same as Q2S_POLL_MILLISECONDS in lib/export/source.h. */
 #define WAIT_POLL_MILLISECONDS 100
 
 int q2s_wait_fd(int fd, short events,

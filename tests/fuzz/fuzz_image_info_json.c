@@ -1,12 +1,12 @@
-/* qemu-img info --output=json (lib/map_json.c), as --json-header-info
+/* qemu-img info --output=json (lib/export/map_json.c), as --json-header-info
  * gives it: what is accepted is a virtual size below 2^63 and a cluster
  * size from 1 to 2^32 - 1, written back it reads as itself, and what is
  * refused leaves the caller's variables as they were. */
 #include <errno.h>
 #include <inttypes.h>
 
+#include "export/map_json.h"
 #include "fuzz.h"
-#include "map_json.h"
 
 #define UNTOUCHED_SIZE UINT64_C(0x5a5a5a5a5a5a5a5a)
 #define UNTOUCHED_CLUSTER UINT32_C(0xa5a5a5a5)

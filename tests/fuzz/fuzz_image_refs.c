@@ -1,5 +1,5 @@
 /* The header of an image from someone else, as the check of the files
- * it names reads it (lib/format/qcow2_header.c, lib/open/image_refs.c):
+ * it names reads it (lib/format/qcow2_header.c, lib/export/open/image_refs.c):
  *
  * - the qcow2 header parser: what it accepts has a version, cluster size
  *   and header length QEMU takes, extensions inside the area before the
@@ -21,9 +21,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "export/open/image_refs.h"
 #include "format/qcow2_header.h"
 #include "fuzz.h"
-#include "open/image_refs.h"
 
 static void check_header(const uint8_t *data, size_t size)
 {

@@ -1,15 +1,15 @@
-/* Allocation maps in JSON (lib/map_json.c: qemu-img map, rbd diff): what
- * is accepted is extents that are never empty and end before 2^63; the
- * sorted view is sorted, disjoint and covers exactly the same bytes; the
- * virtual-size check takes the map's end and refuses a byte less; and
- * the map written back as qemu-img map JSON reads as itself. */
+/* Allocation maps in JSON (lib/export/map_json.c: qemu-img map, rbd
+ * diff): what is accepted is extents that are never empty and end before
+ * 2^63; the sorted view is sorted, disjoint and covers exactly the same
+ * bytes; the virtual-size check takes the map's end and refuses a byte
+ * less; and the map written back as qemu-img map JSON reads as itself. */
 #include <errno.h>
 #include <inttypes.h>
 
+#include "export/map.h"
+#include "export/map_json.h"
+#include "export/options.h"
 #include "fuzz.h"
-#include "map.h"
-#include "map_json.h"
-#include "options.h"
 
 /* map as qemu-img map --output=json prints it; the caller frees it. */
 static char *as_qemu_img_map(const struct q2s_map *map, size_t *length)

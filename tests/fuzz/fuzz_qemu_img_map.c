@@ -1,8 +1,8 @@
-/* The text of `qemu-img map` (lib/open/qemu_img_map.c): what is kept is
+/* The text of `qemu-img map` (lib/export/open/qemu_img_map.c): what is kept is
  * sorted, disjoint, never empty, and ends where a uint64_t can say, as
  * the qemu-nbd source that reads through it relies on. */
+#include "export/open/qemu_img_map.h"
 #include "fuzz.h"
-#include "open/qemu_img_map.h"
 
 /* Lines of other files than path are dropped, as those of a backing file
  * are. */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "open/image_refs.h"
+#include "export/open/image_refs.h"
 
 int main(int argc, char **argv)
 {

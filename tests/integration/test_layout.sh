@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 build=${Q2S_BUILD:-$top/build}
-if [ ! -d "$build/lib/open" ] || ! have nm; then
+if [ ! -d "$build/lib/export/open" ] || ! have nm; then
     skip "the layout of the library" "no objects in $build/lib or no nm"
     finish
     exit 0
@@ -42,10 +42,10 @@ edges objects | sort -u > edges
 
 check "the library's files call each other without a circle" \
     bash -c 'tsort edges > /dev/null'
-check "the input backends call nothing of lib/open/, lib/api.c or each other" \
-    bash -c '! grep -E "^lib/sources/[^ ]+ (lib/open/|lib/api$|lib/sources/)" edges'
-check "the core calls nothing of lib/open/ (only lib/api.c does)" \
-    bash -c '! grep -E "^lib/[^/ ]+ lib/open/" edges | grep -v "^lib/api "'
+check "the input backends call nothing of lib/export/open/, lib/export/api.c or each other" \
+    bash -c '! grep -E "^lib/export/sources/[^ ]+ (lib/export/open/|lib/export/api$|lib/export/sources/)" edges'
+check "the core calls nothing of lib/export/open/ (only lib/export/api.c does)" \
+    bash -c '! grep -E "^lib/(export/)?[^/ ]+ lib/export/open/" edges | grep -v "^lib/export/api "'
 check "common/ calls nothing of lib/" \
     bash -c '! grep -E "^common/[^ ]+ lib/" edges'
 # The qcow2 format layer, which both directions share: bytes in, fields
@@ -55,7 +55,7 @@ check "lib/format/ calls nothing of the library but lib/error" \
 check "lib/format/ does no I/O" \
     bash -c 'ls objects/lib/format/*.o > /dev/null && ! nm --undefined-only objects/lib/format/*.o | awk "{ print \$2 }" | grep -xE "(p?read|p?write|open|openat|close|f?open|fread|fwrite|mmap|lseek|ioctl|splice|sendfile)(64)?"'
 check "there are edges to check (the objects were found)" \
-    bash -c '[ "$(wc -l < edges)" -ge 20 ] && grep -q "^lib/api lib/build$" edges'
+    bash -c '[ "$(wc -l < edges)" -ge 20 ] && grep -q "^lib/export/api lib/export/build$" edges'
 
 # The program uses the interface and nothing else of the library.
 program_object=$build/programs/qcow2-to-stdout.o

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "fork_rules.h"
+#include "export/fork_rules.h"
 
 #define CLUSTER_BITS 16
 #define C(n) ((uint64_t)(n) << CLUSTER_BITS)

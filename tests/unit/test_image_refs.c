@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "error.h"
-#include "open/image_refs.h"
+#include "export/open/image_refs.h"
 
 static char dir[] = "/tmp/q2s-refs.XXXXXX";
 

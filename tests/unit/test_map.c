@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "map.h"
-#include "source.h"
-#include "sources/callbacks.h"
+#include "export/map.h"
+#include "export/source.h"
+#include "export/sources/callbacks.h"
 
 static void test_append_refuses_empty_and_overflow(void **state)
 {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "map_json.h"
+#include "export/map_json.h"
 
 /* Parses text, which must succeed; the caller frees the map. */
 static struct q2s_map *parsed(const char *text)

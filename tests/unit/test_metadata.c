@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "metadata.h"
-#include "plan.h"
+#include "export/metadata.h"
+#include "export/plan.h"
 
 static uint64_t be64_at(const uint8_t *p)
 {

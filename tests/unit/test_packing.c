@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "packing.h"
+#include "export/packing.h"
 
 /* A small deterministic generator, so that failures repeat. */
 static uint32_t next_random(uint64_t *seed)

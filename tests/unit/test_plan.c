@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "metadata.h"
-#include "plan.h"
+#include "export/metadata.h"
+#include "export/plan.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "open/qemu_img_map.h"
+#include "export/open/qemu_img_map.h"
 
 #define PATH "/images/disk.qcow2"
 #define COLUMNS "Offset          Length          Mapped to       File\n"

@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "runs.h"
+#include "export/runs.h"
 
 static void test_merges_adjacent_and_overlapping(void **state)
 {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "error.h"
-#include "scan.h"
+#include "export/scan.h"
 
 #define MAX_EXTENTS 8
 #define MAX_READS 256
