@@ -1,8 +1,13 @@
 # The design, checked on the objects the build made: which file's code
-# calls which.  The layers: common/ (small helpers, libc alone) under the
-# core (lib/), the input backends (lib/sources/) on the source interface,
-# the policy of a program (lib/open/: stdin, $TMPDIR, qemu-nbd, qemu-img)
-# on top, lib/api.c over all, and the program on the public interface only.
+# calls which.  Two directions over one shared layer: the export
+# (lib/export/, qcow2-to-stdout) and the import (lib/import/,
+# qcow2-from-stdin) call nothing of each other, only what is under both:
+# the qcow2 format layer (lib/format/, codecs included), the errors
+# (lib/error.c) and common/ (small helpers, libc alone), none of which
+# calls either.  Within the export: the core (lib/export/), the input
+# backends (lib/export/sources/) on the source interface, the policy of a
+# program (lib/export/open/: stdin, $TMPDIR, qemu-nbd, qemu-img) on top,
+# lib/export/api.c over all; and the program on the public interface only.
 source "$(dirname "$0")/lib.sh"
 
 build=${Q2S_BUILD:-$top/build}
@@ -12,8 +17,9 @@ if [ ! -d "$build/lib/export/open" ] || ! have nm; then
     exit 0
 fi
 
-# "A B" for each object A that uses a symbol object B defines.
-edges() {
+# "A B SYMBOL" for each object A that uses a symbol SYMBOL object B
+# defines.
+calls() {
     local dir=$1 object name symbol
     declare -A defined_in
     while read -r object; do
@@ -27,7 +33,7 @@ edges() {
         for symbol in $(nm --undefined-only "$object" | awk '{ print $2 }'); do
             target=${defined_in[$symbol]:-}
             if [ -n "$target" ] && [ "$target" != "${name%.o}" ]; then
-                echo "${name%.o} $target"
+                echo "${name%.o} $target $symbol"
             fi
         done
     done < <(find "$dir" -name '*.o' | sort)
@@ -38,7 +44,9 @@ mkdir objects
     mkdir -p "objects/$(dirname "$source")"
     cp "$build/${source%.c}.o" "objects/${source%.c}.o"
 done
-edges objects | sort -u > edges
+calls objects | sort -u > calls
+# "A B" for each object A that calls object B.
+cut -d ' ' -f 1,2 calls | sort -u > edges
 
 check "the library's files call each other without a circle" \
     bash -c 'tsort edges > /dev/null'
@@ -48,14 +56,31 @@ check "the core calls nothing of lib/export/open/ (only lib/export/api.c does)" 
     bash -c '! grep -E "^lib/(export/)?[^/ ]+ lib/export/open/" edges | grep -v "^lib/export/api "'
 check "common/ calls nothing of lib/" \
     bash -c '! grep -E "^common/[^ ]+ lib/" edges'
+check "lib/error calls nothing of the library but common/" \
+    bash -c '! grep -E "^lib/error " edges | grep -vE " common/[^ ]+$"'
+# The two directions.  One call crosses, and only that one is let through:
+# the importer's q2s_target_open() asks the exporter's public
+# q2s_input_is_nbd_uri() (lib/export/open/open.c) whether a target is an
+# NBD URI.
+check "lib/export/ calls nothing of lib/import/" \
+    bash -c '! grep -E "^lib/export/[^ ]+ lib/import/" edges'
+check "lib/import/ calls nothing of lib/export/ (but q2s_input_is_nbd_uri)" \
+    bash -c '! grep -E "^lib/import/[^ ]+ lib/export/" calls | grep -vx "lib/import/api lib/export/open/open q2s_input_is_nbd_uri"'
 # The qcow2 format layer, which both directions share: bytes in, fields
 # out, nothing of the rest of the library but its errors, and no I/O.
 check "lib/format/ calls nothing of the library but lib/error" \
     bash -c '! grep -E "^lib/format/[^ ]+ " edges | grep -vE " (lib/error|lib/format/[^ ]+)$"'
 check "lib/format/ does no I/O" \
     bash -c 'ls objects/lib/format/*.o > /dev/null && ! nm --undefined-only objects/lib/format/*.o | awk "{ print \$2 }" | grep -xE "(p?read|p?write|open|openat|close|f?open|fread|fwrite|mmap|lseek|ioctl|splice|sendfile)(64)?"'
+# Edges that the layout has, one of each part: if these are not found,
+# the rules above looked at nothing.
 check "there are edges to check (the objects were found)" \
-    bash -c '[ "$(wc -l < edges)" -ge 20 ] && grep -q "^lib/export/api lib/export/build$" edges'
+    bash -c '[ "$(wc -l < edges)" -ge 20 ] &&
+             grep -q "^lib/export/api lib/export/build$" edges &&
+             grep -q "^lib/export/compress_pool lib/format/qcow2_compress$" edges &&
+             grep -q "^lib/export/open/open lib/export/sources/nbd$" edges &&
+             grep -q "^lib/import/reader lib/format/qcow2_entries$" edges &&
+             grep -q "^lib/import/api common/tmpdir$" edges'
 
 # The program uses the interface and nothing else of the library.
 program_object=$build/programs/qcow2-to-stdout.o
