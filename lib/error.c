@@ -92,3 +92,13 @@ void q2s_error_free(struct q2s_error *error)
     if (error != &out_of_memory)
         free(error);
 }
+
+int q2s_error_code(const struct q2s_error *error)
+{
+    return error->code;
+}
+
+const char *q2s_error_message(const struct q2s_error *error)
+{
+    return error->message;
+}

@@ -23,26 +23,6 @@
 #include "export/sources/callbacks.h"
 #include "export/sources/file.h"
 
-unsigned q2s_version_number(void)
-{
-    return Q2S_VERSION_NUMBER;
-}
-
-const char *q2s_version_string(void)
-{
-    return Q2S_VERSION;
-}
-
-int q2s_error_code(const struct q2s_error *error)
-{
-    return error->code;
-}
-
-const char *q2s_error_message(const struct q2s_error *error)
-{
-    return error->message;
-}
-
 /* The public options own their strings; the core's struct only points. */
 struct options_handle {
     struct q2s_options options;  /* first, so that the two convert */

@@ -207,7 +207,7 @@ int import_target_open_nbd(const char *uri, struct q2s_target **result,
     state->nbd = nbd;
     target->state = state;
     /* The URI may name the files of its TLS credentials, as an input's
-     * may (sources/nbd.c). */
+     * may (export/sources/nbd.c). */
     if (nbd_set_uri_allow_local_file(nbd, true) < 0 ||
         nbd_connect_uri(nbd, uri) < 0) {
         q2s_error_set(err, nbd_errno_or(ECONNREFUSED), "%s: %s", uri,

@@ -22,21 +22,6 @@
 #include "export/sources/nbd_tls.h"
 #include "export/sources/stream.h"
 
-/* The URI schemes libnbd connects to (nbd_connect_uri(3)). */
-bool q2s_input_is_nbd_uri(const char *input)
-{
-    static const char *const schemes[] = {
-        "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://",
-        "nbds+vsock://",
-    };
-
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        if (strncmp(input, schemes[i], strlen(schemes[i])) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool is_raw(const char *format)
 {
     return !format || strcmp(format, "raw") == 0;
