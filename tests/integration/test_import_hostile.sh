@@ -508,6 +508,29 @@ check "standard output read-only" \
 check "standard output on /dev/full" \
     fails 1 "write error on descriptor 1: No space left on device" \
     sh -c 'exec "$0" < c.qcow2 > /dev/full' "$Q2F"
+# A write that fails while compressed clusters are inflated on threads (a
+# file size limit, with SIGXFSZ ignored, makes writes past 8 MiB fail):
+# the write's own message, once, and how many bytes were written, which
+# cannot be more than the 8 MiB below the limit (clusters finish in any
+# order, so some of those may not be written yet) and are the target's
+# bytes that changed.
+decompressed_write_fails() {
+    local written
+    head -c $((16 * MiB)) /dev/urandom | base64 -w 0 | head -c $((16 * MiB)) > fsize.raw
+    qemu-img convert -f raw -c -O qcow2 -o compression_type=zstd fsize.raw fsize.qcow2 &&
+        truncate -s $((16 * MiB)) fsize-target.raw || return 1
+    (trap '' XFSZ; ulimit -f 8192
+     fails 1 "cannot write to fsize-target.raw: File too large (fsize-target.raw is not the disk: [0-9]* bytes of it were written or zeroed)$" \
+         "$Q2F" -j 2 --apply fsize-target.raw < fsize.qcow2) || return 1
+    ! grep -q "compressed cluster" err.txt || { cat err.txt; return 1; }
+    written=$(sed -n 's/.*disk: \([0-9]*\) bytes.*/\1/p' err.txt)
+    [ "$written" -gt 0 ] && [ "$written" -le $((8 * MiB)) ] || { cat err.txt; return 1; }
+    # The target was zeros and the disk has no zero byte: exactly the
+    # bytes written are not zero.
+    [ "$(tr -d '\0' < fsize-target.raw | wc -c)" = "$written" ]
+}
+check "a write that fails while clusters are inflated on threads: one line, the bytes written" \
+    decompressed_write_fails
 reader_goes_away() {
     local status
     "$Q2F" < c.qcow2 2> err.txt | head -c 1000 > /dev/null
