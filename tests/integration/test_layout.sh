@@ -3,8 +3,8 @@
 # (lib/export/, qcow2-to-stdout) and the import (lib/import/,
 # qcow2-from-stdin) call nothing of each other, only what is under both:
 # the qcow2 format layer (lib/format/, codecs included), the errors
-# (lib/error.c) and common/ (small helpers, libc alone), none of which
-# calls either.  Within the export: the core (lib/export/), the input
+# (lib/error.c), the version and what an NBD URI is (lib/api.c) and
+# common/ (small helpers, libc alone), none of which calls either.  Within the export: the core (lib/export/), the input
 # backends (lib/export/sources/) on the source interface, the policy of a
 # program (lib/export/open/: stdin, $TMPDIR, qemu-nbd, qemu-img) on top,
 # lib/export/api.c over all; and the program on the public interface only.
@@ -83,11 +83,13 @@ check "there are edges to check (the objects were found)" \
              grep -q "^lib/import/reader lib/format/qcow2_entries$" edges &&
              grep -q "^lib/import/api common/tmpdir$" edges'
 
-# The program uses the interface and nothing else of the library.
-program_object=$build/programs/qcow2-to-stdout.o
-nm --undefined-only "$program_object" | awk '$2 ~ /^q2s_/ { print $2 }' | sort > used
+# The programs use the interface and nothing else of the library.
 sed -n 's/^    \(q2s_[a-z0-9_]*\);$/\1/p' "$top/lib/qcow2-to-stdout.map" | sort > exported
-check "the program calls only functions the library exports" \
-    bash -c '[ -s used ] && comm -23 used exported | { ! grep .; }'
+for program in qcow2-to-stdout qcow2-from-stdin; do
+    nm --undefined-only "$build/programs/$program.o" | awk '$2 ~ /^q2s_/ { print $2 }' |
+        sort > "used-$program"
+    check "$program calls only functions the library exports" \
+        bash -c '[ -s "$0" ] && comm -23 "$0" exported | { ! grep .; }' "used-$program"
+done
 
 finish
