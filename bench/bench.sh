@@ -43,13 +43,15 @@
 # qemu-img, qemu-io, qemu-nbd and python3, else it says why it is skipped.
 #
 # After the incremental section, the nbd section (bench/nbd.sh, about
-# 1.5 minutes here) serves a 4 GiB sparse raw image with 2 GiB of random
+# 3.5 minutes here) serves a 4 GiB sparse raw image with 2 GiB of random
 # data with nbdkit's file plugin on a Unix socket, on a second one behind
 # the delay filter (rdelay=2ms) and on TCP loopback, checks the tool's
 # output once (its size is what --measure says; the qcow2 magic first),
-# and times the tool (piped into cat) against nbdcopy URI null:, which
-# reads the data once: target within 1.25x of nbdcopy on the Unix sockets,
-# no target on TCP.  It needs nbdkit and nbdcopy (Debian package
+# and times the tool (piped into cat; by default, and reading again with
+# --spool-memory=0 --reread) against nbdcopy URI null:, which reads the
+# data once, and nbdcopy URI - | cat; the tool's RSS once: target (issue
+# 21) the default within 2x of nbdcopy URI null: on the Unix sockets, no
+# target on TCP.  It needs nbdkit and nbdcopy (Debian package
 # libnbd-bin: make bench-deps), else it says why it is skipped.
 #
 # After the nbd section, the import section (bench/import.sh, about
