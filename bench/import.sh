@@ -198,6 +198,7 @@ import_time() {
 
     printf -v qimp '%q' "$IMPORTER"
     printf -v qout '%q' "$IMPORT_DIR/out.raw"
+    printf -v qfloor '%q' "$PIPE_FLOOR"
     prep="rm -f -- $qout; sync"
     say "== Import: first runs (warm-up, check, RSS)"
     for c in "${IMPORT_CASES[@]}"; do import_first "$c"; done
@@ -213,7 +214,6 @@ import_time() {
         measure "imp_${c}_qemu" "  qemu-img convert -O raw" "$IMPORT_RUNS" 0 "$prep" \
             "qemu-img convert -f qcow2 -O raw -- $qimg $qout"
         if [[ -n $PIPE_FLOOR ]]; then
-            printf -v qfloor '%q' "$PIPE_FLOOR"
             measure "imp_${c}_floor" "  cat | pipe-floor out.raw (the pipe alone)" \
                 "$IMPORT_RUNS" 0 "$prep" "cat -- $qimg | $qfloor $qout"
         fi

@@ -27,8 +27,8 @@
 # any reader; nbdcopy URI - | cat, the nearest peer writing into a pipe.
 # The RSS of the tool (default and --reread) is measured once, on a), with
 # /usr/bin/time.  Targets (issue 21): the default within 2x of nbdcopy
-# URI null: in a) and b); c) has none.  Needs nbdkit (make deps) and nbdcopy (Debian package libnbd-bin:
-# make bench-deps); without them the section says why it is skipped, and
+# URI null: in a) and b); c) has none.  Needs nbdkit (make deps) and
+# nbdcopy (Debian package libnbd-bin: make bench-deps); without them the section says why it is skipped, and
 # without nbdkit's delay filter case b) alone is.  About 3.5 minutes here
 # (2 CPUs), most of it the tool.
 #
@@ -192,6 +192,20 @@ nbd_serve() {
     say
 }
 
+# nbd_rss ARGS...: the tool's peak RSS in KiB, its output piped into cat.
+nbd_rss() {
+    local rss=$NBD_DIR/rss
+    /usr/bin/time -f %M -o "$rss" "$PROGRAM" "$@" | cat > /dev/null ||
+        die "the tool failed: $PROGRAM $*"
+    tail -n 1 -- "$rss"
+    rm -f -- "$rss"
+}
+
+nbd_say_rss() {
+    say "RSS of the tool on a): $((NBD_RSS[0] / 1024)) MiB by default," \
+        "$((NBD_RSS[1] / 1024)) MiB with --spool-memory=0 --reread"
+}
+
 # nbd_check: the tool's output from the Unix socket, once: as many bytes
 # as --measure says, and the qcow2 magic first.
 nbd_check() {
@@ -217,16 +231,9 @@ nbd_check() {
     say "$((rest + 4)) bytes, as --measure says; starts with QFI\\xfb" \
         "(checked in $((SECONDS - t0)) s)"
     if [[ -x /usr/bin/time ]]; then
-        local rss=$NBD_DIR/rss
-        /usr/bin/time -f %M -o "$rss" "$PROGRAM" "$uri" | cat > /dev/null ||
-            die "the tool failed: $PROGRAM $uri"
-        NBD_RSS[0]=$(tail -n 1 -- "$rss")
-        /usr/bin/time -f %M -o "$rss" "$PROGRAM" --spool-memory=0 --reread "$uri" |
-            cat > /dev/null || die "the tool failed: $PROGRAM --spool-memory=0 --reread $uri"
-        NBD_RSS[1]=$(tail -n 1 -- "$rss")
-        rm -f -- "$rss"
-        say "RSS of the tool: $((NBD_RSS[0] / 1024)) MiB by default," \
-            "$((NBD_RSS[1] / 1024)) MiB with --spool-memory=0 --reread"
+        NBD_RSS[0]=$(nbd_rss "$uri")
+        NBD_RSS[1]=$(nbd_rss --spool-memory=0 --reread "$uri")
+        nbd_say_rss
     else
         note "no /usr/bin/time (Debian package time: make deps): the nbd section's RSS is skipped"
     fi
@@ -298,10 +305,7 @@ nbd_results() {
         nbd_row "nbdcopy URI - | cat" "n${c}_pipe"
         nbd_row "nbdcopy URI null:" "n${c}_copy"
     done
-    if [[ -n ${NBD_RSS[0]:-} ]]; then
-        say "RSS of the tool on a): $((NBD_RSS[0] / 1024)) MiB by default," \
-            "$((NBD_RSS[1] / 1024)) MiB with --spool-memory=0 --reread"
-    fi
+    if [[ -n ${NBD_RSS[0]:-} ]]; then nbd_say_rss; fi
     say "The tool's output goes through a pipe into cat; nbdcopy null: writes nowhere."
     say "Load average after the timings: $(cut -d ' ' -f 1-3 /proc/loadavg 2> /dev/null || echo '?')"
     say

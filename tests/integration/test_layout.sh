@@ -4,10 +4,11 @@
 # qcow2-from-stdin) call nothing of each other, only what is under both:
 # the qcow2 format layer (lib/format/, codecs included), the errors
 # (lib/error.c), the version and what an NBD URI is (lib/api.c) and
-# common/ (small helpers, libc alone), none of which calls either.  Within the export: the core (lib/export/), the input
-# backends (lib/export/sources/) on the source interface, the policy of a
-# program (lib/export/open/: stdin, $TMPDIR, qemu-nbd, qemu-img) on top,
-# lib/export/api.c over all; and the program on the public interface only.
+# common/ (small helpers, libc alone), none of which calls either.
+# Within the export: the core (lib/export/), the input backends
+# (lib/export/sources/) on the source interface, the policy of a program
+# (lib/export/open/: stdin, $TMPDIR, qemu-nbd, qemu-img) on top, and
+# lib/export/api.c over all; the programs on the public interface only.
 source "$(dirname "$0")/lib.sh"
 
 build=${Q2S_BUILD:-$top/build}
@@ -17,9 +18,8 @@ if [ ! -d "$build/lib/export/open" ] || ! have nm; then
     exit 0
 fi
 
-# "A B SYMBOL" for each object A that uses a symbol SYMBOL object B
-# defines.
-calls() {
+# "A B" for each object A that uses a symbol object B defines.
+edges() {
     local dir=$1 object name symbol
     declare -A defined_in
     while read -r object; do
@@ -33,7 +33,7 @@ calls() {
         for symbol in $(nm --undefined-only "$object" | awk '{ print $2 }'); do
             target=${defined_in[$symbol]:-}
             if [ -n "$target" ] && [ "$target" != "${name%.o}" ]; then
-                echo "${name%.o} $target $symbol"
+                echo "${name%.o} $target"
             fi
         done
     done < <(find "$dir" -name '*.o' | sort)
@@ -44,9 +44,7 @@ mkdir objects
     mkdir -p "objects/$(dirname "$source")"
     cp "$build/${source%.c}.o" "objects/${source%.c}.o"
 done
-calls objects | sort -u > calls
-# "A B" for each object A that calls object B.
-cut -d ' ' -f 1,2 calls | sort -u > edges
+edges objects | sort -u > edges
 
 check "the library's files call each other without a circle" \
     bash -c 'tsort edges > /dev/null'
