@@ -147,7 +147,9 @@ int q2s_sink_write(struct q2s_sink *sink, const void *data, size_t length,
 {
     const uint8_t *p = data;
 
-    if (sink->used + length > sink->capacity) {
+    /* A buffer's worth or more goes out as it is, not through a copy. */
+    if (sink->used + length > sink->capacity ||
+        (sink->fd >= 0 && length >= sink->capacity)) {
         if (sink->fd < 0)
             return memory_overflow(err);
         if (q2s_sink_flush(sink, err) < 0)
