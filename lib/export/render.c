@@ -141,6 +141,141 @@ static int write_kept(struct render *r, const struct q2s_cache *cache,
     return 0;
 }
 
+/* The bytes of one piece of a stream of reads. */
+#define STREAM_PIECE_BYTES (1024 * 1024)
+
+/* The data region from a source that streams its reads (an NBD server):
+ * the data extents of the data clusters of [pos, limit) are asked for in
+ * order, many requests in flight, and each piece is written as it comes,
+ * so that neither the server waits for the output nor the output for a
+ * round trip.  What lies between the pieces (holes inside a cluster, the
+ * last cluster past the input's end) is written as zeros. */
+struct data_stream {
+    struct render *r;
+    size_t run;              /* of plan->data_clusters, being asked for */
+    uint64_t run_input_start, run_input_end;  /* the run in the input */
+    uint64_t run_image_start;                 /* and in the image */
+    uint64_t input_offset;   /* the next input byte to ask for */
+    uint64_t limit;
+    uint64_t pos;            /* the image offset after the last written */
+    uint64_t reported;
+};
+
+static void stream_enter_run(struct data_stream *d, size_t run_index)
+{
+    const struct q2s_plan *plan = d->r->plan;
+    const struct q2s_run *run = &plan->data_clusters.runs[run_index];
+    uint32_t bits = plan->geometry.cluster_bits;
+
+    d->run = run_index;
+    d->run_input_start = run->start << bits;
+    d->run_input_end = (run->start + run->length) << bits;
+    d->run_image_start = plan->data_offset + (run->rank << bits);
+}
+
+/* q2s_stream's next: the next piece of data of the runs. */
+static int stream_next(void *opaque, uint64_t *offset, size_t *length,
+                       struct q2s_error *err)
+{
+    struct data_stream *d = opaque;
+    struct q2s_source *source = d->r->source;
+
+    for (;;) {
+        uint64_t image, start, end, n;
+        int ret;
+
+        if (d->input_offset >= d->run_input_end) {
+            if (d->run + 1 >= d->r->plan->data_clusters.count)
+                return 0;
+            stream_enter_run(d, d->run + 1);
+            d->input_offset = d->run_input_start;
+        }
+        image = d->run_image_start + (d->input_offset - d->run_input_start);
+        if (image >= d->limit || d->input_offset >= source->size)
+            return 0;
+        ret = q2s_source_next_data(source, d->input_offset, &start, &end,
+                                   err);
+        if (ret <= 0)
+            return ret;  /* no data after: the rest is zeros */
+        if (start > d->input_offset) {
+            d->input_offset = start < d->run_input_end ? start
+                                                        : d->run_input_end;
+            continue;
+        }
+        n = (end < d->run_input_end ? end : d->run_input_end) -
+            d->input_offset;
+        if (n > d->limit - image)
+            n = d->limit - image;
+        if (n > STREAM_PIECE_BYTES)
+            n = STREAM_PIECE_BYTES;
+        *offset = d->input_offset;
+        *length = (size_t)n;
+        d->input_offset += n;
+        return 1;
+    }
+}
+
+/* q2s_stream's consume: zeros up to the piece's place, then the piece. */
+static int stream_consume(void *opaque, const uint8_t *buf, uint64_t offset,
+                          size_t length, struct q2s_error *err)
+{
+    struct data_stream *d = opaque;
+    const struct q2s_plan *plan = d->r->plan;
+    uint32_t bits = plan->geometry.cluster_bits;
+    uint64_t rank, image;
+
+    if (!q2s_runs_rank(&plan->data_clusters, offset >> bits, &rank))
+        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: input "
+                             "offset %llu read for no data cluster",
+                             (unsigned long long)offset);
+    image = plan->data_offset + (rank << bits) +
+            (offset & (plan->geometry.cluster_size - 1));
+    if (image < d->pos)
+        return q2s_error_set(err, ENOTRECOVERABLE, "internal error: input "
+                             "offset %llu read out of order",
+                             (unsigned long long)offset);
+    if (q2s_sink_write_zeros(d->r->sink, image - d->pos, err) < 0 ||
+        q2s_sink_write(d->r->sink, buf, length, err) < 0)
+        return -1;
+    d->pos = image + length;
+    if (d->pos - d->reported >= PROGRESS_STEP_BYTES) {
+        report(d->r, d->pos);
+        d->reported = d->pos;
+    }
+    return 0;
+}
+
+/* [*pos, limit) of the data region, none of it kept by pass 1, through
+ * the source's stream of reads. */
+static int stream_data(struct render *r, uint64_t *pos, uint64_t limit,
+                       struct q2s_error *err)
+{
+    const struct q2s_plan *plan = r->plan;
+    struct data_stream d = {
+        .r = r,
+        .limit = limit,
+        .pos = *pos,
+        .reported = *pos,
+    };
+    struct q2s_stream stream = {
+        .piece_bytes = STREAM_PIECE_BYTES,
+        .next = stream_next,
+        .consume = stream_consume,
+        .opaque = &d,
+    };
+
+    stream_enter_run(&d, q2s_runs_select(&plan->data_clusters,
+                                         (*pos - plan->data_offset) >>
+                                             plan->geometry.cluster_bits));
+    d.input_offset = d.run_input_start + (*pos - d.run_image_start);
+    if (r->source->ops->read_stream(r->source, &stream, err) < 0 ||
+        q2s_sink_write_zeros(r->sink, limit - d.pos, err) < 0)
+        return -1;
+    *pos = limit;
+    report(r, *pos);
+    return 0;
+}
+
 /* Data clusters stored as they are overlapping [*pos, limit): runs of
  * guest clusters that are contiguous in the input are contiguous in the
  * output too. */
@@ -170,6 +305,9 @@ static int render_data(struct render *r, uint64_t *pos, uint64_t limit,
 
             uint64_t region_pos = *pos - plan->data_offset;
 
+            if (region_pos >= plan->data_cache.bytes &&
+                r->source->ops->read_stream && !r->source->map)
+                return stream_data(r, pos, limit, err);
             if (region_pos < plan->data_cache.bytes) {
                 if (write_kept(r, &plan->data_cache, region_pos, &length,
                                err) < 0)
