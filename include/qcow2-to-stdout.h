@@ -190,6 +190,22 @@ Q2S_API void q2s_options_set_reread(struct q2s_options *options,
                                     bool reread);
 Q2S_API bool q2s_options_get_reread(const struct q2s_options *options);
 
+/* One pass (default: false): the clusters allocated in the image are
+ * those the source reports as holding data (an NBD server's block status,
+ * SEEK_DATA of a file, a map, the extents of a callbacks source), so that
+ * the plan reads nothing, and rendering reads each data byte once, in
+ * order, straight into the output; nothing is kept.  A cluster reported
+ * as data is stored as data even where it reads as zeros; where the
+ * source reports a hole or zeros that hold data, the image follows the
+ * report.  Not with compression (the compressed sizes would be needed
+ * before the L2 tables that precede them), a delta, the XAPI fork's
+ * input map, or a source spooled from a pipe (EINVAL from
+ * q2s_plan_build()).  With a backing file and a dirty bitmap, the dirty
+ * clusters reported as data are data, the rest of them zero clusters. */
+Q2S_API void q2s_options_set_one_pass(struct q2s_options *options,
+                                      bool one_pass);
+Q2S_API bool q2s_options_get_one_pass(const struct q2s_options *options);
+
 /* Make the image an overlay (an increment) of the backing file name, in
  * format (both required, copied, and written into the image exactly as
  * given: QEMU opens name relative to the image's directory, and never

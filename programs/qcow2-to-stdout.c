@@ -100,6 +100,14 @@ static void help(void)
            "again) what does\n"
            "                     not fit in the spool memory, rather than "
            "keep it in a file\n"
+           "      --one-pass     allocate the clusters the input reports as "
+           "data (NBD block\n"
+           "                     status, SEEK_DATA, --map) and read each "
+           "byte once, straight\n"
+           "                     into the output, nothing kept; clusters "
+           "of zeros reported\n"
+           "                     as data are stored as data; not with "
+           "--compress or stdin\n"
            "      --measure      print the exact size of the image in bytes "
            "and exit\n"
            "      --json         with --measure: print a JSON object\n"
@@ -238,6 +246,7 @@ enum {
     OPT_COMPRESS_CACHE,
     OPT_SPOOL_MEMORY,
     OPT_REREAD,
+    OPT_ONE_PASS,
     OPT_UNTRUSTED,
     OPT_TIMEOUT,
     OPT_CONNECTIONS,
@@ -433,6 +442,7 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
         { "compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE },
         { "spool-memory", required_argument, NULL, OPT_SPOOL_MEMORY },
         { "reread", no_argument, NULL, OPT_REREAD },
+        { "one-pass", no_argument, NULL, OPT_ONE_PASS },
         { "threads", required_argument, NULL, 'j' },
         { "untrusted", no_argument, NULL, OPT_UNTRUSTED },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -526,6 +536,9 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             break;
         case OPT_REREAD:
             q2s_options_set_reread(cli->options, true);
+            break;
+        case OPT_ONE_PASS:
+            q2s_options_set_one_pass(cli->options, true);
             break;
         case 'j':
             if (!cli_parse_size(optarg, &n) || n > UINT32_MAX)
@@ -653,6 +666,24 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
     if (cli->map_name && cli->xapi.fds[XAPI_MAP] >= 0)
         return usage_error("--map and --json-header-map both say where the "
                            "input's data lies; give one of them");
+    if (q2s_options_get_one_pass(cli->options)) {
+        if (strcmp(cli->input, "-") == 0)
+            return usage_error("--one-pass needs an input that says where "
+                               "its data lies before it is read; standard "
+                               "input is read whole and kept first");
+        if (cli->compression != Q2S_COMPRESSION_NONE)
+            return usage_error("--one-pass cannot compress: the L2 tables "
+                               "come first and hold every compressed size; "
+                               "drop --one-pass (two passes read the data "
+                               "once and keep only what is compressed)");
+        if (cli->xapi.diff_base)
+            return usage_error("--one-pass cannot write a delta: --diff "
+                               "reads the data to compare it first");
+        if (cli->xapi.fds[XAPI_MAP] >= 0)
+            return usage_error("--one-pass has no use with "
+                               "--json-header-map, which already reads the "
+                               "data once");
+    }
     if (cli->map_fd == STDIN_FILENO && strcmp(cli->input, "-") == 0)
         return usage_error("--map=fd:0 and the input - would both read "
                            "standard input");

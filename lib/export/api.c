@@ -293,6 +293,16 @@ bool q2s_options_get_reread(const struct q2s_options *options)
     return options->reread;
 }
 
+void q2s_options_set_one_pass(struct q2s_options *options, bool one_pass)
+{
+    options->one_pass = one_pass;
+}
+
+bool q2s_options_get_one_pass(const struct q2s_options *options)
+{
+    return options->one_pass;
+}
+
 int q2s_options_check(const struct q2s_options *options, const char *input,
                       const struct q2s_source_options *source_options,
                       struct q2s_error **error)

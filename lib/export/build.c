@@ -25,9 +25,10 @@ static bool compresses(const struct q2s_options *options)
  * from one where each byte read again costs a round trip to a server and
  * the server's storage once more, all of it, in memory while the budget
  * allows and then, unless the caller chose to read again, in a file. */
-static bool keeps_data(const struct q2s_source *source)
+static bool keeps_data(const struct q2s_source *source,
+                       const struct q2s_options *options)
 {
-    return source->reread_costly;
+    return source->reread_costly && !options->one_pass;
 }
 
 /* Runs of set that are not in taken (both sorted) into *rest (empty). */
@@ -121,6 +122,66 @@ static int find_overlay_clusters(struct q2s_source *source,
     return ret;
 }
 
+/* One pass (q2s_options_set_one_pass()): the clusters the source reports
+ * as data, nothing read.  An increment's dirty clusters that it reports as
+ * data are data, the rest of them zero clusters (qcow2.rst, "Cluster
+ * mapping": the zero flag hides the backing file's). */
+static int find_reported_clusters(struct q2s_source *source,
+                                  const struct q2s_options *options,
+                                  const struct q2s_geometry *geometry,
+                                  struct q2s_clusters *clusters,
+                                  q2s_progress_callback *progress,
+                                  void *progress_opaque,
+                                  struct q2s_error *err)
+{
+    struct q2s_runs changed;
+    int ret;
+
+    if (!options->backing_file)
+        return q2s_scan_allocation(source, geometry, NULL, &clusters->raw,
+                                   progress, progress_opaque, err);
+    q2s_runs_init(&changed);
+    ret = q2s_source_dirty_clusters(source, geometry->cluster_bits,
+                                    geometry->guest_clusters, &changed, err);
+    if (ret == 0)
+        ret = q2s_scan_allocation(source, geometry, &changed, &clusters->raw,
+                                  progress, progress_opaque, err);
+    if (ret == 0 && subtract(&changed, &clusters->raw, &clusters->zero) < 0)
+        ret = q2s_error_set_errno(err, ENOMEM, "cannot record the clusters "
+                                  "of the overlay");
+    q2s_runs_free(&changed);
+    return ret;
+}
+
+/* What one pass cannot do, said before anything is read. */
+static int check_one_pass(const struct q2s_source *source,
+                          const struct q2s_source *base,
+                          const struct q2s_options *options,
+                          struct q2s_error *err)
+{
+    if (options->compression != Q2S_COMPRESSION_NONE)
+        return q2s_error_set(err, EINVAL, "one pass cannot compress: the "
+                             "L2 tables, which come before the data in the "
+                             "stream, hold the size of every compressed "
+                             "cluster, known only once it is read and "
+                             "compressed; compress in two passes (without "
+                             "--one-pass), which read the data once and "
+                             "keep only the compressed clusters");
+    if (base)
+        return q2s_error_set(err, EINVAL, "one pass cannot write a delta: "
+                             "finding what differs from the base reads "
+                             "the data before the image is written");
+    if (options->input_map)
+        return q2s_error_set(err, EINVAL, "one pass cannot be combined "
+                             "with the XAPI fork's input map, which "
+                             "already reads the data once");
+    if (source->spooled)
+        return q2s_error_set(err, EINVAL, "one pass needs an input that "
+                             "says where its data lies before it is read; "
+                             "a pipe is read whole and kept first");
+    return 0;
+}
+
 /* Which clusters the input allocates: with a base, where the two differ;
  * with the XAPI fork's input map, the clusters it touches; otherwise
  * those that hold data. */
@@ -135,6 +196,9 @@ static int find_clusters(struct q2s_source *source, struct q2s_source *base,
     /* With data_file_raw every cluster is allocated: nothing to look for. */
     if (options->data_file_raw)
         return 0;
+    if (options->one_pass)
+        return find_reported_clusters(source, options, geometry, clusters,
+                                      progress, progress_opaque, err);
     if (options->backing_file)
         return find_overlay_clusters(source, base, options, geometry,
                                      clusters, cache, data_cache, progress,
@@ -169,6 +233,7 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
     int ret;
 
     if (q2s_options_check_input(options, source->raw_file, err) < 0 ||
+        (options->one_pass && check_one_pass(source, base, options, err) < 0) ||
         q2s_geometry_init(&geometry, options, source->size, err) < 0 ||
         (options->input_map &&
          q2s_fork_check_size(source, options->input_virtual_size, "input",
@@ -193,9 +258,9 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
     /* Compressing again costs only CPU, for a file: compressed clusters
      * go to a file only when reading them again costs more. */
     q2s_cache_init(&cache, &memory_left,
-                   keeps_data(source) ? spool_directory : NULL);
-    q2s_cache_init(&data_cache, keeps_data(source) ? &memory_left : NULL,
-                   keeps_data(source) ? spool_directory : NULL);
+                   keeps_data(source, options) ? spool_directory : NULL);
+    q2s_cache_init(&data_cache, keeps_data(source, options) ? &memory_left : NULL,
+                   keeps_data(source, options) ? spool_directory : NULL);
     ret = find_clusters(source, base, options, &geometry, &clusters, &cache,
                         &data_cache, progress, progress_opaque, err);
     q2s_cache_finish(&cache);

@@ -29,6 +29,10 @@ struct q2s_options {
     /* What does not fit in it is read (and compressed) again rather than
      * kept in a temporary file. */
     bool reread;
+    /* One pass: the allocated clusters are those the input reports as
+     * holding data (q2s_options_set_one_pass()), and nothing is read
+     * before the image is written. */
+    bool one_pass;
     /* The XAPI fork's maps (qcow2-to-stdout-xapi.py): with input_map,
      * the clusters it touches are allocated unread and the virtual size
      * is input_virtual_size; base_map is the base's, for a delta.  NULL

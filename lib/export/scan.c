@@ -397,6 +397,83 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
     return ret;
 }
 
+/* The clusters of [first, end) (bytes: cluster-aligned, end at most the
+ * input's end rounded up to a cluster) that the source's data extents
+ * touch, into *data_clusters, after *next_cluster (the first not yet
+ * added), which moves on. */
+static int add_allocated(struct q2s_source *source,
+                         const struct q2s_geometry *geometry, uint64_t first,
+                         uint64_t end, struct q2s_runs *data_clusters,
+                         uint64_t *next_cluster, struct q2s_error *err)
+{
+    uint32_t bits = geometry->cluster_bits;
+    uint64_t offset = first;
+
+    while (offset < end && offset < source->size) {
+        uint64_t start, extent_end, from, to;
+        int ret;
+
+        if (q2s_source_interrupted(source))
+            return q2s_error_set(err, ECANCELED, "interrupted");
+        ret = q2s_source_next_data(source, offset, &start, &extent_end, err);
+        if (ret < 0)
+            return -1;
+        if (ret == 0 || start >= end)
+            break;
+        if (extent_end > end)
+            extent_end = end;
+        from = start >> bits;
+        if (from < *next_cluster)
+            from = *next_cluster;
+        /* q2s_source_next_data() checked: extent_end > start. */
+        to = ((extent_end - 1) >> bits) + 1;
+        if (from < to) {
+            if (q2s_runs_add(data_clusters, from, to - from) < 0)
+                return q2s_error_set_errno(err, errno, "cannot record the "
+                                           "data clusters");
+            *next_cluster = to;
+        }
+        offset = extent_end;
+    }
+    return 0;
+}
+
+int q2s_scan_allocation(struct q2s_source *source,
+                        const struct q2s_geometry *geometry,
+                        const struct q2s_runs *only,
+                        struct q2s_runs *data_clusters,
+                        q2s_progress_callback *progress,
+                        void *progress_opaque, struct q2s_error *err)
+{
+    uint32_t bits = geometry->cluster_bits;
+    uint64_t input_end = geometry->guest_clusters << bits;
+    uint64_t next_cluster = 0;
+
+    if (!only) {
+        if (add_allocated(source, geometry, 0, input_end, data_clusters,
+                          &next_cluster, err) < 0)
+            return -1;
+    } else {
+        for (size_t i = 0; i < only->count; i++) {
+            const struct q2s_run *run = &only->runs[i];
+
+            if (add_allocated(source, geometry, run->start << bits,
+                              (run->start + run->length) << bits,
+                              data_clusters, &next_cluster, err) < 0)
+                return -1;
+            if (progress)
+                progress(progress_opaque, Q2S_PHASE_SCAN,
+                         (run->start + run->length) << bits < source->size
+                             ? (run->start + run->length) << bits
+                             : source->size,
+                         source->size);
+        }
+    }
+    if (progress)
+        progress(progress_opaque, Q2S_PHASE_SCAN, source->size, source->size);
+    return 0;
+}
+
 /* A compressed batch, in input order: which clusters hold data, how each
  * is stored, and the compressed ones into the cache while it has room. */
 static int record_batch(struct scan *scan, const struct q2s_batch *batch,

@@ -18,6 +18,17 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
              struct q2s_cache *data_cache, q2s_progress_callback *progress,
              void *progress_opaque, struct q2s_error *err);
 
+/* One pass: adds to *data_clusters (empty) every guest cluster, among
+ * those of only (NULL: all of them), that an extent the source reports as
+ * data touches, reading nothing.  Reports progress as bytes of the input
+ * done. */
+int q2s_scan_allocation(struct q2s_source *source,
+                        const struct q2s_geometry *geometry,
+                        const struct q2s_runs *only,
+                        struct q2s_runs *data_clusters,
+                        q2s_progress_callback *progress,
+                        void *progress_opaque, struct q2s_error *err);
+
 /* The same with the compression of options, on options->threads threads:
  * each cluster that holds data goes to clusters->compressed (with its size
  * in clusters->packing) if it compresses, else to clusters->raw.  The

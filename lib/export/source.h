@@ -90,6 +90,9 @@ struct q2s_source {
     /* A regular file or block device opened by name, which an image can
      * name as its external data file. */
     bool raw_file;
+    /* Read whole when opened and kept (a pipe): nothing to gain from one
+     * pass, which it cannot have. */
+    bool spooled;
     /* Reading data again in pass 2 costs a round trip per run (a server):
      * pass 1 keeps some of what it reads (see build.c). */
     bool reread_costly;

@@ -515,6 +515,44 @@ static void test_build_refuses_options(void **state)
     free(d.bytes);
 }
 
+/* One pass: the plan reads nothing, the clusters the extents touch are
+ * data (the extent of zeros too), and rendering reads only inside the
+ * extents.  Not with compression: EINVAL before any read. */
+static void test_one_pass(void **state)
+{
+    struct q2s_options *options = make_options(65536, Q2S_COMPRESSION_NONE,
+                                               0);
+    struct q2s_source *source;
+    struct q2s_plan *plan = NULL;
+    struct mem_disk d;
+    uint8_t *image;
+
+    (void)state;
+    mem_disk_init(&d, NULL);
+    source = mem_source(&d, true);
+    assert_false(q2s_options_get_one_pass(options));
+    q2s_options_set_one_pass(options, true);
+    assert_true(q2s_options_get_one_pass(options));
+    EXPECT_OK(q2s_plan_build(source, options, NULL, NULL, &plan, &error));
+    assert_int_equal(d.reads, 0);
+    assert_true(q2s_plan_get_data_clusters(plan) > 6);
+    image = pread_all(plan, source);
+    assert_true(d.reads > 0);
+    assert_int_equal(d.bad_reads, 0);
+    free(image);
+    q2s_plan_free(plan);
+
+    d.reads = 0;
+    EXPECT_OK(q2s_options_set_compression(options, Q2S_COMPRESSION_ZLIB, 6,
+                                          &error));
+    EXPECT_FAIL(EINVAL, q2s_plan_build(source, options, NULL, NULL, &plan,
+                                       &error));
+    assert_int_equal(d.reads, 0);
+    q2s_source_close(source);
+    q2s_options_free(options);
+    free(d.bytes);
+}
+
 /* The output's errors are the system's. */
 static void test_output_errors(void **state)
 {
@@ -560,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_changed_callbacks),
         cmocka_unit_test(test_build_refuses_options),
+        cmocka_unit_test(test_one_pass),
         cmocka_unit_test(test_output_errors),
     };
 

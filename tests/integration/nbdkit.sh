@@ -74,5 +74,21 @@ stop_server() {
     reap "$server_pid"
 }
 
+# killed_mid_stream OPTION...: the tool, with OPTION..., writes $uri's
+# image into a pipe whose reader takes one byte, kills the server
+# (server_pid) and then drains the pipe: status 1, one line with the
+# offset, a short stream.  The caller hides bash's report of the kill.
+killed_mid_stream() {
+    local full status
+    full=$("$Q2S" --measure "$@" "$uri") || return 1
+    timeout 60 "$Q2S" "$@" "$uri" 2> killed.err |
+        { head -c 1 > killed.out; kill -KILL "$server_pid"; cat >> killed.out; }
+    status=${PIPESTATUS[0]}
+    echo "status $status, $(wc -c < killed.out) of $full bytes"; cat killed.err
+    [ "$status" = 1 ] && [ "$(wc -l < killed.err)" = 1 ] &&
+        grep -q '^qcow2-to-stdout: .*offset [0-9]' killed.err &&
+        [ "$(wc -c < killed.out)" -lt "$full" ]
+}
+
 have_plugin() { nbdkit "$1" --dump-plugin > /dev/null 2>&1; }
 have_filter() { nbdkit --filter="$1" null --dump-plugin > /dev/null 2>&1; }

@@ -315,6 +315,12 @@ else
     # without it (check-asan runs the rest of the test with it).
     ! have strace || trace_opens=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
                                   strace -f -o LOG -e "trace=open,openat,openat2")
+    # One pass, round n: the dirty clusters qemu-nbd reports as data are
+    # data, the other dirty ones zero clusters.
+    one_pass_increment() {
+        timeout 60 "$Q2S" --one-pass -f qcow2 --bitmap=b0 -B "$prev" -F qcow2 \
+            disk.qcow2 > "one$n.qcow2" && level_ok "one$n.qcow2" "t$n.raw"
+    }
     for n in 1 2 3 4; do
         IFS='|' read -r -a writes <<<"${rounds[n - 1]}"
         [ ${#writes[@]} = 0 ] || qio disk.qcow2 "${writes[@]}"
@@ -330,6 +336,7 @@ else
             skip "  ... nothing of the backing file $prev is opened" "strace is not installed (Debian package strace)"
         fi
         check "  ... a valid overlay: reads as the disk now" level_ok "$inc" "t$n.raw"
+        check "  ... --one-pass: a valid overlay that reads as the disk now" one_pass_increment
         check "  ... names $prev, format qcow2, exactly as given" \
             test "$(backing_name "$inc")" = "$prev"
         check "  ... qemu-img info --backing-chain shows the chain" chain_is qcow2 "${chain[@]}"

@@ -353,18 +353,8 @@ rm -f trigger
 # (bash reports the killed job on stderr: hidden while this runs.)
 exec 3>&2 2> /dev/null
 if serve killed pattern size=64M; then
-    killed_server() {
-        local full status
-        full=$("$Q2S" --measure "$uri") || return 1
-        timeout 60 "$Q2S" --reread --spool-memory=0 "$uri" 2> killed.err |
-            { head -c 1 > killed.out; kill -KILL "$server_pid"; cat >> killed.out; }
-        status=${PIPESTATUS[0]}
-        echo "status $status, $(wc -c < killed.out) of $full bytes"; cat killed.err
-        [ "$status" = 1 ] && [ "$(wc -l < killed.err)" = 1 ] &&
-            grep -q '^qcow2-to-stdout: .*offset [0-9]' killed.err &&
-            [ "$(wc -c < killed.out)" -lt "$full" ]
-    }
-    check "the server is killed mid-stream: status 1, one line with the offset, a short stream" killed_server
+    check "the server is killed mid-stream: status 1, one line with the offset, a short stream" \
+        killed_mid_stream --reread --spool-memory=0
     stop_server
     exec 2>&3 3>&-
     # Its socket is left behind, with nobody listening.

@@ -297,6 +297,7 @@ int q2s_source_open_stream(int fd, const char *name, const char *tmpdir,
         return q2s_error_set_errno(err, ENOMEM, "%s", name);
     stream->source.ops = &stream_ops;
     stream->source.read_bytes = STREAM_READ_BYTES;
+    stream->source.spooled = true;
     stream->source.any_thread = true;
     stream->source.cancel.flag = interrupted;
     strcpy(stream->name, name);
