@@ -461,14 +461,10 @@ int q2s_scan_allocation(struct q2s_source *source,
                               (run->start + run->length) << bits,
                               data_clusters, &next_cluster, err) < 0)
                 return -1;
-            if (progress)
-                progress(progress_opaque, Q2S_PHASE_SCAN,
-                         (run->start + run->length) << bits < source->size
-                             ? (run->start + run->length) << bits
-                             : source->size,
-                         source->size);
         }
     }
+    /* Once, at the end: it reads no data, and a caller's share of the
+     * progress for it (--progress-fd) is then none. */
     if (progress)
         progress(progress_opaque, Q2S_PHASE_SCAN, source->size, source->size);
     return 0;

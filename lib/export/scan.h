@@ -20,8 +20,7 @@ int q2s_scan(struct q2s_source *source, const struct q2s_geometry *geometry,
 
 /* One pass: adds to *data_clusters (empty) every guest cluster, among
  * those of only (NULL: all of them), that an extent the source reports as
- * data touches, reading nothing.  Reports progress as bytes of the input
- * done. */
+ * data touches, reading nothing.  Reports progress once, all done. */
 int q2s_scan_allocation(struct q2s_source *source,
                         const struct q2s_geometry *geometry,
                         const struct q2s_runs *only,

@@ -106,6 +106,13 @@ check "large input: XAPI reads 000 ... 100, going up" good_progress big.values
 check "large input: several values between" intermediate_values big.values 6
 check "large input: the image is valid" valid_image big.qcow2 big.raw
 rm -f big.qcow2
+# One pass reads nothing before writing: the writing is 0 to 100.
+"$Q2S" --one-pass --progress-fd=3 big.raw 3> one.out > big.qcow2
+xapi_read one.out > one.values
+check "--one-pass: XAPI reads 000 ... 100, going up" good_progress one.values
+below_half() { [ "$(grep -Ec '^([1-9]|[1-4][0-9])$' "$1")" -ge 1 ] || { cat "$1"; return 1; }; }
+check "--one-pass: values below 50 too (the writing is all of it)" below_half one.values
+rm -f big.qcow2
 
 # With -p: both.
 "$Q2S" -c 4096 -p --progress-fd=3 disk.raw 3> both.out 2> both.err > both.qcow2
