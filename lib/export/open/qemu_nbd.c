@@ -29,6 +29,9 @@
 
 struct qemu_nbd_source {
     struct q2s_source source;  /* first */
+    /* qemu_nbd_ops, with read_stream when every byte comes through
+     * qemu-nbd. */
+    struct q2s_source_ops ops;
     struct q2s_source *nbd;    /* our connection to qemu-nbd, or NULL */
     pid_t server_pid;          /* qemu-nbd, or 0 once reaped */
     int server_stderr;         /* what qemu-nbd said, or -1 */
@@ -203,6 +206,16 @@ static void qemu_nbd_close(struct q2s_source *source)
         close(q->image_fd);
     q2s_mapping_vector_free(&q->map);
     free(q);
+}
+
+/* Only without a map: every byte then comes through qemu-nbd. */
+static int qemu_nbd_read_stream(struct q2s_source *source,
+                                const struct q2s_stream *stream,
+                                struct q2s_error *err)
+{
+    struct q2s_source *nbd = qemu_nbd_of(source)->nbd;
+
+    return nbd->ops->read_stream(nbd, stream, err);
 }
 
 static const struct q2s_source_ops qemu_nbd_ops = {
@@ -390,7 +403,8 @@ int q2s_source_open_qemu_nbd(const char *path,
     q = calloc(1, sizeof *q + strlen(path) + 1);
     if (!q)
         return q2s_error_set_errno(err, ENOMEM, "%s", path);
-    q->source.ops = &qemu_nbd_ops;
+    q->ops = qemu_nbd_ops;
+    q->source.ops = &q->ops;
     q->source.cancel.flag = options->interrupted;
     q->server_stderr = -1;
     q->image_fd = -1;
@@ -421,6 +435,12 @@ int q2s_source_open_qemu_nbd(const char *path,
      * map places data in the file, pass 2 reads it there again, from the
      * page cache. */
     q->source.reread_costly = q->map.len == 0;
+    /* Of an image that qemu-img map places nothing of in the file, the
+     * reads stream, many in flight, as an NBD URI's do. */
+    if (q->map.len == 0 && q->nbd->ops->read_stream) {
+        q->ops.read_stream = qemu_nbd_read_stream;
+        q->source.ops = &q->ops;
+    }
     *source = &q->source;
     return 0;
 }
