@@ -230,10 +230,12 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
     uint64_t memory_left = options->cache_bytes;
     const char *spool_directory =
         options->reread ? NULL : q2s_temporary_directory();
+    bool keep = keeps_data(source, options);
     int ret;
 
     if (q2s_options_check_input(options, source->raw_file, err) < 0 ||
-        (options->one_pass && check_one_pass(source, base, options, err) < 0) ||
+        (options->one_pass &&
+         check_one_pass(source, base, options, err) < 0) ||
         q2s_geometry_init(&geometry, options, source->size, err) < 0 ||
         (options->input_map &&
          q2s_fork_check_size(source, options->input_virtual_size, "input",
@@ -257,10 +259,9 @@ int q2s_build_plan(struct q2s_source *source, struct q2s_source *base,
     q2s_clusters_init(&clusters, &geometry);
     /* Compressing again costs only CPU, for a file: compressed clusters
      * go to a file only when reading them again costs more. */
-    q2s_cache_init(&cache, &memory_left,
-                   keeps_data(source, options) ? spool_directory : NULL);
-    q2s_cache_init(&data_cache, keeps_data(source, options) ? &memory_left : NULL,
-                   keeps_data(source, options) ? spool_directory : NULL);
+    q2s_cache_init(&cache, &memory_left, keep ? spool_directory : NULL);
+    q2s_cache_init(&data_cache, keep ? &memory_left : NULL,
+                   keep ? spool_directory : NULL);
     ret = find_clusters(source, base, options, &geometry, &clusters, &cache,
                         &data_cache, progress, progress_opaque, err);
     q2s_cache_finish(&cache);
