@@ -861,15 +861,6 @@ static int nbd_read_stream(struct q2s_source *source,
     if (!pieces)
         return q2s_error_set_errno(err, ENOMEM, "%s: read buffers",
                                    nbd->name);
-    for (size_t i = 0; i < slots; i++) {
-        if (posix_memalign((void **)&pieces[i].buf, 4096,
-                           stream->piece_bytes) != 0) {
-            pieces[i].buf = NULL;
-            ret = q2s_error_set_errno(err, ENOMEM, "%s: read buffers",
-                                      nbd->name);
-            break;
-        }
-    }
     while (ret == 0) {
         struct piece *piece;
 
@@ -877,6 +868,16 @@ static int nbd_read_stream(struct q2s_source *source,
             int more;
 
             piece = &pieces[(head + used) % slots];
+            /* A buffer when first needed: a short stream (a small range
+             * of the image) takes only what it uses. */
+            if (!piece->buf &&
+                posix_memalign((void **)&piece->buf, 4096,
+                               stream->piece_bytes) != 0) {
+                piece->buf = NULL;
+                ret = q2s_error_set_errno(err, ENOMEM, "%s: read buffers",
+                                          nbd->name);
+                break;
+            }
             more = stream->next(stream->opaque, &piece->offset,
                                 &piece->length, err);
             if (more <= 0) {
