@@ -671,11 +671,6 @@ static int parse_arguments(struct cli *cli, int argc, char **argv)
             return usage_error("--one-pass needs an input that says where "
                                "its data lies before it is read; standard "
                                "input is read whole and kept first");
-        if (cli->compression != Q2S_COMPRESSION_NONE)
-            return usage_error("--one-pass cannot compress: the L2 tables "
-                               "come first and hold every compressed size; "
-                               "drop --one-pass (two passes read the data "
-                               "once and keep only what is compressed)");
         if (cli->xapi.diff_base)
             return usage_error("--one-pass cannot write a delta: --diff "
                                "reads the data to compare it first");

@@ -153,20 +153,13 @@ static int find_reported_clusters(struct q2s_source *source,
     return ret;
 }
 
-/* What one pass cannot do, said before anything is read. */
+/* What one pass cannot do with this input, said before anything is read
+ * (compression: q2s_options_validate()). */
 static int check_one_pass(const struct q2s_source *source,
                           const struct q2s_source *base,
                           const struct q2s_options *options,
                           struct q2s_error *err)
 {
-    if (options->compression != Q2S_COMPRESSION_NONE)
-        return q2s_error_set(err, EINVAL, "one pass cannot compress: the "
-                             "L2 tables, which come before the data in the "
-                             "stream, hold the size of every compressed "
-                             "cluster, known only once it is read and "
-                             "compressed; compress in two passes (without "
-                             "--one-pass), which read the data once and "
-                             "keep only the compressed clusters");
     if (base)
         return q2s_error_set(err, EINVAL, "one pass cannot write a delta: "
                              "finding what differs from the base reads "

@@ -177,6 +177,14 @@ int q2s_options_validate(const struct q2s_options *options,
     if (options->compression != Q2S_COMPRESSION_NONE &&
         q2s_check_threads(options->threads, err) < 0)
         return -1;
+    /* The L2 tables come before the data in the stream and hold the size
+     * of every compressed cluster, known only once it is read. */
+    if (options->one_pass && options->compression != Q2S_COMPRESSION_NONE)
+        return q2s_error_set(err, EINVAL, "--one-pass cannot compress: the "
+                             "L2 tables come first and hold every "
+                             "compressed size; drop --one-pass (two passes "
+                             "read the data once and keep only what is "
+                             "compressed)");
     /* The fork allocates mapped clusters without reading them: there is
      * nothing to compress them from in pass 1. */
     if (options->input_map && options->compression != Q2S_COMPRESSION_NONE)

@@ -437,10 +437,8 @@ int q2s_source_open_qemu_nbd(const char *path,
     q->source.reread_costly = q->map.len == 0;
     /* Of an image that qemu-img map places nothing of in the file, the
      * reads stream, many in flight, as an NBD URI's do. */
-    if (q->map.len == 0 && q->nbd->ops->read_stream) {
+    if (q->map.len == 0 && q->nbd->ops->read_stream)
         q->ops.read_stream = qemu_nbd_read_stream;
-        q->source.ops = &q->ops;
-    }
     *source = &q->source;
     return 0;
 }
